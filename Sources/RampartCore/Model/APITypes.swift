@@ -1,0 +1,289 @@
+import Foundation
+
+// Wire types shared by the server and the CLI. Field names are the contract in docs/openapi.yaml.
+
+/// A request body whose keys are checked strictly: unknown fields are refused.
+public protocol APIRequest: Decodable, Sendable {
+    /// Every key the body may contain.
+    static var allowedKeys: Set<String> { get }
+}
+
+/// The body of every error response.
+public struct APIErrorBody: Codable, Sendable {
+    public var code: String
+    public var message: String
+    public init(code: String, message: String) {
+        self.code = code
+        self.message = message
+    }
+}
+
+/// A registered user.
+public struct UserInfo: Codable, Sendable, Equatable {
+    public var id: RampartID
+    public var email: String
+    public var serverAdministrator: Bool
+    public var createdAt: Date
+    public init(id: RampartID, email: String, serverAdministrator: Bool, createdAt: Date) {
+        self.id = id
+        self.email = email
+        self.serverAdministrator = serverAdministrator
+        self.createdAt = createdAt
+    }
+}
+
+/// `POST /v1/users/register`.
+public struct RegisterUserRequest: APIRequest, Encodable {
+    public static let allowedKeys: Set<String> = ["invitation", "publicKey"]
+    public var invitation: String
+    /// PEM SubjectPublicKeyInfo of the user's P-256 key.
+    public var publicKey: String
+    public init(invitation: String, publicKey: String) {
+        self.invitation = invitation
+        self.publicKey = publicKey
+    }
+}
+
+/// `POST /v1/auth/challenge`.
+public struct LoginChallengeRequest: APIRequest, Encodable {
+    public static let allowedKeys: Set<String> = ["userId"]
+    public var userId: RampartID
+    public init(userId: RampartID) { self.userId = userId }
+}
+
+/// A login challenge to sign.
+public struct LoginChallenge: Codable, Sendable {
+    public var challengeId: RampartID
+    public var nonce: String
+    public var expiresAt: Date
+    public init(challengeId: RampartID, nonce: String, expiresAt: Date) {
+        self.challengeId = challengeId
+        self.nonce = nonce
+        self.expiresAt = expiresAt
+    }
+
+    /// The exact bytes a user signs to answer a challenge.
+    public static func signedMessage(challengeId: RampartID, nonce: String) -> Data {
+        Data("rampart-login:v1:\(challengeId):\(nonce)".utf8)
+    }
+}
+
+/// `POST /v1/auth/token`.
+public struct LoginTokenRequest: APIRequest, Encodable {
+    public static let allowedKeys: Set<String> = ["challengeId", "signature"]
+    public var challengeId: RampartID
+    /// base64url DER ECDSA signature over ``LoginChallenge/signedMessage(challengeId:nonce:)``.
+    public var signature: String
+    public init(challengeId: RampartID, signature: String) {
+        self.challengeId = challengeId
+        self.signature = signature
+    }
+}
+
+/// A short-lived bearer token.
+public struct LoginToken: Codable, Sendable {
+    public var token: String
+    public var expiresAt: Date
+    public init(token: String, expiresAt: Date) {
+        self.token = token
+        self.expiresAt = expiresAt
+    }
+}
+
+/// A tenant as one user sees it.
+public struct TenantInfo: Codable, Sendable, Equatable {
+    public var id: RampartID
+    public var name: String
+    /// The caller's role in this tenant.
+    public var role: Role
+    public var createdAt: Date
+    public var updatedAt: Date
+    public init(id: RampartID, name: String, role: Role, createdAt: Date, updatedAt: Date) {
+        self.id = id
+        self.name = name
+        self.role = role
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// `POST /v1/tenants` and `PATCH /v1/tenants/{id}`.
+public struct TenantNameRequest: APIRequest, Encodable {
+    public static let allowedKeys: Set<String> = ["name"]
+    public var name: String
+    public init(name: String) { self.name = name }
+}
+
+/// `GET /v1/tenants`.
+public struct TenantList: Codable, Sendable {
+    public var tenants: [TenantInfo]
+    public init(tenants: [TenantInfo]) { self.tenants = tenants }
+}
+
+/// Whether a role assignment belongs to a registered user or waits on an invitation.
+public enum RoleAssignmentStatus: String, Codable, Sendable {
+    case active
+    case invited
+}
+
+/// One user's role in a tenant.
+public struct RoleAssignment: Codable, Sendable, Equatable {
+    public var email: String
+    public var role: Role
+    public var status: RoleAssignmentStatus
+    public var userId: RampartID?
+    public init(email: String, role: Role, status: RoleAssignmentStatus, userId: RampartID?) {
+        self.email = email
+        self.role = role
+        self.status = status
+        self.userId = userId
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(email, forKey: .email)
+        try c.encode(role, forKey: .role)
+        try c.encode(status, forKey: .status)
+        try c.encode(userId, forKey: .userId)  // explicit null, as the spec says
+    }
+}
+
+/// `GET /v1/tenants/{id}/roles`.
+public struct RoleList: Codable, Sendable {
+    public var roles: [RoleAssignment]
+    public init(roles: [RoleAssignment]) { self.roles = roles }
+}
+
+/// `POST /v1/tenants/{id}/roles`.
+public struct RoleAddRequest: APIRequest, Encodable {
+    public static let allowedKeys: Set<String> = ["email", "role"]
+    public var email: String
+    public var role: Role
+    public init(email: String, role: Role) {
+        self.email = email
+        self.role = role
+    }
+}
+
+/// The answer to a role grant: either active at once, or an invitation to pass on.
+public struct RoleGrant: Codable, Sendable {
+    public var email: String
+    public var role: Role
+    public var status: RoleAssignmentStatus
+    public var invitation: String?
+    public var expiresAt: Date?
+    public init(email: String, role: Role, status: RoleAssignmentStatus, invitation: String?, expiresAt: Date?) {
+        self.email = email
+        self.role = role
+        self.status = status
+        self.invitation = invitation
+        self.expiresAt = expiresAt
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(email, forKey: .email)
+        try c.encode(role, forKey: .role)
+        try c.encode(status, forKey: .status)
+        try c.encode(invitation, forKey: .invitation)
+        try c.encode(expiresAt, forKey: .expiresAt)
+    }
+}
+
+/// The lifecycle state of a tenant CA.
+public enum CAStatus: String, Codable, Sendable {
+    case active = "Active"
+    case inactive = "Inactive"
+    case revoked = "Revoked"
+}
+
+/// A tenant CA certificate as listed.
+public struct CACertificateInfo: Codable, Sendable, Equatable {
+    /// Lowercase hex SHA-256 of the DER certificate.
+    public var thumbprint: String
+    public var status: CAStatus
+    public var subject: String
+    public var notBefore: Date
+    public var notAfter: Date
+    public var createdAt: Date
+    public init(
+        thumbprint: String, status: CAStatus, subject: String, notBefore: Date, notAfter: Date, createdAt: Date
+    ) {
+        self.thumbprint = thumbprint
+        self.status = status
+        self.subject = subject
+        self.notBefore = notBefore
+        self.notAfter = notAfter
+        self.createdAt = createdAt
+    }
+}
+
+/// `GET /v1/tenants/{id}/ca-certificates`.
+public struct CACertificateList: Codable, Sendable {
+    public var certificates: [CACertificateInfo]
+    public init(certificates: [CACertificateInfo]) { self.certificates = certificates }
+}
+
+/// Encodings offered for certificate downloads.
+public enum CertificateFormat: String, Codable, Sendable, CaseIterable {
+    case pem
+    case der
+}
+
+/// `POST /v1/tenants/{id}/ca-certificates/{thumbprint}/proof`.
+public struct ProofRequest: APIRequest, Encodable {
+    public static let allowedKeys: Set<String> = ["verificationCode", "format"]
+    public var verificationCode: String
+    public var format: CertificateFormat?
+    public init(verificationCode: String, format: CertificateFormat? = nil) {
+        self.verificationCode = verificationCode
+        self.format = format
+    }
+}
+
+/// One audit log entry.
+public struct AuditEvent: Codable, Sendable, Equatable {
+    public var id: RampartID
+    public var time: Date
+    /// The acting user's email, or `system`.
+    public var actor: String
+    public var tenantId: RampartID?
+    public var action: String
+    public var target: String
+    /// `success`, or the error code of a refusal.
+    public var result: String
+    public init(
+        id: RampartID, time: Date, actor: String, tenantId: RampartID?, action: String, target: String, result: String
+    ) {
+        self.id = id
+        self.time = time
+        self.actor = actor
+        self.tenantId = tenantId
+        self.action = action
+        self.target = target
+        self.result = result
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(time, forKey: .time)
+        try c.encode(actor, forKey: .actor)
+        try c.encode(tenantId, forKey: .tenantId)
+        try c.encode(action, forKey: .action)
+        try c.encode(target, forKey: .target)
+        try c.encode(result, forKey: .result)
+    }
+}
+
+/// `GET /v1/tenants/{id}/audit`.
+public struct AuditList: Codable, Sendable {
+    public var events: [AuditEvent]
+    public init(events: [AuditEvent]) { self.events = events }
+}
+
+/// `GET /healthz`.
+public struct HealthStatus: Codable, Sendable {
+    public var status: String
+    public init(status: String) { self.status = status }
+}

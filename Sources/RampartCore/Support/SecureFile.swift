@@ -1,0 +1,36 @@
+import Foundation
+
+/// Writes files that hold secrets: created with the final mode, then renamed into place, so a crash never
+/// leaves a half-written or world-readable key.
+public enum SecureFile {
+    /// Writes `text` atomically with `mode`.
+    public static func write(_ text: String, to url: URL, mode: Int = 0o600) throws {
+        try write(Data(text.utf8), to: url, mode: mode)
+    }
+
+    /// Writes `data` atomically with `mode`.
+    public static func write(_ data: Data, to url: URL, mode: Int = 0o600) throws {
+        let temporary = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp")
+        let fm = FileManager.default
+        try? fm.removeItem(at: temporary)
+        guard fm.createFile(atPath: temporary.path, contents: data, attributes: [.posixPermissions: mode]) else {
+            throw RampartError(.configurationInvalid, "Cannot write \(url.path). Is the disk full or read-only?")
+        }
+        let handle = try FileHandle(forUpdating: temporary)
+        try handle.synchronize()
+        try handle.close()
+        if rename(temporary.path, url.path) != 0 {
+            throw RampartError(.configurationInvalid, "Cannot move \(temporary.path) into place: errno \(errno).")
+        }
+    }
+}
+
+/// Tells IP address literals from host names.
+public enum IPAddressText {
+    /// Whether `text` is an IPv4 or IPv6 literal.
+    public static func isIPAddress(_ text: String) -> Bool {
+        var v4 = in_addr()
+        var v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
+    }
+}

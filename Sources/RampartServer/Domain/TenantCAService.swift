@@ -1,0 +1,218 @@
+import Crypto
+import Foundation
+import RampartCore
+import RampartPKI
+import RampartStore
+import SwiftASN1
+import X509
+
+/// The tenant certificate authority: creation, rotation, revocation, downloads and proofs of possession.
+///
+/// Rotation follows Azure Sphere: each CA is valid two years; 90 days before the Active CA expires a
+/// successor is created as Inactive, and 45 days later it becomes Active. Both are in the bundle meanwhile,
+/// so relying parties that refresh the bundle never see a gap. The clock is injected, so tests move time.
+public struct TenantCAService: Sendable {
+    let context: DomainContext
+
+    public init(context: DomainContext) { self.context = context }
+
+    private var settings: ServerConfiguration.CertificateAuthoritySettings {
+        context.configuration.certificateAuthority
+    }
+
+    /// Creates a CA for a tenant inside the caller's transaction.
+    func createCA(tenant: RampartID, status: CAStatus, now: Date, activatesAt: Date, session: StoreSession)
+        async throws -> CARecord
+    {
+        let key = P256.Signing.PrivateKey()
+        let subject = try DistinguishedName {
+            OrganizationName("Rampart")
+            OrganizationalUnitName(tenant.description)
+            CommonName("Rampart Tenant CA \(Self.compactTimestamp(now))")
+        }
+        let certificate = try CertificateIssuer.makeRootCA(
+            subject: subject, key: key, notBefore: now, notAfter: now + settings.validity)
+        let id = RampartID()
+        let record = CARecord(
+            id: id, tenantID: tenant, thumbprint: try certificate.sha256Thumbprint, subject: subject.description,
+            certificateDER: try certificate.derBytes, sealedKey: try context.sealer.seal(key, owner: "ca:\(id)"),
+            status: status, notBefore: certificate.notValidBefore, notAfter: certificate.notValidAfter,
+            createdAt: now, activatesAt: activatesAt)
+        try await session.insertCA(record)
+        try await session.insertAuditEvent(
+            AuditEvent(
+                id: RampartID(), time: now, actor: "system", tenantId: tenant, action: "ca.create",
+                target: "\(record.thumbprint) \(status.rawValue)", result: "success"))
+        return record
+    }
+
+    /// Applies every rotation step that is due at the clock's time. Idempotent.
+    ///
+    /// - Returns: Whether anything changed.
+    @discardableResult
+    public func rotateIfDue(tenant: RampartID) async throws -> Bool {
+        let now = context.clock.now()
+        // A read first, so the common case (nothing due) takes no write lock.
+        let cas = try await context.store.read { session in try await session.cas(ofTenant: tenant) }
+        guard !cas.isEmpty, Self.nextStep(cas, now: now, settings: settings) != nil else { return false }
+        return try await context.store.transaction { session in
+            try await session.lockTenant(tenant)
+            var changed = false
+            // A clock that jumped far may make several steps due at once; each step strictly advances.
+            for _ in 0..<4 {
+                let current = try await session.cas(ofTenant: tenant)
+                guard let step = Self.nextStep(current, now: now, settings: settings) else { break }
+                try await apply(step, tenant: tenant, now: now, session: session)
+                changed = true
+            }
+            return changed
+        }
+    }
+
+    enum Step {
+        case createActive(retiring: CARecord?)
+        case createSuccessor
+        case promote(CARecord, retiring: CARecord?)
+    }
+
+    static func nextStep(
+        _ cas: [CARecord], now: Date, settings: ServerConfiguration.CertificateAuthoritySettings
+    ) -> Step? {
+        let usable = cas.filter { $0.status != .revoked && $0.notAfter > now }
+        let active = cas.first { $0.status == .active }
+        let successor = usable.filter { $0.status == .inactive && $0.createdAt >= (active?.createdAt ?? .distantPast) }
+            .max { $0.createdAt < $1.createdAt }
+        guard let active, active.notAfter > now else {
+            if let successor { return .promote(successor, retiring: active) }
+            return .createActive(retiring: active)
+        }
+        if let successor {
+            return now >= successor.activatesAt ? .promote(successor, retiring: active) : nil
+        }
+        return active.notAfter.timeIntervalSince(now) <= settings.successorLead ? .createSuccessor : nil
+    }
+
+    private func apply(_ step: Step, tenant: RampartID, now: Date, session: StoreSession) async throws {
+        switch step {
+        case .createActive(let retiring):
+            if let retiring { try await session.setCAStatus(id: retiring.id, .inactive) }
+            _ = try await createCA(tenant: tenant, status: .active, now: now, activatesAt: now, session: session)
+        case .createSuccessor:
+            _ = try await createCA(
+                tenant: tenant, status: .inactive, now: now, activatesAt: now + settings.activationDelay,
+                session: session)
+        case .promote(let successor, let retiring):
+            if let retiring { try await session.setCAStatus(id: retiring.id, .inactive) }
+            try await session.setCAStatus(id: successor.id, .active)
+            try await session.insertAuditEvent(
+                AuditEvent(
+                    id: RampartID(), time: now, actor: "system", tenantId: tenant, action: "ca.activate",
+                    target: successor.thumbprint, result: "success"))
+        }
+    }
+
+    /// The tenant's CAs, newest first.
+    public func list(tenant: RampartID, caller: UserRecord) async throws -> [CACertificateInfo] {
+        try await context.store.read { session in
+            _ = try await context.authorize(caller, tenant: tenant, .read, session: session)
+        }
+        try await rotateIfDue(tenant: tenant)
+        return try await context.store.read { session in try await session.cas(ofTenant: tenant) }.map(Self.info)
+    }
+
+    /// One CA by thumbprint, or the Active one for `active`.
+    public func certificate(tenant: RampartID, thumbprint: String, caller: UserRecord) async throws -> Certificate {
+        try await Certificate(derEncoded: record(tenant: tenant, thumbprint: thumbprint, caller: caller, .read).certificateDER)
+    }
+
+    /// Every CA that relying parties should trust: not revoked and not expired, as PEM.
+    public func bundle(tenant: RampartID, caller: UserRecord) async throws -> String {
+        try await context.store.read { session in
+            _ = try await context.authorize(caller, tenant: tenant, .read, session: session)
+        }
+        try await rotateIfDue(tenant: tenant)
+        let now = context.clock.now()
+        let cas = try await context.store.read { session in try await session.cas(ofTenant: tenant) }
+        return try cas.filter { $0.status != .revoked && $0.notAfter > now }
+            .map { try Certificate(derEncoded: $0.certificateDER).pemString }.joined()
+    }
+
+    /// A certificate with CN = `code`, signed by the CA's key, proving possession to DPS or IoT Hub.
+    public func proof(tenant: RampartID, thumbprint: String, code: String, caller: UserRecord) async throws
+        -> Certificate
+    {
+        guard (1...64).contains(code.count),
+            code.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_" || $0 == ".") })
+        else {
+            throw RampartError.invalidRequest("The verification code must be 1 to 64 letters, digits, '.', '-' or '_'.")
+        }
+        return try await context.audited(
+            Actor(user: caller), tenant: tenant, action: "ca.proof", target: "\(thumbprint) \(code)"
+        ) { session in
+            _ = try await context.authorize(caller, tenant: tenant, .create, session: session)
+            let record = try await Self.find(thumbprint, in: session.cas(ofTenant: tenant))
+            guard record.status != .revoked else {
+                throw RampartError.conflict(.conflict, "CA \(record.thumbprint) is revoked; it signs nothing more.")
+            }
+            let ca = try Certificate(derEncoded: record.certificateDER)
+            let now = context.clock.now()
+            return try CertificateIssuer.issueLeaf(
+                subject: try DistinguishedName { CommonName(code) }, publicKey: P256.Signing.PrivateKey().publicKey,
+                issuer: ca, issuerKey: try context.sealer.open(record.sealedKey, owner: "ca:\(record.id)"),
+                notBefore: now, notAfter: min(now + 24 * 3600, record.notAfter), profile: .plain)
+        }
+    }
+
+    /// Revokes a CA. Revoking the Active CA promotes a valid successor or creates a new Active CA at once.
+    public func revoke(tenant: RampartID, thumbprint: String, caller: UserRecord) async throws -> CACertificateInfo {
+        try await context.audited(Actor(user: caller), tenant: tenant, action: "ca.revoke", target: thumbprint) {
+            session in
+            _ = try await context.authorize(caller, tenant: tenant, .delete, session: session)
+            try await session.lockTenant(tenant)
+            let record = try await Self.find(thumbprint, in: session.cas(ofTenant: tenant))
+            guard record.status != .revoked else {
+                throw RampartError.conflict(.conflict, "CA \(record.thumbprint) is already revoked.")
+            }
+            let now = context.clock.now()
+            try await session.setCAStatus(id: record.id, .revoked, revokedAt: now)
+            if record.status == .active {
+                let remaining = try await session.cas(ofTenant: tenant)
+                if case .promote(let successor, _) = Self.nextStep(remaining, now: now, settings: settings) {
+                    try await session.setCAStatus(id: successor.id, .active)
+                } else {
+                    _ = try await createCA(tenant: tenant, status: .active, now: now, activatesAt: now, session: session)
+                }
+            }
+            var revoked = record
+            revoked.status = .revoked
+            revoked.revokedAt = now
+            return Self.info(revoked)
+        }
+    }
+
+    private func record(tenant: RampartID, thumbprint: String, caller: UserRecord, _ permission: Permission)
+        async throws -> CARecord
+    {
+        try await context.store.read { session in
+            _ = try await context.authorize(caller, tenant: tenant, permission, session: session)
+            return try await Self.find(thumbprint, in: session.cas(ofTenant: tenant))
+        }
+    }
+
+    static func find(_ thumbprint: String, in cas: [CARecord]) throws -> CARecord {
+        let wanted = thumbprint.lowercased()
+        let match = wanted == "active" ? cas.first { $0.status == .active } : cas.first { $0.thumbprint == wanted }
+        guard let match else { throw RampartError.notFound("CA certificate \(thumbprint.prefix(64))") }
+        return match
+    }
+
+    static func info(_ record: CARecord) -> CACertificateInfo {
+        CACertificateInfo(
+            thumbprint: record.thumbprint, status: record.status, subject: record.subject,
+            notBefore: record.notBefore, notAfter: record.notAfter, createdAt: record.createdAt)
+    }
+
+    static func compactTimestamp(_ date: Date) -> String {
+        Timestamp.format(date).replacingOccurrences(of: "-", with: "").replacingOccurrences(of: ":", with: "")
+    }
+}

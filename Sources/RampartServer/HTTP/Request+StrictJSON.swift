@@ -1,0 +1,77 @@
+import Foundation
+import Hummingbird
+import NIOCore
+import NIOFoundationCompat
+import RampartCore
+
+extension Request {
+    /// Decodes a JSON body strictly: bounded in size, an object, no unknown fields, every field well typed.
+    ///
+    /// - Throws: ``RampartError`` `bodyTooLarge`, `malformedJSON`, `unknownField` or `invalidRequest`.
+    func decodeStrict<T: APIRequest>(_ type: T.Type, limit: Int) async throws -> T {
+        var request = self
+        let buffer: ByteBuffer
+        do {
+            buffer = try await request.collectBody(upTo: limit)
+        } catch let error as HTTPError where error.status == .contentTooLarge {
+            throw RampartError(.bodyTooLarge, "The request body exceeds \(limit) bytes.", status: 413)
+        }
+        let data = Data(buffer: buffer)
+        let object: Any
+        do {
+            object = try JSONSerialization.jsonObject(with: data, options: [])
+        } catch {
+            throw RampartError(.malformedJSON, "The request body is not valid JSON.")
+        }
+        guard let dictionary = object as? [String: Any] else {
+            throw RampartError(.malformedJSON, "The request body must be a JSON object.")
+        }
+        let unknown = Set(dictionary.keys).subtracting(T.allowedKeys).sorted()
+        if !unknown.isEmpty {
+            throw RampartError(
+                .unknownField,
+                "Unknown field\(unknown.count == 1 ? "" : "s") \(unknown.map { "'\($0.prefix(64))'" }.joined(separator: ", ")). Allowed: \(T.allowedKeys.sorted().joined(separator: ", ")).")
+        }
+        do {
+            return try JSONCoding.decoder().decode(T.self, from: data)
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw RampartError.invalidRequest("The field '\(key.stringValue)' is required.")
+        } catch let DecodingError.typeMismatch(_, context), let DecodingError.valueNotFound(_, context) {
+            throw RampartError.invalidRequest("The field '\(context.codingPath.map(\.stringValue).joined(separator: "."))' has the wrong type.")
+        } catch let DecodingError.dataCorrupted(context) {
+            let field = context.codingPath.map(\.stringValue).joined(separator: ".")
+            throw RampartError.invalidRequest("The field '\(field)' is invalid: \(context.debugDescription).")
+        } catch {
+            throw RampartError.invalidRequest("The request body does not match the expected shape.")
+        }
+    }
+}
+
+extension Parameters {
+    /// A path parameter that must be a UUID; anything else is a 404, as an unknown object would be.
+    func requireID(_ name: String, what: String) throws -> RampartID {
+        guard let text = self.get(name), let id = RampartID(text) else {
+            throw RampartError.notFound(what)
+        }
+        return id
+    }
+
+    /// A percent-decoded path parameter.
+    func requireDecoded(_ name: String) throws -> String {
+        guard let text = self.get(name), let decoded = text.removingPercentEncoding else {
+            throw RampartError.invalidRequest("The path parameter '\(name)' is malformed.")
+        }
+        return decoded
+    }
+}
+
+/// Builds non-JSON responses (certificates, PEM bundles, YAML).
+enum FileResponse {
+    static func make(_ bytes: [UInt8], contentType: String, filename: String? = nil) -> Response {
+        var headers: HTTPFields = [.contentType: contentType]
+        if let filename {
+            headers[.contentDisposition] = "attachment; filename=\"\(filename)\""
+        }
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+}

@@ -1,0 +1,148 @@
+import Crypto
+import Foundation
+import Hummingbird
+import HummingbirdTLS
+import Logging
+import NIOCore
+import NIOSSL
+import RampartCore
+import RampartPKI
+import RampartStore
+import ServiceLifecycle
+import X509
+
+/// The assembled security service: store, domain services, HTTP application and background jobs.
+///
+/// ```swift
+/// let runtime = try await ServerRuntime(configuration: configuration, logger: logger)
+/// let group = ServiceGroup(configuration: .init(services: runtime.services(), gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+/// try await group.run()
+/// ```
+public struct ServerRuntime: Sendable {
+    public let configuration: ServerConfiguration
+    public let store: Store
+    public let context: DomainContext
+    public let users: UserService
+    public let tenants: TenantService
+    public let certificateAuthority: TenantCAService
+    let tokens: TokenAuthority
+
+    /// Opens the store and builds the domain services. Nothing runs until ``services(onServerRunning:)``'s
+    /// services are run.
+    ///
+    /// - Throws: ``RampartError`` `configurationInvalid` for a bad master key or TLS material.
+    public init(configuration: ServerConfiguration, clock: any WallClock = SystemWallClock(), logger: Logger)
+        async throws
+    {
+        let sealer = try KeySealer(base64: configuration.masterKey)
+        // Invitations pin the chain's self-signed root, when it has one (a development certificate). Chains
+        // from a public CA end below their root, and clients use the system trust store for those.
+        let root = (try? Certificate.parseBundle(pem: configuration.tlsCertificatePEM))?.last
+        let pin = root.flatMap { $0.issuer == $0.subject ? try? $0.sha256Thumbprint : nil }
+        self.configuration = configuration
+        store = try await Store.open(configuration.store, logger: logger)
+        context = DomainContext(
+            store: store, clock: clock, sealer: sealer, configuration: configuration, logger: logger, tlsPin: pin)
+        tokens = await TokenAuthority(sealer: sealer, clock: clock, lifetime: configuration.limits.tokenLifetime)
+        users = UserService(context: context, tokens: tokens)
+        tenants = TenantService(context: context)
+        certificateAuthority = TenantCAService(context: context)
+    }
+
+    /// The router with every route and middleware.
+    ///
+    /// - Parameter extraRoutes: Lets tests add routes (for example a slow one to test graceful shutdown).
+    public func makeRouter(extraRoutes: (@Sendable (Router<RampartRequestContext>) -> Void)? = nil)
+        -> Router<RampartRequestContext>
+    {
+        let router = Router(context: RampartRequestContext.self)
+        // Outermost first: log and measure what the client finally receives, errors included.
+        router.add(middleware: RequestLogMiddleware())
+        router.add(middleware: MetricsMiddleware())
+        router.add(middleware: ErrorMiddleware())
+        let routes = APIRoutes(
+            users: users, tenants: tenants, certificateAuthority: certificateAuthority,
+            bodyLimit: configuration.limits.maximumBodyBytes)
+        routes.addPublic(to: router)
+        extraRoutes?(router)
+        routes.addAuthenticated(to: router.group().add(middleware: AuthenticationMiddleware(tokens: tokens, store: store)))
+        return router
+    }
+
+    /// Every long-running part, in start order: the store first, so it is shut down last.
+    ///
+    /// - Parameter onServerRunning: Called with the bound port once the server accepts connections.
+    public func services(
+        onServerRunning: @escaping @Sendable (Int) async -> Void = { _ in },
+        extraRoutes: (@Sendable (Router<RampartRequestContext>) -> Void)? = nil
+    ) throws -> [any Service] {
+        _ = MetricsRegistry.shared
+        var tls = TLSConfiguration.makeServerConfiguration(
+            certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(configuration.tlsCertificatePEM.utf8)).map { .certificate($0) },
+            privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(configuration.tlsKeyPEM.utf8), format: .pem)))
+        tls.minimumTLSVersion = .tlsv12
+        var application = Application(
+            router: makeRouter(extraRoutes: extraRoutes),
+            server: try .tls(.http1(), tlsConfiguration: tls),
+            configuration: .init(
+                address: .hostname(configuration.host, port: configuration.port), serverName: "rampart"),
+            onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
+            logger: context.logger)
+        let store = store
+        application.beforeServerStarts { try await store.migrate() }
+        return [store, application, CARotationService(certificateAuthority: certificateAuthority, store: store, logger: context.logger)]
+    }
+
+    /// The routes the server answers, for the test that compares them with docs/openapi.yaml.
+    public func routeTable() -> [(method: String, path: String)] {
+        makeRouter().routes.map { (method: $0.method.rawValue, path: $0.path.description) }
+    }
+
+    /// The embedded OpenAPI document.
+    public static var openAPIDocument: String { OpenAPIDocument.yaml }
+}
+
+/// Checks every tenant's CA lifecycle periodically, so successors appear and activate on time even when no
+/// one is looking at the CA list.
+struct CARotationService: Service {
+    let certificateAuthority: TenantCAService
+    let store: Store
+    let logger: Logger
+
+    func run() async throws {
+        let interval = certificateAuthority.context.configuration.certificateAuthority.checkInterval
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                let tenants = try await store.read { session in try await session.allTenantIDs() }
+                for tenant in tenants {
+                    if try await certificateAuthority.rotateIfDue(tenant: tenant) {
+                        logger.info("Tenant CA rotated", metadata: ["tenant": "\(tenant)"])
+                    }
+                }
+            } catch {
+                logger.warning("CA rotation check failed; will retry", metadata: ["error": "\(error)"])
+            }
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
+        }
+    }
+}
+
+/// One structured log line per request, with route, status and duration.
+struct RequestLogMiddleware: RouterMiddleware {
+    typealias Context = RampartRequestContext
+
+    func handle(
+        _ request: Request, context: Context, next: (Request, Context) async throws -> Response
+    ) async throws -> Response {
+        let start = ContinuousClock.now
+        let response = try await next(request, context)
+        let elapsed = ContinuousClock.now - start
+        context.logger.info(
+            "request",
+            metadata: [
+                "method": "\(request.method)", "path": "\(request.uri.path)", "status": "\(response.status.code)",
+                "ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
+            ])
+        return response
+    }
+}

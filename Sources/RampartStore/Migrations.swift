@@ -1,0 +1,89 @@
+import Foundation
+import Logging
+import SQLKit
+
+/// Versioned, forward-only schema migrations, written once for SQLite and PostgreSQL.
+///
+/// Each migration runs inside the caller's transaction with its version recorded in `rampart_schema`, so a
+/// crash half-way leaves the schema where it was. Never edit a shipped migration: add a new one.
+enum Migrations {
+    struct Migration {
+        let version: Int
+        let name: String
+        let statements: [String]
+    }
+
+    static let all: [Migration] = [
+        Migration(
+            version: 1, name: "tenants, users, roles, invitations, login challenges, tenant CAs, audit",
+            statements: [
+                """
+                CREATE TABLE tenants (
+                    id TEXT PRIMARY KEY, name TEXT NOT NULL,
+                    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE users (
+                    id TEXT PRIMARY KEY, email TEXT NOT NULL UNIQUE, public_key TEXT NOT NULL,
+                    server_admin BIGINT NOT NULL, created_at BIGINT NOT NULL)
+                """,
+                """
+                CREATE TABLE tenant_roles (
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id), user_id TEXT NOT NULL REFERENCES users(id),
+                    role TEXT NOT NULL, created_at BIGINT NOT NULL, PRIMARY KEY (tenant_id, user_id))
+                """,
+                """
+                CREATE TABLE invitations (
+                    id TEXT PRIMARY KEY, secret_hash TEXT NOT NULL, email TEXT, tenant_id TEXT REFERENCES tenants(id),
+                    role TEXT, server_admin BIGINT NOT NULL, created_by TEXT, created_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL, used_at BIGINT, used_by TEXT)
+                """,
+                "CREATE INDEX invitations_tenant_email ON invitations (tenant_id, email)",
+                """
+                CREATE TABLE login_challenges (
+                    id TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users(id), nonce TEXT NOT NULL,
+                    expires_at BIGINT NOT NULL, used_at BIGINT)
+                """,
+                """
+                CREATE TABLE ca_certificates (
+                    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                    thumbprint TEXT NOT NULL UNIQUE, subject TEXT NOT NULL, certificate_der TEXT NOT NULL,
+                    sealed_key TEXT NOT NULL, status TEXT NOT NULL, not_before BIGINT NOT NULL,
+                    not_after BIGINT NOT NULL, created_at BIGINT NOT NULL, activates_at BIGINT NOT NULL,
+                    revoked_at BIGINT)
+                """,
+                "CREATE INDEX ca_certificates_tenant ON ca_certificates (tenant_id)",
+                """
+                CREATE TABLE audit_events (
+                    id TEXT PRIMARY KEY, time BIGINT NOT NULL, actor TEXT NOT NULL, tenant_id TEXT,
+                    action TEXT NOT NULL, target TEXT NOT NULL, result TEXT NOT NULL)
+                """,
+                "CREATE INDEX audit_events_tenant_time ON audit_events (tenant_id, time)",
+            ]),
+    ]
+
+    static func currentVersion(on db: any SQLDatabase) async throws -> Int {
+        try await db.raw(
+            "CREATE TABLE IF NOT EXISTS rampart_schema (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+        ).run()
+        let row = try await db.raw("SELECT MAX(version) AS version FROM rampart_schema").first()
+        return Int(try row?.decode(column: "version", as: Int64?.self) ?? 0)
+    }
+
+    static func apply(on db: any SQLDatabase, logger: Logger) async throws {
+        let current = try await currentVersion(on: db)
+        for migration in all where migration.version > current {
+            logger.info("Applying schema migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
+            for statement in migration.statements {
+                try await db.raw(SQLQueryString(statement)).run()
+            }
+            let now = Int64(Date().timeIntervalSince1970 * 1000)
+            try await db.raw(
+                "INSERT INTO rampart_schema (version, name, applied_at) VALUES (\(bind: Int64(migration.version)), \(bind: migration.name), \(bind: now))"
+            ).run()
+        }
+    }
+
+    /// The newest version this build knows.
+    static var latestVersion: Int { all.map(\.version).max() ?? 0 }
+}

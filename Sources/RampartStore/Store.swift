@@ -1,0 +1,140 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import NIOSSL
+import PostgresKit
+import RampartCore
+import SQLKit
+import SQLiteKit
+import ServiceLifecycle
+
+/// The one data-access layer. Every query is written once against SQLKit and runs on SQLite or PostgreSQL.
+///
+/// The store is a `Service`: for PostgreSQL its `run()` drives the connection pool, so it must run in the
+/// same `ServiceGroup` as whatever uses it. Use ``transaction(_:)`` for every write: the body either commits
+/// as a whole or not at all.
+public final class Store: Service, Sendable {
+    private enum Backend: Sendable {
+        case sqlite(SQLiteConnection, AsyncSerialLock)
+        case postgres(PostgresClient)
+    }
+
+    private let backend: Backend
+    private let logger: Logger
+    /// Where the data lives.
+    public let location: StoreLocation
+
+    private init(backend: Backend, location: StoreLocation, logger: Logger) {
+        self.backend = backend
+        self.location = location
+        self.logger = logger
+    }
+
+    /// Opens the store. Call ``migrate()`` once ``run()`` is running.
+    ///
+    /// - Throws: ``RampartError`` `storeUnavailable` when the database cannot be opened.
+    public static func open(_ location: StoreLocation, logger: Logger) async throws -> Store {
+        switch location {
+        case .sqlite(let path):
+            do {
+                let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+                let db = connection.sql(queryLogLevel: nil)
+                // WAL lets readers run beside the writer; FULL makes every acknowledged commit survive a crash.
+                _ = try await db.raw("PRAGMA journal_mode=WAL").all()
+                try await db.raw("PRAGMA synchronous=FULL").run()
+                try await db.raw("PRAGMA foreign_keys=ON").run()
+                try await db.raw("PRAGMA busy_timeout=5000").run()
+                return Store(backend: .sqlite(connection, AsyncSerialLock()), location: location, logger: logger)
+            } catch {
+                throw RampartError(
+                    .storeUnavailable, "Cannot open the SQLite database at \(path): \(error)", status: 503)
+            }
+        case .postgres(let pg):
+            let tls: PostgresClient.Configuration.TLS =
+                switch pg.tlsMode {
+                case .disable: .disable
+                case .prefer: .prefer(.makeClientConfiguration())
+                case .require: .require(.makeClientConfiguration())
+                }
+            var configuration = PostgresClient.Configuration(
+                host: pg.host, port: pg.port, username: pg.username, password: pg.password, database: pg.database,
+                tls: tls)
+            configuration.options.maximumConnections = 16
+            let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
+            return Store(backend: .postgres(client), location: location, logger: logger)
+        }
+    }
+
+    /// Drives the backend until cancelled or until graceful shutdown, then closes it.
+    public func run() async throws {
+        switch backend {
+        case .postgres(let client):
+            await client.run()
+        case .sqlite(let connection, _):
+            try? await gracefulShutdown()
+            // The future-based close is not cancellable, so the connection is closed even when the task was cancelled.
+            try await connection.close().get()
+        }
+    }
+
+    /// Runs `body` in one transaction, committing when it returns and rolling back when it throws.
+    ///
+    /// - Throws: What `body` throws, or ``RampartError`` `storeUnavailable` when the database fails.
+    public func transaction<T: Sendable>(_ body: @Sendable (StoreSession) async throws -> T) async throws -> T {
+        switch backend {
+        case .sqlite(let connection, let lock):
+            return try await lock.withLock {
+                try await Self.inTransaction(connection.sql(queryLogLevel: nil), immediate: true, body)
+            }
+        case .postgres(let client):
+            return try await client.withConnection { connection in
+                try await Self.inTransaction(connection.sql(queryLogLevel: nil), immediate: false, body)
+            }
+        }
+    }
+
+    /// Runs read-only `body` against a consistent view.
+    public func read<T: Sendable>(_ body: @Sendable (StoreSession) async throws -> T) async throws -> T {
+        switch backend {
+        case .sqlite(let connection, let lock):
+            return try await lock.withLock { try await body(StoreSession(db: connection.sql(queryLogLevel: nil))) }
+        case .postgres(let client):
+            return try await client.withConnection { connection in
+                try await body(StoreSession(db: connection.sql(queryLogLevel: nil)))
+            }
+        }
+    }
+
+    private static func inTransaction<T>(
+        _ db: any SQLDatabase, immediate: Bool, _ body: @Sendable (StoreSession) async throws -> T
+    ) async throws -> T {
+        // BEGIN IMMEDIATE takes SQLite's write lock up front, so two processes on one file never deadlock
+        // upgrading read locks.
+        try await db.raw(immediate ? "BEGIN IMMEDIATE" : "BEGIN").run()
+        do {
+            let result = try await body(StoreSession(db: db))
+            try await db.raw("COMMIT").run()
+            return result
+        } catch {
+            try? await db.raw("ROLLBACK").run()
+            throw error
+        }
+    }
+
+    /// Brings the schema up to the newest version. Safe to call from several replicas at once.
+    public func migrate() async throws {
+        try await transaction { session in
+            if case .postgres = location {
+                // Serialise concurrent replicas starting against one database.
+                try await session.db.raw("SELECT pg_advisory_xact_lock(7342001)").run()
+            }
+            try await Migrations.apply(on: session.db, logger: logger)
+        }
+    }
+
+    /// The schema version the database is at.
+    public func schemaVersion() async throws -> Int {
+        try await read { session in try await Migrations.currentVersion(on: session.db) }
+    }
+}

@@ -1,0 +1,80 @@
+import Foundation
+import RampartCore
+
+/// Where the store keeps its data: an SQLite file (the default) or a PostgreSQL database shared by replicas.
+public enum StoreLocation: Sendable, Equatable, CustomStringConvertible {
+    /// An SQLite database file, opened in WAL mode.
+    case sqlite(path: String)
+    /// A PostgreSQL server.
+    case postgres(PostgresLocation)
+
+    /// Parses `--database`: a `postgres://` URL, or an SQLite path or `sqlite://` URL.
+    ///
+    /// - Throws: ``RampartError`` `configurationInvalid` for anything else.
+    public init(parsing text: String) throws {
+        if text.hasPrefix("postgres://") || text.hasPrefix("postgresql://") {
+            self = .postgres(try PostgresLocation(url: text))
+        } else if text.hasPrefix("sqlite://") {
+            self = .sqlite(path: String(text.dropFirst("sqlite://".count)))
+        } else if text.contains("://") {
+            throw RampartError(
+                .configurationInvalid, "Unsupported database URL '\(text)'. Use postgres://… or an SQLite file path.")
+        } else {
+            self = .sqlite(path: text)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .sqlite(let path): "sqlite:\(path)"
+        case .postgres(let location): location.description
+        }
+    }
+}
+
+/// The parts of a `postgres://user[:password]@host[:port]/database[?sslmode=…]` URL.
+public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
+    public enum TLSMode: String, Sendable { case disable, prefer, require }
+    public var host: String
+    public var port: Int
+    public var username: String
+    public var password: String?
+    public var database: String
+    public var tlsMode: TLSMode
+
+    /// Parses a PostgreSQL URL.
+    ///
+    /// - Throws: ``RampartError`` `configurationInvalid` naming the missing part.
+    public init(url text: String) throws {
+        guard let components = URLComponents(string: text), let host = components.host, !host.isEmpty else {
+            throw RampartError(.configurationInvalid, "The database URL '\(text)' has no host.")
+        }
+        guard let user = components.user, !user.isEmpty else {
+            throw RampartError(.configurationInvalid, "The database URL '\(text)' names no user (postgres://USER@host/db).")
+        }
+        let database = String(components.path.drop(while: { $0 == "/" }))
+        guard !database.isEmpty else {
+            throw RampartError(.configurationInvalid, "The database URL '\(text)' names no database (…/DBNAME).")
+        }
+        let mode = components.queryItems?.first(where: { $0.name == "sslmode" })?.value ?? "prefer"
+        guard let tlsMode = TLSMode(rawValue: mode == "verify-full" ? "require" : mode) else {
+            throw RampartError(.configurationInvalid, "Unsupported sslmode '\(mode)'. Use disable, prefer or require.")
+        }
+        self.host = host
+        self.port = components.port ?? 5432
+        self.username = user
+        self.password = components.password
+        self.database = database
+        self.tlsMode = tlsMode
+    }
+
+    /// The URL with the password hidden, for logs.
+    public var description: String { "postgres://\(username)@\(host):\(port)/\(database)" }
+
+    /// The same server with another database name.
+    public func withDatabase(_ name: String) -> PostgresLocation {
+        var copy = self
+        copy.database = name
+        return copy
+    }
+}

@@ -1,0 +1,4 @@
+import Foundation
+import RampartCLI
+
+exit(await RampartCommand.main(arguments: nil))
