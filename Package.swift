@@ -30,6 +30,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
         .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
         .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .target(
@@ -110,9 +111,17 @@ let package = Package(
             name: "RampartTestKit",
             dependencies: [
                 "RampartCore", "RampartPKI", "RampartStore", "RampartServer", "RampartCLI",
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Logging", package: "swift-log"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RampartCoreTests",
+            dependencies: ["RampartCore"],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -127,7 +136,12 @@ let package = Package(
         ),
         .testTarget(
             name: "RampartServerTests",
-            dependencies: ["RampartServer", "RampartCLI", "RampartTestKit"],
+            dependencies: [
+                "RampartServer", "RampartCLI", "RampartTestKit",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "JWTKit", package: "jwt-kit"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
     ]

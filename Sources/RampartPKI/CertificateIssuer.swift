@@ -27,7 +27,7 @@ public enum CertificateIssuer {
         let publicKey = Certificate.PublicKey(key.publicKey)
         return try Certificate(
             version: .v3,
-            serialNumber: Certificate.SerialNumber(),
+            serialNumber: randomSerialNumber(),
             publicKey: publicKey,
             notValidBefore: notBefore - backdate,
             notValidAfter: notAfter,
@@ -72,7 +72,7 @@ public enum CertificateIssuer {
         let authorityKeyID = try issuer.extensions.subjectKeyIdentifier?.keyIdentifier
         return try Certificate(
             version: .v3,
-            serialNumber: Certificate.SerialNumber(),
+            serialNumber: randomSerialNumber(),
             publicKey: leafKey,
             notValidBefore: notBefore - backdate,
             notValidAfter: notAfter,
@@ -122,6 +122,14 @@ public enum CertificateIssuer {
             }, publicKey: key.publicKey, issuer: ca, issuerKey: caKey, notBefore: now, notAfter: now + validity,
             profile: .server(dnsNames: hostnames, ipAddresses: ipAddresses))
         return (ca, server, key)
+    }
+
+    /// A random positive serial of 16 bytes. RFC 5280 allows at most 20 octets and linters require the value
+    /// to stay below 2^159, so the top bit is cleared and the next one set to keep the length fixed.
+    public static func randomSerialNumber() -> Certificate.SerialNumber {
+        var bytes = (0..<16).map { _ in UInt8.random(in: 0...255) }
+        bytes[0] = (bytes[0] & 0x7f) | 0x40
+        return Certificate.SerialNumber(bytes: bytes)
     }
 
     static func ipAddressName(_ text: String) -> GeneralName? {

@@ -13,9 +13,9 @@ import X509
 /// out, errors turned back into ``RampartError``, and automatic sign-in with the user's key when the cached
 /// token is missing or expired.
 public final class APIClient: Sendable {
-    let baseURL: URL
-    let profile: ClientProfile
-    private let http: HTTPClient
+    package let baseURL: URL
+    package let profile: ClientProfile
+    private let tls: TLSConfiguration
 
     /// Creates a client for `profile`'s server, or `server` when given.
     ///
@@ -37,50 +37,54 @@ public final class APIClient: Sendable {
             tls.trustRoots = .certificates(pinned)
             tls.certificateVerification = .noHostnameVerification
         }
-        var configuration = HTTPClient.Configuration(tlsConfiguration: tls)
-        configuration.timeout = .init(connect: .seconds(10), read: .seconds(60))
-        configuration.httpVersion = .http1Only
-        http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
-    }
-
-    /// Releases connections. Call once done.
-    public func shutdown() async {
-        try? await http.shutdown()
+        self.tls = tls
     }
 
     // MARK: Requests
 
     /// The HTTP methods the API uses.
-    enum Method: String, Sendable {
+    package enum Method: String, Sendable {
         case GET, POST, PATCH, DELETE
         var nio: HTTPMethod { HTTPMethod(rawValue: rawValue) }
     }
 
     /// A raw response.
-    struct RawResponse {
-        var status: Int
-        var contentType: String?
-        var body: [UInt8]
+    package struct RawResponse: Sendable {
+        package var status: Int
+        package var contentType: String?
+        package var body: [UInt8]
     }
 
-    func send(
+    package func send(
         _ method: Method, _ path: String, body: (any Encodable & Sendable)? = nil, authenticated: Bool = true
+    ) async throws -> RawResponse {
+        let bytes = try body.map { Array(try JSONCoding.encoder().encode($0)) }
+        return try await send(method, path, rawBody: bytes, authenticated: authenticated)
+    }
+
+    /// Sends `rawBody` as JSON as it is, which tests use to send malformed bodies.
+    package func send(
+        _ method: Method, _ path: String, rawBody: [UInt8]?, authenticated: Bool = true, bearer: String? = nil
     ) async throws -> RawResponse {
         var attempt = 0
         while true {
             var request = HTTPClientRequest(url: baseURL.absoluteString.trimmingSuffix("/") + path)
             request.method = method.nio
-            if let body {
+            // The shared client pools connections per TLS configuration and needs no shutdown.
+            request.tlsConfiguration = tls
+            if let rawBody {
                 request.headers.add(name: "Content-Type", value: "application/json")
-                request.body = .bytes(ByteBuffer(data: try JSONCoding.encoder().encode(body)))
+                request.body = .bytes(ByteBuffer(bytes: rawBody))
             }
-            if authenticated {
+            if let bearer {
+                request.headers.add(name: "Authorization", value: "Bearer \(bearer)")
+            } else if authenticated {
                 request.headers.add(name: "Authorization", value: "Bearer \(try await token(forceRefresh: attempt > 0))")
             }
             let response: HTTPClientResponse
             let bytes: ByteBuffer
             do {
-                response = try await http.execute(request, timeout: .seconds(60))
+                response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
                 bytes = try await response.body.collect(upTo: 64 * 1024 * 1024)
             } catch let error as RampartError {
                 throw error
@@ -92,7 +96,7 @@ public final class APIClient: Sendable {
             let raw = RawResponse(
                 status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
                 body: Array(buffer: bytes))
-            if raw.status == 401 && authenticated && attempt == 0 {
+            if raw.status == 401 && authenticated && bearer == nil && attempt == 0 {
                 attempt += 1  // the cached token was refused: sign in again once
                 continue
             }
@@ -101,7 +105,7 @@ public final class APIClient: Sendable {
         }
     }
 
-    func json<T: Decodable>(
+    package func json<T: Decodable>(
         _ type: T.Type, _ method: Method, _ path: String, body: (any Encodable & Sendable)? = nil,
         authenticated: Bool = true
     ) async throws -> T {
@@ -123,7 +127,7 @@ public final class APIClient: Sendable {
     // MARK: Sign-in
 
     /// A valid session token: the cached one, or a new one from signing a challenge with the user key.
-    func token(forceRefresh: Bool = false) async throws -> String {
+    package func token(forceRefresh: Bool = false) async throws -> String {
         if !forceRefresh, let cached = try? String(contentsOf: profile.tokenFile, encoding: .utf8) {
             let parts = cached.split(separator: "\n")
             if parts.count == 2, let expiry = Timestamp.parse(String(parts[1])), expiry > Date() + 30 {

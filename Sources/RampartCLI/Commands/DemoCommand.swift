@@ -53,21 +53,15 @@ struct DemoCommand: AsyncParsableCommand {
 
             let profile = try ClientProfile.load(from: home)
             let client = try APIClient(profile: profile)
-            do {
-                let tenant = try await client.json(
-                    TenantInfo.self, .POST, "/v1/tenants", body: TenantNameRequest(name: "Demo Fleet"))
-                var selected = profile
-                selected.tenant = tenant.id
-                try selected.save()
-                print("3. Created tenant '\(tenant.name)' (\(tenant.id)) with its certificate authority.")
-                let cas = try await client.json(CACertificateList.self, .GET, "/v1/tenants/\(tenant.id)/ca-certificates")
-                for ca in cas.certificates {
-                    print("   Tenant CA \(ca.status.rawValue): SHA-256 \(ca.thumbprint), valid until \(Timestamp.format(ca.notAfter))")
-                }
-                await client.shutdown()
-            } catch {
-                await client.shutdown()
-                throw error
+            let tenant = try await client.json(
+                TenantInfo.self, .POST, "/v1/tenants", body: TenantNameRequest(name: "Demo Fleet"))
+            var selected = profile
+            selected.tenant = tenant.id
+            try selected.save()
+            print("3. Created tenant '\(tenant.name)' (\(tenant.id)) with its certificate authority.")
+            let cas = try await client.json(CACertificateList.self, .GET, "/v1/tenants/\(tenant.id)/ca-certificates")
+            for ca in cas.certificates {
+                print("   Tenant CA \(ca.status.rawValue): SHA-256 \(ca.thumbprint), valid until \(Timestamp.format(ca.notAfter))")
             }
             print(
                 """
@@ -80,10 +74,10 @@ struct DemoCommand: AsyncParsableCommand {
                   swift run rampart tenant audit list
                 """)
             if once {
-                print("Setup complete; stopping (--once).")
-                await group.triggerGracefulShutdown()
+            print("Setup complete; stopping (--once).")
+            await group.triggerGracefulShutdown()
             } else {
-                print("\nPress Ctrl-C to stop the demo and remove its data.")
+            print("\nPress Ctrl-C to stop the demo and remove its data.")
             }
             try await tasks.next()
             tasks.cancelAll()

@@ -18,18 +18,10 @@ struct GlobalOptions: ParsableArguments {
 
     func profile() throws -> ClientProfile { try ClientProfile.load() }
 
-    /// Runs `body` with a client, always releasing it.
+    /// Runs `body` with a client for the chosen server.
     func withClient<T>(_ body: (APIClient, ClientProfile) async throws -> T) async throws -> T {
         let profile = try profile()
-        let client = try APIClient(profile: profile, server: server)
-        do {
-            let result = try await body(client, profile)
-            await client.shutdown()
-            return result
-        } catch {
-            await client.shutdown()
-            throw error
-        }
+        return try await body(try APIClient(profile: profile, server: server), profile)
     }
 
     /// The tenant to act on.

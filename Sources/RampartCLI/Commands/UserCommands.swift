@@ -25,8 +25,9 @@ struct RegisterUserCommand: AsyncParsableCommand {
 }
 
 /// The steps of registration, shared by `register-user` and `demo`.
-enum Registration {
-    static func register(server: String, invitation text: String, directory: URL) async throws -> UserInfo {
+package enum Registration {
+    /// Pins the server certificate, creates the user key and registers it; shared by `register-user` and `demo`.
+    package static func register(server: String, invitation text: String, directory: URL) async throws -> UserInfo {
         let invitation = try InvitationToken(parsing: text)
         guard let url = URL(string: server), url.scheme == "https" else {
             throw RampartError.invalidRequest("The server URL must start with https://.")
@@ -55,9 +56,7 @@ enum Registration {
                 UserInfo.self, .POST, "/v1/users/register",
                 body: RegisterUserRequest(invitation: text, publicKey: key.publicKey.pemRepresentation),
                 authenticated: false)
-            await client.shutdown()
         } catch {
-            await client.shutdown()
             try? FileManager.default.removeItem(at: pending)
             throw error
         }
@@ -88,6 +87,7 @@ enum PEMBlock {
 /// `rampart login`.
 struct LoginCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "login",
         abstract: "Sign a server challenge with your key and cache a session token (valid at most 1 h).")
 
     @OptionGroup var global: GlobalOptions

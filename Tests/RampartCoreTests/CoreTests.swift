@@ -1,0 +1,51 @@
+import Foundation
+import RampartCore
+import Testing
+
+@Suite("Names")
+struct NameTests {
+    @Test("valid names are accepted and trimmed", arguments: ["Contoso", "Field Test 2", "a-b_c", String(repeating: "x", count: 50)])
+    func accepts(_ name: String) throws {
+        #expect(try Name.validated(" \(name) ") == name)
+    }
+
+    @Test("invalid names give invalidName", arguments: ["", "   ", String(repeating: "x", count: 51), "bad/name", "émoji", "tab\tname", "new\nline"])
+    func refuses(_ name: String) {
+        #expect(throws: RampartError(.invalidName, "")) { try Name.validated(name) }
+    }
+}
+
+@Suite("Wire formats")
+struct WireFormatTests {
+    @Test("identifiers encode in lowercase")
+    func lowercaseIDs() throws {
+        let id = RampartID(UUID(uuidString: "ABCDEF01-2345-6789-ABCD-EF0123456789")!)
+        let data = try JSONCoding.encoder().encode([id])
+        #expect(String(decoding: data, as: UTF8.self) == #"["abcdef01-2345-6789-abcd-ef0123456789"]"#)
+    }
+
+    @Test("dates round-trip as RFC 3339 UTC")
+    func dates() throws {
+        let date = Date(timeIntervalSince1970: 1_795_000_000)
+        #expect(Timestamp.format(date) == "2026-11-18T11:06:40Z")
+        #expect(Timestamp.parse("2026-11-18T11:06:40Z") == date)
+        #expect(Timestamp.parse("2026-11-18T11:06:40.500Z") != nil)
+        #expect(Timestamp.parse("yesterday") == nil)
+    }
+
+    @Test("roles parse case-insensitively and order by power")
+    func roles() throws {
+        #expect(try Role(parsing: "contributor") == .contributor)
+        #expect(Role.reader < Role.contributor && Role.contributor < Role.administrator)
+        #expect(throws: RampartError(.invalidRequest, "")) { try Role(parsing: "Owner") }
+        #expect(Permission.delete.minimumRole == .administrator)
+        #expect(Permission.create.minimumRole == .contributor)
+    }
+
+    @Test("errors compare by code and describe themselves as code: message")
+    func errors() {
+        let error = RampartError(.notFound, "Tenant x was not found.", status: 404)
+        #expect(error == RampartError(.notFound, "other"))
+        #expect(error.description == "notFound: Tenant x was not found.")
+    }
+}
