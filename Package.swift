@@ -137,8 +137,11 @@ let package = Package(
         .testTarget(
             name: "RampartServerTests",
             dependencies: [
-                "RampartServer", "RampartCLI", "RampartTestKit",
+                "RampartServer", "RampartCLI", "RampartTestKit", "RampartStore", "RampartPKI",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "X509", package: "swift-certificates"),
+                .product(name: "SwiftASN1", package: "swift-asn1"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],

@@ -110,6 +110,8 @@ struct CARotationService: Service {
     let logger: Logger
 
     func run() async throws {
+        // The HTTP server migrates before it starts; this job may start first, and migrating is idempotent.
+        try await store.migrate()
         let interval = certificateAuthority.context.configuration.certificateAuthority.checkInterval
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             do {

@@ -13,6 +13,8 @@ extension Request {
         let buffer: ByteBuffer
         do {
             buffer = try await request.collectBody(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw RampartError(.bodyTooLarge, "The request body exceeds \(limit) bytes.", status: 413)
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw RampartError(.bodyTooLarge, "The request body exceeds \(limit) bytes.", status: 413)
         }

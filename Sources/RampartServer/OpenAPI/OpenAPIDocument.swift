@@ -863,5 +863,6 @@ components:
           type: array
           items:
             $ref: "#/components/schemas/AuditEvent"
+
 """#
 }
