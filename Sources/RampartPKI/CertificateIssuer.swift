@@ -66,7 +66,8 @@ public enum CertificateIssuer {
     /// - Throws: If the certificate cannot be built.
     public static func issueLeaf(
         subject: DistinguishedName, publicKey: P256.Signing.PublicKey, issuer: Certificate,
-        issuerKey: P256.Signing.PrivateKey, notBefore: Date, notAfter: Date, profile: LeafProfile
+        issuerKey: P256.Signing.PrivateKey, notBefore: Date, notAfter: Date, profile: LeafProfile,
+        backdate: TimeInterval = CertificateIssuer.backdate
     ) throws -> Certificate {
         let leafKey = Certificate.PublicKey(publicKey)
         let authorityKeyID = try issuer.extensions.subjectKeyIdentifier?.keyIdentifier

@@ -25,6 +25,8 @@ public struct ServerRuntime: Sendable {
     public let users: UserService
     public let tenants: TenantService
     public let certificateAuthority: TenantCAService
+    public let attestation: AttestationService
+    public let devices: DeviceService
     let tokens: TokenAuthority
 
     /// Opens the store and builds the domain services. Nothing runs until ``services(onServerRunning:)``'s
@@ -47,6 +49,8 @@ public struct ServerRuntime: Sendable {
         users = UserService(context: context, tokens: tokens)
         tenants = TenantService(context: context)
         certificateAuthority = TenantCAService(context: context)
+        attestation = try AttestationService(context: context, certificateAuthority: certificateAuthority)
+        devices = DeviceService(context: context)
     }
 
     /// The router with every route and middleware.
@@ -63,9 +67,14 @@ public struct ServerRuntime: Sendable {
         let routes = APIRoutes(
             users: users, tenants: tenants, certificateAuthority: certificateAuthority,
             bodyLimit: configuration.limits.maximumBodyBytes)
+        let deviceRoutes = DeviceRoutes(
+            attestation: attestation, devices: devices, bodyLimit: configuration.limits.maximumBodyBytes)
         routes.addPublic(to: router)
+        deviceRoutes.addPublic(to: router)
         extraRoutes?(router)
-        routes.addAuthenticated(to: router.group().add(middleware: AuthenticationMiddleware(tokens: tokens, store: store)))
+        let authenticated = router.group().add(middleware: AuthenticationMiddleware(tokens: tokens, store: store))
+        routes.addAuthenticated(to: authenticated)
+        deviceRoutes.addAuthenticated(to: authenticated)
         return router
     }
 

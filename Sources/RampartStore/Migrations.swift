@@ -60,6 +60,36 @@ enum Migrations {
                 """,
                 "CREATE INDEX audit_events_tenant_time ON audit_events (tenant_id, time)",
             ]),
+        Migration(
+            version: 2, name: "devices, attestation nonces, reference values, error events",
+            statements: [
+                """
+                CREATE TABLE devices (
+                    id TEXT PRIMARY KEY, tenant_id TEXT REFERENCES tenants(id), claimed_at BIGINT,
+                    first_seen_at BIGINT, last_seen_at BIGINT, hwmodel TEXT, swname TEXT, swversion TEXT,
+                    last_attestation_at BIGINT, last_result TEXT, certificate_not_after BIGINT, measurements TEXT)
+                """,
+                "CREATE INDEX devices_tenant ON devices (tenant_id)",
+                """
+                CREATE TABLE attestation_nonces (
+                    nonce TEXT PRIMARY KEY, device_id TEXT NOT NULL, expires_at BIGINT NOT NULL, used_at BIGINT)
+                """,
+                "CREATE INDEX attestation_nonces_expiry ON attestation_nonces (expires_at)",
+                """
+                CREATE TABLE reference_values (
+                    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), sha256 TEXT NOT NULL,
+                    version TEXT NOT NULL, description TEXT NOT NULL, created_at BIGINT NOT NULL, revoked_at BIGINT,
+                    UNIQUE (tenant_id, sha256))
+                """,
+                """
+                CREATE TABLE error_events (
+                    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), device_id TEXT NOT NULL,
+                    event_type TEXT NOT NULL, event_class TEXT NOT NULL, description TEXT NOT NULL,
+                    event_count BIGINT NOT NULL, first_at BIGINT NOT NULL, last_at BIGINT NOT NULL,
+                    UNIQUE (tenant_id, device_id, event_type, event_class, description))
+                """,
+                "CREATE INDEX error_events_tenant_last ON error_events (tenant_id, last_at)",
+            ]),
     ]
 
     static func currentVersion(on db: any SQLDatabase) async throws -> Int {

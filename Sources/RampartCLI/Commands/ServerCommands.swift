@@ -84,6 +84,8 @@ struct ServerCommand: AsyncParsableCommand {
         @Option(help: "The PEM key for --tls-cert (default: DATA_DIR/tls/server-key.pem).") var tlsKey: String?
         @Option(help: "Log format: json or text.") var logFormat: String = "json"
         @Option(help: "Log level: trace, debug, info, notice, warning, error, critical.") var logLevel: String = "info"
+        @Option(help: "A trusted manufacturer root (PEM); repeatable. DATA_DIR/manufacturer-roots/*.pem are trusted too.")
+        var manufacturerRoot: [String] = []
 
         func run() async throws {
             guard let format = StructuredLogHandler.Format(rawValue: logFormat),
@@ -107,6 +109,10 @@ struct ServerCommand: AsyncParsableCommand {
             }
             configuration.tlsCertificatePEM = certificate
             configuration.tlsKeyPEM = key
+            configuration.manufacturerRoots = try directory.manufacturerRoots(extra: manufacturerRoot)
+            if configuration.manufacturerRoots.isEmpty {
+                logger.warning("No manufacturer roots are configured: every attestation will be refused (endorsementUntrusted). Pass --manufacturer-root.")
+            }
             let runtime = try await ServerRuntime(configuration: configuration, logger: logger)
             let (host, store) = (configuration.host, configuration.store)
             let services = try runtime.services(onServerRunning: { port in

@@ -6,7 +6,10 @@ import RampartCore
 struct TenantCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "tenant", abstract: "Create, list, select and update tenants; read their audit log.",
-        subcommands: [Create.self, List.self, Select.self, ShowSelected.self, Update.self, Audit.self])
+        subcommands: [
+            Create.self, List.self, Select.self, ShowSelected.self, Update.self, Audit.self, RuntimeAllowCommand.self,
+            DownloadErrorReportCommand.self,
+        ])
 
     struct Create: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Create a tenant (server administrators only).")

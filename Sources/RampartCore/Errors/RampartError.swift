@@ -53,6 +53,7 @@ extension RampartError.Code {
     public static let lastAdministrator: Self = "lastAdministrator"
     public static let certificateInvalid: Self = "certificateInvalid"
     public static let storeUnavailable: Self = "storeUnavailable"
+    public static let serverUnreachable: Self = "serverUnreachable"
     public static let configurationInvalid: Self = "configurationInvalid"
     public static let internalError: Self = "internalError"
 }

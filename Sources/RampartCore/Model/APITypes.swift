@@ -287,3 +287,260 @@ public struct HealthStatus: Codable, Sendable {
     public var status: String
     public init(status: String) { self.status = status }
 }
+
+// MARK: - Devices and attestation
+
+/// `POST /v1/attestation/challenge`.
+public struct AttestationChallengeRequest: APIRequest, Encodable {
+    public static let allowedKeys: Set<String> = ["deviceId"]
+    public var deviceId: String
+    public init(deviceId: String) { self.deviceId = deviceId }
+}
+
+/// A single-use attestation nonce.
+public struct AttestationChallenge: Codable, Sendable {
+    /// base64url, 32 bytes.
+    public var nonce: String
+    public var expiresAt: Date
+    public init(nonce: String, expiresAt: Date) {
+        self.nonce = nonce
+        self.expiresAt = expiresAt
+    }
+}
+
+/// `POST /v1/attestation`.
+public struct AttestationRequest: APIRequest, Encodable {
+    public static let allowedKeys: Set<String> = ["evidence"]
+    /// The EAT as a compact JWS.
+    public var evidence: String
+    public init(evidence: String) { self.evidence = evidence }
+}
+
+/// A successful attestation: the 24 h device certificate and when to come back.
+public struct AttestationResult: Codable, Sendable {
+    /// PEM certificates: the device certificate, then the issuing tenant CA.
+    public var certificateChain: [String]
+    public var notAfter: Date
+    public var tenantId: RampartID
+    public var productId: RampartID?
+    public var deviceGroupId: RampartID?
+    public var repositoryURL: String?
+    public var nextAttestationAfter: Date
+    public init(
+        certificateChain: [String], notAfter: Date, tenantId: RampartID, productId: RampartID?,
+        deviceGroupId: RampartID?, repositoryURL: String?, nextAttestationAfter: Date
+    ) {
+        self.certificateChain = certificateChain
+        self.notAfter = notAfter
+        self.tenantId = tenantId
+        self.productId = productId
+        self.deviceGroupId = deviceGroupId
+        self.repositoryURL = repositoryURL
+        self.nextAttestationAfter = nextAttestationAfter
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(certificateChain, forKey: .certificateChain)
+        try c.encode(notAfter, forKey: .notAfter)
+        try c.encode(tenantId, forKey: .tenantId)
+        try c.encode(productId, forKey: .productId)
+        try c.encode(deviceGroupId, forKey: .deviceGroupId)
+        try c.encode(repositoryURL, forKey: .repositoryURL)
+        try c.encode(nextAttestationAfter, forKey: .nextAttestationAfter)
+    }
+}
+
+/// `POST /v1/tenants/{id}/devices`: claim a device.
+public struct DeviceClaimRequest: APIRequest, Encodable {
+    public static let allowedKeys: Set<String> = ["deviceId"]
+    public var deviceId: String
+    public init(deviceId: String) { self.deviceId = deviceId }
+}
+
+/// A device as its tenant sees it.
+public struct DeviceInfo: Codable, Sendable, Equatable {
+    public var id: String
+    public var tenantId: RampartID
+    public var claimedAt: Date?
+    public var firstSeenAt: Date?
+    public var lastSeenAt: Date?
+    public var hardwareModel: String?
+    public var softwareVersion: String?
+    public var lastAttestationAt: Date?
+    /// `success` or the refusal code of the last attestation.
+    public var lastAttestationResult: String?
+    public var certificateNotAfter: Date?
+    public init(
+        id: String, tenantId: RampartID, claimedAt: Date?, firstSeenAt: Date?, lastSeenAt: Date?,
+        hardwareModel: String?, softwareVersion: String?, lastAttestationAt: Date?, lastAttestationResult: String?,
+        certificateNotAfter: Date?
+    ) {
+        self.id = id
+        self.tenantId = tenantId
+        self.claimedAt = claimedAt
+        self.firstSeenAt = firstSeenAt
+        self.lastSeenAt = lastSeenAt
+        self.hardwareModel = hardwareModel
+        self.softwareVersion = softwareVersion
+        self.lastAttestationAt = lastAttestationAt
+        self.lastAttestationResult = lastAttestationResult
+        self.certificateNotAfter = certificateNotAfter
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(id, forKey: .id)
+        try c.encode(tenantId, forKey: .tenantId)
+        try c.encode(claimedAt, forKey: .claimedAt)
+        try c.encode(firstSeenAt, forKey: .firstSeenAt)
+        try c.encode(lastSeenAt, forKey: .lastSeenAt)
+        try c.encode(hardwareModel, forKey: .hardwareModel)
+        try c.encode(softwareVersion, forKey: .softwareVersion)
+        try c.encode(lastAttestationAt, forKey: .lastAttestationAt)
+        try c.encode(lastAttestationResult, forKey: .lastAttestationResult)
+        try c.encode(certificateNotAfter, forKey: .certificateNotAfter)
+    }
+}
+
+/// `GET /v1/tenants/{id}/devices`.
+public struct DeviceList: Codable, Sendable {
+    public var devices: [DeviceInfo]
+    public init(devices: [DeviceInfo]) { self.devices = devices }
+}
+
+/// `POST /v1/tenants/{id}/reference-values`: accept a runtime digest for attestation.
+public struct ReferenceValueRequest: APIRequest, Encodable {
+    public static let allowedKeys: Set<String> = ["sha256", "version", "description"]
+    public var sha256: String
+    public var version: String
+    public var description: String?
+    public init(sha256: String, version: String, description: String? = nil) {
+        self.sha256 = sha256
+        self.version = version
+        self.description = description
+    }
+}
+
+/// An accepted or revoked runtime digest.
+public struct ReferenceValue: Codable, Sendable, Equatable {
+    public var sha256: String
+    public var version: String
+    public var description: String
+    /// `accepted` or `revoked`.
+    public var status: String
+    public var createdAt: Date
+    public init(sha256: String, version: String, description: String, status: String, createdAt: Date) {
+        self.sha256 = sha256
+        self.version = version
+        self.description = description
+        self.status = status
+        self.createdAt = createdAt
+    }
+}
+
+/// `GET /v1/tenants/{id}/reference-values`.
+public struct ReferenceValueList: Codable, Sendable {
+    public var referenceValues: [ReferenceValue]
+    public init(referenceValues: [ReferenceValue]) { self.referenceValues = referenceValues }
+}
+
+/// One row of the error report, with the columns Azure Sphere's report has.
+public struct ErrorReportRow: Codable, Sendable, Equatable {
+    public var deviceId: String
+    public var eventType: String
+    public var eventClass: String
+    public var eventCount: Int
+    public var description: String
+    public var startTimestamp: Date
+    public var endTimestamp: Date
+    public init(
+        deviceId: String, eventType: String, eventClass: String, eventCount: Int, description: String,
+        startTimestamp: Date, endTimestamp: Date
+    ) {
+        self.deviceId = deviceId
+        self.eventType = eventType
+        self.eventClass = eventClass
+        self.eventCount = eventCount
+        self.description = description
+        self.startTimestamp = startTimestamp
+        self.endTimestamp = endTimestamp
+    }
+}
+
+/// `GET /v1/tenants/{id}/error-report`.
+public struct ErrorReport: Codable, Sendable {
+    public var events: [ErrorReportRow]
+    public init(events: [ErrorReportRow]) { self.events = events }
+
+    /// The report as CSV with a header row, fields quoted where needed (RFC 4180).
+    public var csv: String {
+        func field(_ text: String) -> String {
+            text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
+                ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
+        }
+        var lines = ["Device ID,Event Type,Event Class,Event Count,Description,Start Timestamp,End Timestamp"]
+        for row in events {
+            lines.append(
+                [row.deviceId, row.eventType, row.eventClass, String(row.eventCount), row.description,
+                 Timestamp.format(row.startTimestamp), Timestamp.format(row.endTimestamp)].map(field).joined(separator: ","))
+        }
+        return lines.joined(separator: "\r\n") + "\r\n"
+    }
+}
+
+/// What `rampart doctor` found about a device.
+public struct DeviceDiagnosis: Codable, Sendable {
+    /// One thing wrong (or right), in plain words.
+    public struct Finding: Codable, Sendable, Equatable {
+        /// A stable code, e.g. `notClaimed` or `measurementUnknown:runtime`.
+        public var code: String
+        public var explanation: String
+        public var remedy: String
+        public init(code: String, explanation: String, remedy: String) {
+            self.code = code
+            self.explanation = explanation
+            self.remedy = remedy
+        }
+    }
+
+    public var deviceId: String
+    /// Whether the device can get a certificate as things stand.
+    public var healthy: Bool
+    public var findings: [Finding]
+    public init(deviceId: String, healthy: Bool, findings: [Finding]) {
+        self.deviceId = deviceId
+        self.healthy = healthy
+        self.findings = findings
+    }
+}
+
+/// What a device's local management API reports (`rampart device show-status`).
+public struct DeviceStatus: Codable, Sendable, Equatable {
+    public var deviceId: String
+    public var tenantId: RampartID?
+    public var certificateNotAfter: Date?
+    /// Whether the stored certificate is valid now; an expired one is never used.
+    public var certificateValid: Bool
+    public var lastAttestationAt: Date?
+    /// `success`, or the refusal or error code.
+    public var lastAttestationResult: String?
+    public var lastAttestationMessage: String?
+    public var nextAttestationAt: Date?
+    public var consecutiveFailures: Int
+    public init(
+        deviceId: String, tenantId: RampartID? = nil, certificateNotAfter: Date? = nil, certificateValid: Bool = false,
+        lastAttestationAt: Date? = nil, lastAttestationResult: String? = nil, lastAttestationMessage: String? = nil,
+        nextAttestationAt: Date? = nil, consecutiveFailures: Int = 0
+    ) {
+        self.deviceId = deviceId
+        self.tenantId = tenantId
+        self.certificateNotAfter = certificateNotAfter
+        self.certificateValid = certificateValid
+        self.lastAttestationAt = lastAttestationAt
+        self.lastAttestationResult = lastAttestationResult
+        self.lastAttestationMessage = lastAttestationMessage
+        self.nextAttestationAt = nextAttestationAt
+        self.consecutiveFailures = consecutiveFailures
+    }
+}

@@ -23,6 +23,23 @@ public struct DataDirectory: Sendable {
     public var tlsCertificateFile: URL { url.appendingPathComponent("tls/server.pem") }
     public var tlsKeyFile: URL { url.appendingPathComponent("tls/server-key.pem") }
     public var sqliteFile: URL { url.appendingPathComponent("rampart.sqlite") }
+    /// Every `.pem` here is a trusted manufacturer root.
+    public var manufacturerRootsDirectory: URL { url.appendingPathComponent("manufacturer-roots") }
+
+    /// The manufacturer roots configured in the data directory plus `extra` files, as PEM texts.
+    ///
+    /// - Throws: ``RampartError`` `configurationInvalid` for a file that cannot be read.
+    public func manufacturerRoots(extra: [String]) throws -> [String] {
+        let fm = FileManager.default
+        let listed = (try? fm.contentsOfDirectory(atPath: manufacturerRootsDirectory.path)) ?? []
+        let files = listed.filter { $0.hasSuffix(".pem") }.sorted().map { manufacturerRootsDirectory.appendingPathComponent($0).path }
+        return try (files + extra).map { path in
+            guard let pem = try? String(contentsOfFile: path, encoding: .utf8), pem.contains("BEGIN CERTIFICATE") else {
+                throw RampartError(.configurationInvalid, "The manufacturer root \(path) is not a readable PEM certificate.")
+            }
+            return pem
+        }
+    }
 
     /// Whether `init` has run here.
     public var isInitialized: Bool { FileManager.default.fileExists(atPath: tlsCertificateFile.path) }

@@ -20,6 +20,8 @@ public struct ServerConfiguration: Sendable {
     public var store: StoreLocation = .sqlite(path: "rampart.sqlite")
     /// The master key that seals CA keys and signs session tokens (base64, 32 bytes).
     public var masterKey: String = ""
+    /// Manufacturer roots (PEM) whose endorsements the server accepts at attestation.
+    public var manufacturerRoots: [String] = []
     /// Limits and lifetimes.
     public var limits = Limits()
     /// Tenant CA lifecycle.
@@ -38,6 +40,12 @@ public struct ServerConfiguration: Sendable {
         public var loginChallengeLifetime: TimeInterval = 60
         /// How long an invitation stays valid.
         public var invitationLifetime: TimeInterval = 7 * 24 * 3600
+        /// How long an attestation nonce may be answered.
+        public var attestationNonceLifetime: TimeInterval = 60
+        /// How long a device certificate is valid.
+        public var deviceCertificateLifetime: TimeInterval = 24 * 3600
+        /// When a device should attest again after a success.
+        public var attestationInterval: TimeInterval = 20 * 3600
         public init() {}
     }
 

@@ -163,6 +163,27 @@ public struct TenantCAService: Sendable {
         }
     }
 
+    /// Issues a device certificate from the tenant's Active CA: CN = device ID, EKU clientAuth, exactly the
+    /// configured lifetime, starting five minutes ago to absorb clock skew.
+    ///
+    /// - Returns: The certificate and the CA that issued it.
+    func issueDeviceCertificate(tenant: RampartID, deviceID: String, publicKey: P256.Signing.PublicKey) async throws
+        -> (certificate: Certificate, issuer: Certificate)
+    {
+        try await rotateIfDue(tenant: tenant)
+        let cas = try await context.store.read { session in try await session.cas(ofTenant: tenant) }
+        let record = try Self.find("active", in: cas)
+        let ca = try Certificate(derEncoded: record.certificateDER)
+        let now = context.clock.now()
+        let start = now - CertificateIssuer.backdate
+        let end = min(start + context.configuration.limits.deviceCertificateLifetime, record.notAfter)
+        let certificate = try CertificateIssuer.issueLeaf(
+            subject: try DistinguishedName { CommonName(deviceID) }, publicKey: publicKey, issuer: ca,
+            issuerKey: try context.sealer.open(record.sealedKey, owner: "ca:\(record.id)"), notBefore: start,
+            notAfter: end, profile: .client, backdate: 0)
+        return (certificate, ca)
+    }
+
     /// Revokes a CA. Revoking the Active CA promotes a valid successor or creates a new Active CA at once.
     public func revoke(tenant: RampartID, thumbprint: String, caller: UserRecord) async throws -> CACertificateInfo {
         try await context.audited(Actor(user: caller), tenant: tenant, action: "ca.revoke", target: thumbprint) {

@@ -9,7 +9,8 @@ info:
   version: 0.1.0
   description: |
     Rampart is a self-hosted security service: it manages tenants, role
-    assignments, per-tenant certificate authorities (CAs) and an audit log.
+    assignments, per-tenant certificate authorities (CAs), devices and their
+    daily attestation, and an audit log.
 
     Authentication is password-less:
 
@@ -21,6 +22,11 @@ info:
        ECDSA P-256 / SHA-256 and `POST /v1/auth/token` with the base64url
        encoded DER signature to obtain a bearer token (JWT).
     4. Send `Authorization: Bearer <token>` on every authenticated request.
+
+    Devices do not log in: they attest. A device asks for a single-use nonce
+    with `POST /v1/attestation/challenge`, then sends signed evidence to
+    `POST /v1/attestation` and, if the tenant that claimed it accepts its
+    measurements, receives a short-lived device certificate from the tenant CA.
 
     Errors are always returned as `application/json` with the `Error` schema.
     Request bodies are strict: unknown fields are rejected with
@@ -39,6 +45,10 @@ tags:
     description: Tenant certificate authorities.
   - name: audit
     description: Tenant audit log.
+  - name: attestation
+    description: Device attestation (no user token; devices prove themselves with evidence).
+  - name: devices
+    description: Tenant devices, attestation reference values and the error report.
 
 security:
   - bearerAuth: []
@@ -166,6 +176,83 @@ paths:
             application/json:
               schema:
                 $ref: "#/components/schemas/Token"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/attestation/challenge:
+    post:
+      operationId: createAttestationChallenge
+      summary: Obtain a single-use attestation nonce for a device.
+      description: >-
+        The nonce is bound to the device and must be answered with evidence
+        (`POST /v1/attestation`) before `expiresAt`, about a minute later.
+      tags: [attestation]
+      security: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/AttestationChallengeRequest"
+      responses:
+        "200":
+          description: A nonce to put in the evidence.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/AttestationChallenge"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/attestation:
+    post:
+      operationId: attest
+      summary: Appraise device evidence and issue a device certificate.
+      description: |
+        `evidence` is an Entity Attestation Token (EAT) as a compact JWS,
+        signed with ES256 by the device identity key, with the identity key's
+        endorsement chain in the `x5c` header. Its claims carry the device ID
+        (`ueid`), the nonce from `POST /v1/attestation/challenge`
+        (`eat_nonce`), the measurements of the software the device runs, and
+        the fresh public key (`cnf`) to certify.
+
+        Evidence is appraised in a fixed order (nonce, signature, endorsement
+        chain, claim, measurements) and the first failure is returned as the
+        error `code`:
+
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 400 | `evidenceMalformed` | The evidence is not a well-formed token. |
+        | 403 | `nonceUnknown` | The nonce was not issued by this server, or was issued to another device. |
+        | 403 | `nonceExpired` | The nonce expired before the evidence arrived. |
+        | 403 | `nonceReplayed` | The nonce was already used. |
+        | 403 | `signatureInvalid` | The signature does not verify with the endorsed identity key, or is not ES256. |
+        | 403 | `endorsementUntrusted` | The endorsement chain does not lead to a trusted manufacturer root, or is not for this device. |
+        | 403 | `notClaimed` | No tenant has claimed the device. |
+        | 403 | `measurementUnknown:<component>` | The component's digest and version are not among the tenant's accepted reference values. |
+        | 403 | `measurementRevoked:<component>` | The tenant revoked the reference value of the component's digest. |
+
+        On success the device receives its certificate chain and should
+        attest again after `nextAttestationAfter`.
+      tags: [attestation]
+      security: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/AttestationRequest"
+      responses:
+        "200":
+          description: The evidence was accepted and a device certificate issued.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/AttestationResult"
+        "400":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
         "4XX":
           $ref: "#/components/responses/Error"
 
@@ -524,6 +611,214 @@ paths:
         "4XX":
           $ref: "#/components/responses/Error"
 
+  /v1/tenants/{tenantId}/devices:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+    get:
+      operationId: listDevices
+      summary: List the devices a tenant has claimed.
+      tags: [devices]
+      responses:
+        "200":
+          description: The tenant's devices.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/DeviceList"
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+    post:
+      operationId: claimDevice
+      summary: Claim a device for a tenant.
+      description: >-
+        A device may be claimed before it ever attested. Claiming a device the
+        tenant already holds returns it unchanged. When another tenant holds
+        the device the request fails with 409 `alreadyClaimed`, without saying
+        which tenant.
+      tags: [devices]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/DeviceClaimRequest"
+      responses:
+        "201":
+          description: The device is claimed by this tenant.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/Device"
+        "401":
+          $ref: "#/components/responses/Error"
+        "409":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/devices/{deviceId}:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/DeviceId"
+    get:
+      operationId: getDevice
+      summary: Get a device of a tenant.
+      description: >-
+        404 when the tenant does not hold the device.
+      tags: [devices]
+      responses:
+        "200":
+          description: The device.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/Device"
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/devices/{deviceId}/diagnosis:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/DeviceId"
+    get:
+      operationId: diagnoseDevice
+      summary: Explain whether a device can get a certificate, and what to do if not.
+      description: >-
+        The findings behind `rampart doctor`: each names a stable code (the
+        attestation refusal codes, e.g. `notClaimed` or
+        `measurementUnknown:<component>`), explains it in plain words and
+        suggests a remedy.
+      tags: [devices]
+      responses:
+        "200":
+          description: The diagnosis.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/DeviceDiagnosis"
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/reference-values:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+    get:
+      operationId: listReferenceValues
+      summary: List a tenant's accepted and revoked reference values.
+      tags: [devices]
+      responses:
+        "200":
+          description: The tenant's reference values.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/ReferenceValueList"
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+    post:
+      operationId: addReferenceValue
+      summary: Accept a software digest for attestation.
+      description: >-
+        Devices of this tenant attest successfully only while every measured
+        component's SHA-256 and version match an accepted reference value.
+        The digest is stored in lowercase.
+      tags: [devices]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/ReferenceValueRequest"
+      responses:
+        "201":
+          description: The reference value is accepted.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/ReferenceValue"
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/reference-values/{sha256}:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/ReferenceValueSha256"
+    delete:
+      operationId: revokeReferenceValue
+      summary: Revoke a reference value.
+      description: >-
+        The reference value stays listed with `status` revoked; devices that
+        run software with this digest are refused with
+        `measurementRevoked:<component>` from their next attestation on.
+      tags: [devices]
+      responses:
+        "204":
+          description: The reference value was revoked.
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/error-report:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+    get:
+      operationId: getErrorReport
+      summary: Download a tenant's device error report as CSV or JSON.
+      description: >-
+        Attestation refusals of the tenant's devices (event type
+        `DeviceAttestationFailure`, class `Attestation`, the refusal code as
+        description), identical events folded into counts. Refusals whose
+        origin the server cannot prove (bad signature or endorsement) are
+        attributed to no device and are not reported.
+      tags: [devices]
+      parameters:
+        - name: format
+          in: query
+          required: false
+          description: Encoding of the report.
+          schema:
+            type: string
+            enum: [csv, json]
+            default: csv
+        - name: deviceId
+          in: query
+          required: false
+          description: Only report events of this device.
+          schema:
+            $ref: "#/components/schemas/DeviceId"
+      responses:
+        "200":
+          description: >-
+            The report: `text/csv; charset=utf-8` (RFC 4180, CRLF line ends,
+            header row `Device ID,Event Type,Event Class,Event Count,Description,Start Timestamp,End Timestamp`)
+            for `format=csv`, `application/json` for `format=json`.
+          content:
+            text/csv:
+              schema:
+                type: string
+                description: >-
+                  CSV with the header row `Device ID,Event Type,Event
+                  Class,Event Count,Description,Start Timestamp,End
+                  Timestamp`, one row per event.
+            application/json:
+              schema:
+                $ref: "#/components/schemas/ErrorReport"
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
 components:
   securitySchemes:
     bearerAuth:
@@ -550,6 +845,25 @@ components:
       schema:
         type: string
         pattern: "^([0-9a-f]{64}|active)$"
+    DeviceId:
+      name: deviceId
+      in: path
+      required: true
+      description: >-
+        Device ID: SHA-256 of the device identity public key, 64 lowercase hex
+        digits. A malformed ID gets 400, a device the tenant does not hold 404.
+      schema:
+        $ref: "#/components/schemas/DeviceId"
+    ReferenceValueSha256:
+      name: sha256
+      in: path
+      required: true
+      description: >-
+        SHA-256 digest of the reference value, 64 hex digits in either case.
+        404 when the tenant has no such reference value.
+      schema:
+        type: string
+        pattern: "^[0-9a-fA-F]{64}$"
 
   responses:
     Error:
@@ -863,6 +1177,263 @@ components:
           type: array
           items:
             $ref: "#/components/schemas/AuditEvent"
+
+    DeviceId:
+      type: string
+      pattern: "^[0-9a-f]{64}$"
+      description: >-
+        Device ID: SHA-256 of the DER device identity public key, lowercase
+        hex.
+
+    Sha256:
+      type: string
+      pattern: "^[0-9a-f]{64}$"
+      description: SHA-256 digest, lowercase hex.
+
+    AttestationChallengeRequest:
+      type: object
+      additionalProperties: false
+      required: [deviceId]
+      properties:
+        deviceId:
+          $ref: "#/components/schemas/DeviceId"
+
+    AttestationChallenge:
+      type: object
+      additionalProperties: false
+      required: [nonce, expiresAt]
+      properties:
+        nonce:
+          type: string
+          pattern: "^[A-Za-z0-9_-]+$"
+          description: Single-use random nonce, base64url without padding.
+        expiresAt:
+          $ref: "#/components/schemas/Timestamp"
+
+    AttestationRequest:
+      type: object
+      additionalProperties: false
+      required: [evidence]
+      properties:
+        evidence:
+          type: string
+          minLength: 1
+          maxLength: 32768
+          description: >-
+            Entity Attestation Token as a compact JWS (ES256), signed by the
+            device identity key, with the endorsement chain in `x5c`.
+
+    AttestationResult:
+      type: object
+      additionalProperties: false
+      required:
+        - certificateChain
+        - notAfter
+        - tenantId
+        - productId
+        - deviceGroupId
+        - repositoryURL
+        - nextAttestationAfter
+      properties:
+        certificateChain:
+          type: array
+          minItems: 1
+          items:
+            type: string
+          description: >-
+            PEM certificates: the device certificate first, then the issuing
+            tenant CA.
+        notAfter:
+          $ref: "#/components/schemas/Timestamp"
+        tenantId:
+          $ref: "#/components/schemas/Uuid"
+        productId:
+          type: [string, "null"]
+          format: uuid
+        deviceGroupId:
+          type: [string, "null"]
+          format: uuid
+        repositoryURL:
+          type: [string, "null"]
+        nextAttestationAfter:
+          $ref: "#/components/schemas/Timestamp"
+
+    DeviceClaimRequest:
+      type: object
+      additionalProperties: false
+      required: [deviceId]
+      properties:
+        deviceId:
+          $ref: "#/components/schemas/DeviceId"
+
+    Device:
+      type: object
+      additionalProperties: false
+      required:
+        - id
+        - tenantId
+        - claimedAt
+        - firstSeenAt
+        - lastSeenAt
+        - hardwareModel
+        - softwareVersion
+        - lastAttestationAt
+        - lastAttestationResult
+        - certificateNotAfter
+      properties:
+        id:
+          $ref: "#/components/schemas/DeviceId"
+        tenantId:
+          $ref: "#/components/schemas/Uuid"
+        claimedAt:
+          type: [string, "null"]
+          format: date-time
+        firstSeenAt:
+          type: [string, "null"]
+          format: date-time
+          description: >-
+            First attestation attempt with a proven identity; null while the
+            device was never seen.
+        lastSeenAt:
+          type: [string, "null"]
+          format: date-time
+        hardwareModel:
+          type: [string, "null"]
+        softwareVersion:
+          type: [string, "null"]
+        lastAttestationAt:
+          type: [string, "null"]
+          format: date-time
+        lastAttestationResult:
+          type: [string, "null"]
+          description: >-
+            `success` or the refusal code of the last attestation, e.g.
+            `measurementUnknown:runtime`.
+        certificateNotAfter:
+          type: [string, "null"]
+          format: date-time
+          description: Expiry of the last device certificate issued.
+
+    DeviceList:
+      type: object
+      additionalProperties: false
+      required: [devices]
+      properties:
+        devices:
+          type: array
+          items:
+            $ref: "#/components/schemas/Device"
+
+    DeviceFinding:
+      type: object
+      additionalProperties: false
+      required: [code, explanation, remedy]
+      properties:
+        code:
+          type: string
+          description: Stable code, e.g. `notClaimed` or `measurementUnknown:runtime`.
+        explanation:
+          type: string
+        remedy:
+          type: string
+
+    DeviceDiagnosis:
+      type: object
+      additionalProperties: false
+      required: [deviceId, healthy, findings]
+      properties:
+        deviceId:
+          $ref: "#/components/schemas/DeviceId"
+        healthy:
+          type: boolean
+          description: Whether the device can get a certificate as things stand.
+        findings:
+          type: array
+          items:
+            $ref: "#/components/schemas/DeviceFinding"
+
+    ReferenceValueRequest:
+      type: object
+      additionalProperties: false
+      required: [sha256, version]
+      properties:
+        sha256:
+          type: string
+          pattern: "^[0-9a-fA-F]{64}$"
+          description: SHA-256 of the software image, hex in either case.
+        version:
+          type: string
+          minLength: 1
+          maxLength: 64
+        description:
+          type: string
+          maxLength: 200
+
+    ReferenceValue:
+      type: object
+      additionalProperties: false
+      required: [sha256, version, description, status, createdAt]
+      properties:
+        sha256:
+          $ref: "#/components/schemas/Sha256"
+        version:
+          type: string
+        description:
+          type: string
+        status:
+          type: string
+          enum: [accepted, revoked]
+        createdAt:
+          $ref: "#/components/schemas/Timestamp"
+
+    ReferenceValueList:
+      type: object
+      additionalProperties: false
+      required: [referenceValues]
+      properties:
+        referenceValues:
+          type: array
+          items:
+            $ref: "#/components/schemas/ReferenceValue"
+
+    ErrorReportEvent:
+      type: object
+      additionalProperties: false
+      required:
+        - deviceId
+        - eventType
+        - eventClass
+        - eventCount
+        - description
+        - startTimestamp
+        - endTimestamp
+      properties:
+        deviceId:
+          $ref: "#/components/schemas/DeviceId"
+        eventType:
+          type: string
+        eventClass:
+          type: string
+        eventCount:
+          type: integer
+          minimum: 1
+          description: How many times the event occurred between the two timestamps.
+        description:
+          type: string
+        startTimestamp:
+          $ref: "#/components/schemas/Timestamp"
+        endTimestamp:
+          $ref: "#/components/schemas/Timestamp"
+
+    ErrorReport:
+      type: object
+      additionalProperties: false
+      required: [events]
+      properties:
+        events:
+          type: array
+          items:
+            $ref: "#/components/schemas/ErrorReportEvent"
 
 """#
 }

@@ -1,0 +1,133 @@
+import Crypto
+import Foundation
+import RampartCore
+import RampartPKI
+import SwiftASN1
+import X509
+
+/// Attestation evidence as a compact JWS: ES256, signed by the identity key, with the endorsement chain in
+/// the `x5c` header.
+public enum EvidenceToken {
+    /// The largest token accepted; real evidence is a few kilobytes.
+    public static let maximumLength = 32 * 1024
+
+    struct Header: Codable {
+        var alg: String
+        var typ: String?
+        var x5c: [String]?
+    }
+
+    /// Signs evidence on the device.
+    ///
+    /// - Parameters:
+    ///   - claims: What the device asserts.
+    ///   - identity: The identity key store.
+    ///   - endorsement: The endorsement certificate, then any intermediates.
+    /// - Returns: The compact JWS.
+    public static func sign(_ claims: EvidenceClaims, identity: any KeyStore, endorsement: [Certificate]) throws
+        -> String
+    {
+        let header = Header(
+            alg: "ES256", typ: "eat+jwt",
+            x5c: try endorsement.map { Data(try $0.derBytes).base64EncodedString() })
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let signingInput = Base64URL.encode(try encoder.encode(header)) + "." + Base64URL.encode(try encoder.encode(claims))
+        let signature = try identity.signature(for: Data(signingInput.utf8))
+        return signingInput + "." + Base64URL.encode(signature.rawRepresentation)
+    }
+
+    /// Evidence taken apart, not yet trusted.
+    public struct Parsed: Sendable {
+        public let claims: EvidenceClaims
+        /// The endorsement chain from `x5c`, leaf first.
+        public let chain: [Certificate]
+        let signingInput: Data
+        let signature: P256.Signing.ECDSASignature
+
+        /// Whether the signature verifies with the endorsed identity key.
+        public func signatureVerifies() -> Bool {
+            guard let key = P256.Signing.PublicKey(chain[0].publicKey) else { return false }
+            return key.isValidSignature(signature, for: signingInput)
+        }
+    }
+
+    /// Parses a compact JWS without trusting it.
+    ///
+    /// - Throws: ``RampartError`` `evidenceMalformed` for anything that is not well-formed evidence, and
+    ///   `signatureInvalid` for an algorithm other than ES256 (`none` and HS256 included).
+    public static func parse(_ token: String) throws -> Parsed {
+        func malformed(_ why: String) -> RampartError { AttestationRefusal.error(AttestationRefusal.evidenceMalformed, why) }
+        guard token.utf8.count <= maximumLength else {
+            throw malformed("The evidence is larger than \(maximumLength) bytes.")
+        }
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3 else { throw malformed("The evidence is not a compact JWS (header.payload.signature).") }
+        guard let headerData = Base64URL.decode(String(parts[0])),
+            let header = try? JSONDecoder().decode(Header.self, from: headerData)
+        else { throw malformed("The evidence header is not base64url JSON.") }
+        guard header.alg == "ES256" else {
+            throw AttestationRefusal.error(
+                AttestationRefusal.signatureInvalid, "The evidence must be signed with ES256, not '\(header.alg.prefix(16))'.")
+        }
+        guard let payload = Base64URL.decode(String(parts[1])) else { throw malformed("The evidence payload is not base64url.") }
+        let claims: EvidenceClaims
+        do {
+            claims = try JSONDecoder().decode(EvidenceClaims.self, from: payload)
+        } catch let DecodingError.keyNotFound(key, _) {
+            throw malformed("The evidence lacks the claim '\(key.stringValue)'.")
+        } catch {
+            throw malformed("The evidence claims are not valid: \(Self.describe(error)).")
+        }
+        guard let signatureBytes = Base64URL.decode(String(parts[2])), signatureBytes.count == 64,
+            let signature = try? P256.Signing.ECDSASignature(rawRepresentation: signatureBytes)
+        else { throw AttestationRefusal.error(AttestationRefusal.signatureInvalid, "The evidence signature is not a 64-byte ES256 signature.") }
+        guard let x5c = header.x5c, !x5c.isEmpty, x5c.count <= 4 else {
+            throw malformed("The evidence header must carry the endorsement chain in x5c (1 to 4 certificates).")
+        }
+        let chain = try x5c.map { text -> Certificate in
+            guard let der = Data(base64Encoded: text), let certificate = try? Certificate(derEncoded: Array(der)) else {
+                throw malformed("An x5c entry is not a DER certificate.")
+            }
+            return certificate
+        }
+        guard P256.Signing.PublicKey(chain[0].publicKey) != nil else {
+            throw malformed("The endorsed identity key is not a P-256 key.")
+        }
+        try validate(claims, malformed)
+        return Parsed(claims: claims, chain: chain, signingInput: Data("\(parts[0]).\(parts[1])".utf8), signature: signature)
+    }
+
+    static func validate(_ claims: EvidenceClaims, _ malformed: (String) -> RampartError) throws {
+        guard let nonce = Base64URL.decode(claims.eat_nonce), (8...64).contains(nonce.count) else {
+            throw malformed("eat_nonce must be 8 to 64 bytes, base64url.")
+        }
+        guard DeviceID.isValid(claims.ueid) else { throw malformed("ueid must be the 64-character device ID.") }
+        guard (0...4).contains(claims.dbgstat) else { throw malformed("dbgstat must be 0 to 4.") }
+        guard claims.cnf.jwk.publicKey != nil else { throw malformed("cnf.jwk is not a P-256 public key.") }
+        guard !claims.measurements.isEmpty, claims.measurements.count <= 256 else {
+            throw malformed("measurements must list 1 to 256 components.")
+        }
+        for text in [claims.hwmodel, claims.swname, claims.swversion] where text.isEmpty || text.count > 128 {
+            throw malformed("hwmodel, swname and swversion must be 1 to 128 characters.")
+        }
+        for measurement in claims.measurements {
+            guard !measurement.component.isEmpty, measurement.component.count <= 128,
+                measurement.version.count <= 64, measurement.sha256.count == 64,
+                measurement.sha256.allSatisfy({ $0.isHexDigit && !$0.isUppercase })
+            else {
+                throw malformed("Measurement '\(measurement.component.prefix(64))' needs a component, a version and a lowercase hex SHA-256.")
+            }
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case DecodingError.typeMismatch(_, let context), DecodingError.valueNotFound(_, let context),
+            DecodingError.dataCorrupted(let context):
+            return "'\(context.codingPath.map(\.stringValue).joined(separator: "."))' \(context.debugDescription)"
+        default:
+            return "not JSON"
+        }
+    }
+}

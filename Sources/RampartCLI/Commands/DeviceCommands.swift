@@ -1,0 +1,307 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import RampartAttestation
+import RampartCore
+import RampartDevice
+import RampartPKI
+import ServiceLifecycle
+import UnixSignals
+
+/// `rampart manufacture …`: what a factory does.
+struct ManufactureCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "manufacture", abstract: "Create a manufacturer CA and manufacture devices with endorsed identities.",
+        subcommands: [CA.self, Device.self])
+
+    struct CA: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "ca", abstract: "Manage the manufacturer CA.", subcommands: [Create.self])
+
+        struct Create: AsyncParsableCommand {
+            static let configuration = CommandConfiguration(abstract: "Create a manufacturer CA in a directory.")
+            @Option(help: "The directory to create it in.") var out: String
+            @Option(help: "The manufacturer's name.") var name = "Rampart Devices"
+
+            func run() async throws {
+                let ca = try ManufacturerCA.create(in: URL(fileURLWithPath: out), name: name)
+                print("Manufacturer CA created: \(out)/\(ManufacturerCA.certificateFile) (SHA-256 \(try ca.certificate.sha256Thumbprint)).")
+                print("Keep \(out)/\(ManufacturerCA.keyFile) offline. Give the server the root:")
+                print("  rampart server run --data-dir D --manufacturer-root \(out)/\(ManufacturerCA.certificateFile)")
+            }
+        }
+    }
+
+    struct Device: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "device", abstract: "Manufacture a device: a new identity key and its endorsement.")
+        @Option(help: "The manufacturer CA directory.") var manufacturerCa: String
+        @Option(help: "The device state directory to create.") var out: String
+        @Option(help: "The hardware model.") var model = "rampart-generic"
+
+        func run() async throws {
+            let ca = try ManufacturerCA.load(from: URL(fileURLWithPath: manufacturerCa))
+            let id = try DeviceState.manufacture(at: URL(fileURLWithPath: out), manufacturer: ca, model: model)
+            print(id)
+        }
+    }
+}
+
+/// `rampart device …`.
+struct DeviceCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "device", abstract: "Claim and inspect devices; run the device runtime.",
+        subcommands: [Claim.self, List.self, Show.self, Run.self, ShowStatus.self, ShowMeasurements.self])
+
+    struct Claim: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Claim a device for the selected tenant (Contributor or above). It need not have been seen.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The 64-character device ID.") var deviceId: String
+
+        func run() async throws {
+            try await global.withClient { client, profile in
+                let device = try await client.json(
+                    DeviceInfo.self, .POST, "/v1/tenants/\(try global.tenantID(profile))/devices",
+                    body: DeviceClaimRequest(deviceId: deviceId))
+                try DeviceCommand.show([device], global.output, single: true)
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the tenant's devices.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            try await global.withClient { client, profile in
+                let list = try await client.json(DeviceList.self, .GET, "/v1/tenants/\(try global.tenantID(profile))/devices")
+                if global.output == .json { return try Printer.json(list) }
+                try DeviceCommand.show(list.devices, global.output, single: false)
+            }
+        }
+    }
+
+    struct Show: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show one device.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The device ID.") var deviceId: String
+
+        func run() async throws {
+            try await global.withClient { client, profile in
+                let device = try await client.json(
+                    DeviceInfo.self, .GET, "/v1/tenants/\(try global.tenantID(profile))/devices/\(try DeviceID.validated(deviceId))")
+                try DeviceCommand.show([device], global.output, single: true)
+            }
+        }
+    }
+
+    static func show(_ devices: [DeviceInfo], _ format: OutputFormat, single: Bool) throws {
+        if single, format == .json, let device = devices.first { return try Printer.json(device) }
+        Printer.table(["Device ID", "Last attestation", "Result", "Certificate not after", "Hardware model"], devices.map {
+            [$0.id, $0.lastAttestationAt.map(Timestamp.format) ?? "never", $0.lastAttestationResult ?? "",
+             $0.certificateNotAfter.map(Timestamp.format) ?? "", $0.hardwareModel ?? ""]
+        })
+    }
+
+    struct Run: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Run the device runtime: measured boot, daily attestation, the local API. Stops on SIGTERM or Ctrl-C.")
+        @Option(help: "The device state directory (from 'rampart manufacture device').") var stateDir: String
+        @Option(help: "The security service URL, e.g. https://127.0.0.1:8443.") var server: String
+        @Option(help: "A PEM CA that signs the server's TLS certificate (kept in the state directory).") var serverCa: String?
+        @Option(help: "Log format: json or text.") var logFormat: String = "text"
+
+        func run() async throws {
+            guard let format = StructuredLogHandler.Format(rawValue: logFormat) else {
+                throw RampartError(.configurationInvalid, "--log-format must be json or text.")
+            }
+            LoggingSystem.bootstrap { StructuredLogHandler(label: $0, format: format, level: .info) }
+            let state = DeviceState(directory: URL(fileURLWithPath: stateDir))
+            let logger = Logger(label: "rampart.device")
+            let services = try DeviceRuntime.services(state: state, server: server, serverCAFile: serverCa, logger: logger)
+            let group = ServiceGroup(
+                configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            try await group.run()
+        }
+    }
+
+    struct ShowStatus: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "show-status", abstract: "Ask a running device runtime, through its local API, how it is doing.")
+        @Option(help: "The device state directory.") var stateDir: String
+        @Option(help: "Output format: table or json.") var output: OutputFormat = .table
+
+        func run() async throws {
+            let state = DeviceState(directory: URL(fileURLWithPath: stateDir))
+            let status = try await LocalAPIClient.status(state: state)
+            try Printer.output(status, as: output, headers: ["Field", "Value"]) {
+                [
+                    ["Device ID", status.deviceId],
+                    ["Tenant", status.tenantId?.description ?? "(not attested yet)"],
+                    ["Certificate not after", status.certificateNotAfter.map(Timestamp.format) ?? "(none)"],
+                    ["Certificate valid", status.certificateValid ? "yes" : "no"],
+                    ["Last attestation", status.lastAttestationAt.map(Timestamp.format) ?? "(never)"],
+                    ["Last result", status.lastAttestationResult ?? ""],
+                    ["Reason", status.lastAttestationMessage ?? ""],
+                    ["Next attestation", status.nextAttestationAt.map(Timestamp.format) ?? ""],
+                ]
+            }
+        }
+    }
+
+    struct ShowMeasurements: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "show-measurements",
+            abstract: "Print what this runtime measures, e.g. the runtime digest to accept with 'tenant runtime-allow add'.")
+        @Option(help: "The device state directory.") var stateDir: String
+        @Option(help: "Output format: table or json.") var output: OutputFormat = .table
+
+        func run() async throws {
+            let measurements = try Measurer.measure(state: DeviceState(directory: URL(fileURLWithPath: stateDir)))
+            try Printer.output(measurements, as: output, headers: ["Component", "Kind", "Version", "SHA-256"]) {
+                measurements.map { [$0.component, $0.kind.rawValue, $0.version, $0.sha256] }
+            }
+        }
+    }
+}
+
+/// Assembles the device runtime's services, shared by `device run` and `demo`.
+package enum DeviceRuntime {
+    package static func services(
+        state: DeviceState, server: String, serverCAFile: String?, logger: Logger,
+        schedule: DeviceAgent.Schedule = DeviceAgent.Schedule(), executable: URL = Measurer.runningExecutable
+    ) throws -> [any Service] {
+        let identity = try state.identity()
+        if let serverCAFile {
+            guard let pem = try? String(contentsOfFile: serverCAFile, encoding: .utf8) else {
+                throw RampartError(.configurationInvalid, "Cannot read --server-ca \(serverCAFile).")
+            }
+            try SecureFile.write(pem, to: state.serverCAFile, mode: 0o644)
+        }
+        let serverCA = try? String(contentsOf: state.serverCAFile, encoding: .utf8)
+        let client = try AttestationClient(server: server, serverCAPEM: serverCA)
+        let status = DeviceStatusBoard(state: state, deviceID: identity.deviceID)
+        return [
+            try LocalAPI.application(state: state, status: status, logger: logger),
+            DeviceAgent(state: state, client: client, schedule: schedule, status: status, logger: logger, executable: executable),
+        ]
+    }
+}
+
+/// Reads the local API over its Unix socket.
+enum LocalAPIClient {
+    static func status(state: DeviceState) async throws -> DeviceStatus {
+        let socket = state.socketFile.path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
+        let request = HTTPClientRequest(url: "http+unix://\(socket)/status")
+        do {
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            return try JSONCoding.decoder().decode(DeviceStatus.self, from: Data(buffer: body))
+        } catch {
+            throw RampartError(
+                .serverUnreachable,
+                "No device runtime answers on \(state.socketFile.path). Is 'rampart device run --state-dir \(state.directory.path)' running?",
+                status: 503)
+        }
+    }
+}
+
+/// `rampart doctor`.
+struct DoctorCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "doctor", abstract: "Explain in plain words why a device cannot get a certificate, and what to do.")
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "The device ID.") var deviceId: String
+
+    func run() async throws {
+        try await global.withClient { client, profile in
+            let diagnosis = try await client.json(
+                DeviceDiagnosis.self, .GET,
+                "/v1/tenants/\(try global.tenantID(profile))/devices/\(try DeviceID.validated(deviceId))/diagnosis")
+            if global.output == .json { return try Printer.json(diagnosis) }
+            print(diagnosis.healthy ? "Device \(diagnosis.deviceId) can get a certificate." : "Device \(diagnosis.deviceId) cannot get a certificate:")
+            for finding in diagnosis.findings {
+                print("\n- [\(finding.code)] \(finding.explanation)\n  What to do: \(finding.remedy)")
+            }
+        }
+    }
+}
+
+/// `rampart tenant runtime-allow …`.
+struct RuntimeAllowCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "runtime-allow", abstract: "Manage the runtime digests this tenant accepts at attestation.",
+        subcommands: [Add.self, List.self, Delete.self])
+
+    struct Add: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Accept a runtime digest and version.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The SHA-256 (see 'rampart device show-measurements').") var digest: String
+        @Option(help: "The runtime version it belongs to.") var version: String
+        @Option(help: "A note.") var description: String?
+
+        func run() async throws {
+            try await global.withClient { client, profile in
+                let value = try await client.json(
+                    ReferenceValue.self, .POST, "/v1/tenants/\(try global.tenantID(profile))/reference-values",
+                    body: ReferenceValueRequest(sha256: digest, version: version, description: description))
+                try Printer.output(value, as: global.output, headers: ["SHA-256", "Version", "Status"]) {
+                    [[value.sha256, value.version, value.status]]
+                }
+            }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List accepted and revoked runtime digests.")
+        @OptionGroup var global: GlobalOptions
+
+        func run() async throws {
+            try await global.withClient { client, profile in
+                let list = try await client.json(
+                    ReferenceValueList.self, .GET, "/v1/tenants/\(try global.tenantID(profile))/reference-values")
+                try Printer.output(list, as: global.output, headers: ["SHA-256", "Version", "Status", "Description"]) {
+                    list.referenceValues.map { [$0.sha256, $0.version, $0.status, $0.description] }
+                }
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Revoke a runtime digest: devices still running it are refused with measurementRevoked.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The SHA-256 to revoke.") var digest: String
+
+        func run() async throws {
+            try await global.withClient { client, profile in
+                _ = try await client.send(.DELETE, "/v1/tenants/\(try global.tenantID(profile))/reference-values/\(digest.lowercased())")
+                print("Revoked \(digest).")
+            }
+        }
+    }
+}
+
+/// `rampart tenant download-error-report`.
+struct DownloadErrorReportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "download-error-report",
+        abstract: "Download the tenant's error report (device ID, event type, class, count, description, start, end).")
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "Where to write it.") var destination: String
+    @Option(help: "Only this device's events.") var deviceId: String?
+
+    func run() async throws {
+        let format = global.output == .json ? "json" : "csv"
+        var path = "?format=\(format)"
+        if let deviceId { path += "&deviceId=\(try DeviceID.validated(deviceId))" }
+        try await global.withClient { client, profile in
+            let raw = try await client.send(.GET, "/v1/tenants/\(try global.tenantID(profile))/error-report\(path)")
+            try Download.write(raw.body, to: destination)
+        }
+    }
+}

@@ -1,0 +1,187 @@
+import Crypto
+import Foundation
+import RampartAttestation
+import RampartCore
+import RampartPKI
+import RampartStore
+import Synchronization
+import SwiftASN1
+import X509
+
+/// Daily attestation: a single-use challenge, then evidence appraised in a fixed order (nonce, signature,
+/// endorsement chain, claim, measurements) and, when all pass, a 24 h device certificate from the tenant CA.
+///
+/// Every refusal carries a stable code. When the device's identity is proven (its signature verifies under
+/// an endorsed key) the outcome is recorded on the device and, for a claimed device, in its tenant's error
+/// report; refusals whose origin cannot be proven are not attributed to any device.
+public struct AttestationService: Sendable {
+    let context: DomainContext
+    let certificateAuthority: TenantCAService
+    let manufacturerRoots: [Certificate]
+    private let endorsementCache: EndorsementCache
+
+    /// Creates the service.
+    ///
+    /// - Throws: ``RampartError`` `configurationInvalid` when a manufacturer root does not parse.
+    public init(context: DomainContext, certificateAuthority: TenantCAService) throws {
+        self.context = context
+        self.certificateAuthority = certificateAuthority
+        manufacturerRoots = try context.configuration.manufacturerRoots.flatMap { pem in
+            do {
+                return try Certificate.parseBundle(pem: pem)
+            } catch {
+                throw RampartError(.configurationInvalid, "A manufacturer root is not a PEM certificate: \(error)")
+            }
+        }
+        endorsementCache = EndorsementCache()
+    }
+
+    /// Issues a single-use nonce to a device, valid for a minute.
+    public func challenge(deviceID rawID: String) async throws -> AttestationChallenge {
+        let deviceID = try DeviceID.validated(rawID)
+        let now = context.clock.now()
+        let nonce = Base64URL.encode(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
+        let expiry = now + context.configuration.limits.attestationNonceLifetime
+        try await context.store.transaction { session in
+            try await session.purgeNonces(before: now - 300)
+            try await session.insertNonce(nonce, deviceID: deviceID, expiresAt: expiry)
+        }
+        return AttestationChallenge(nonce: nonce, expiresAt: expiry)
+    }
+
+    /// Appraises evidence and, if it passes, issues the device certificate.
+    ///
+    /// - Throws: ``RampartError`` with a refusal code from ``AttestationRefusal``.
+    public func attest(_ evidence: String) async throws -> AttestationResult {
+        let now = context.clock.now()
+        let parsed = try EvidenceToken.parse(evidence)
+        let claims = parsed.claims
+        let deviceID = claims.ueid
+
+        var refusal: RampartError?
+        func refuse(_ code: RampartError.Code, _ message: String) {
+            if refusal == nil { refusal = AttestationRefusal.error(code, message) }
+        }
+
+        switch try await context.store.transaction({ session in try await session.takeNonce(claims.eat_nonce, at: now) }) {
+        case .unknown:
+            refuse(AttestationRefusal.nonceUnknown, "The nonce was not issued by this server. Request a new challenge.")
+        case .used:
+            refuse(AttestationRefusal.nonceReplayed, "The nonce was already used. Every attestation needs a fresh challenge.")
+        case .taken(let owner, let expiry):
+            if owner != deviceID {
+                refuse(AttestationRefusal.nonceUnknown, "The nonce was issued to another device.")
+            } else if expiry <= now {
+                refuse(AttestationRefusal.nonceExpired, "The nonce expired; answer a challenge within a minute.")
+            }
+        }
+        let authentic = parsed.signatureVerifies()
+        if !authentic {
+            refuse(AttestationRefusal.signatureInvalid, "The evidence signature does not verify with the endorsed identity key.")
+        }
+        let endorsed = await endorsementIsTrusted(parsed.chain, deviceID: deviceID)
+        if !endorsed {
+            refuse(AttestationRefusal.endorsementUntrusted,
+                   "The identity key's endorsement does not chain to a trusted manufacturer root, or is not for this device.")
+        }
+        let device = try await context.store.read { session in try await session.device(id: deviceID) }
+        let tenant = device?.tenantID
+        if tenant == nil {
+            refuse(AttestationRefusal.notClaimed, "The device is not claimed by any tenant. Claim it with 'rampart device claim'.")
+        }
+        if refusal == nil, let tenant {
+            let references = try await context.store.read { session in try await session.referenceValues(ofTenant: tenant) }
+            for measurement in claims.measurements where measurement.kind != .config {
+                guard let reference = references.first(where: { $0.sha256 == measurement.sha256 }),
+                    reference.version == measurement.version
+                else {
+                    refuse(AttestationRefusal.measurementUnknown(measurement.component),
+                           "\(measurement.component) \(measurement.version) (sha256 \(measurement.sha256)) is not an accepted reference value.")
+                    break
+                }
+                if reference.revokedAt != nil {
+                    refuse(AttestationRefusal.measurementRevoked(measurement.component),
+                           "\(measurement.component) \(measurement.version) was revoked; update the device.")
+                    break
+                }
+            }
+        }
+
+        var result: AttestationResult?
+        if refusal == nil, let tenant, let freshKey = claims.cnf.jwk.publicKey {
+            let issued = try await certificateAuthority.issueDeviceCertificate(
+                tenant: tenant, deviceID: deviceID, publicKey: freshKey)
+            result = AttestationResult(
+                certificateChain: [try issued.certificate.pemString, try issued.issuer.pemString],
+                notAfter: issued.certificate.notValidAfter, tenantId: tenant, productId: nil, deviceGroupId: nil,
+                repositoryURL: nil, nextAttestationAfter: now + context.configuration.limits.attestationInterval)
+        }
+
+        if authentic && endorsed {
+            let outcome = AttestationOutcome(
+                deviceID: deviceID, time: now, result: refusal?.code.rawValue ?? "success",
+                hardwareModel: claims.hwmodel, softwareName: claims.swname, softwareVersion: claims.swversion,
+                measurements: String(decoding: try JSONCoding.encoder().encode(claims.measurements), as: UTF8.self),
+                certificateNotAfter: result?.notAfter)
+            let failure = refusal
+            try await context.store.transaction { session in
+                try await session.recordAttestation(outcome)
+                if let failure, let tenant {
+                    try await session.recordErrorEvent(
+                        tenant: tenant, deviceID: deviceID, type: "DeviceAttestationFailure", eventClass: "Attestation",
+                        description: failure.code.rawValue, at: now)
+                }
+            }
+        }
+        if let refusal { throw refusal }
+        guard let result else {
+            throw RampartError(.internalError, "Attestation produced neither a refusal nor a certificate.", status: 500)
+        }
+        return result
+    }
+
+    /// Whether `chain` endorses `deviceID`'s identity key under a trusted manufacturer root. Verified chains are
+    /// cached by their bytes, since every device presents the same one daily.
+    func endorsementIsTrusted(_ chain: [Certificate], deviceID: String) async -> Bool {
+        guard let leaf = chain.first, let key = P256.Signing.PublicKey(leaf.publicKey), DeviceID.of(key) == deviceID,
+            leaf.subject.commonName == deviceID, !manufacturerRoots.isEmpty
+        else { return false }
+        let now = context.clock.now()
+        guard let cacheKey = try? Hex.encode(SHA256.hash(data: chain.flatMap { try $0.derBytes })) else { return false }
+        if endorsementCache.isValid(cacheKey, at: now) { return true }
+        var verifier = Verifier(rootCertificates: CertificateStore(manufacturerRoots)) { RFC5280Policy() }
+        let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(Array(chain.dropFirst())))
+        guard case .validCertificate(let validated) = result else { return false }
+        endorsementCache.store(cacheKey, until: validated.map(\.notValidAfter).min() ?? now)
+        return true
+    }
+}
+
+/// Verified endorsement chains, by SHA-256 of their bytes, until the earliest expiry in the chain.
+final class EndorsementCache: Sendable {
+    private let entries = Mutex<[String: Date]>([:])
+    private let capacity = 200_000
+
+    func isValid(_ key: String, at time: Date) -> Bool {
+        entries.withLock { $0[key].map { $0 > time } ?? false }
+    }
+
+    func store(_ key: String, until expiry: Date) {
+        entries.withLock { entries in
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[key] = expiry
+        }
+    }
+}
+
+extension DistinguishedName {
+    /// The first CommonName, if any.
+    var commonName: String? {
+        for rdn in self {
+            for attribute in rdn where attribute.type == .RDNAttributeType.commonName {
+                return attribute.value.description
+            }
+        }
+        return nil
+    }
+}

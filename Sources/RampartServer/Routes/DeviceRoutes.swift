@@ -1,0 +1,79 @@
+import Foundation
+import Hummingbird
+import RampartCore
+
+/// Attestation (for devices, no user token) and device management (for users).
+struct DeviceRoutes: Sendable {
+    let attestation: AttestationService
+    let devices: DeviceService
+    let bodyLimit: Int
+
+    func addPublic(to router: Router<RampartRequestContext>) {
+        router.post("/v1/attestation/challenge") { request, _ in
+            let body = try await request.decodeStrict(AttestationChallengeRequest.self, limit: bodyLimit)
+            return try await attestation.challenge(deviceID: body.deviceId)
+        }
+        router.post("/v1/attestation") { request, _ in
+            let body = try await request.decodeStrict(AttestationRequest.self, limit: bodyLimit)
+            return try await attestation.attest(body.evidence)
+        }
+    }
+
+    func addAuthenticated(to group: RouterGroup<RampartRequestContext>) {
+        group.get("/v1/tenants/:tenantId/devices") { _, context in
+            try await devices.list(tenant: try APIRoutes.tenant(context), caller: try context.requireCaller())
+        }
+        group.post("/v1/tenants/:tenantId/devices") { request, context in
+            let tenant = try APIRoutes.tenant(context)
+            let body = try await request.decodeStrict(DeviceClaimRequest.self, limit: bodyLimit)
+            let device = try await devices.claim(body.deviceId, tenant: tenant, caller: try context.requireCaller())
+            return EditedResponse(status: .created, response: device)
+        }
+        group.get("/v1/tenants/:tenantId/devices/:deviceId") { _, context in
+            try await devices.show(
+                try context.parameters.requireDecoded("deviceId"), tenant: try APIRoutes.tenant(context),
+                caller: try context.requireCaller())
+        }
+        group.get("/v1/tenants/:tenantId/devices/:deviceId/diagnosis") { _, context in
+            try await devices.diagnose(
+                try context.parameters.requireDecoded("deviceId"), tenant: try APIRoutes.tenant(context),
+                caller: try context.requireCaller())
+        }
+        group.get("/v1/tenants/:tenantId/reference-values") { _, context in
+            try await devices.referenceValues(tenant: try APIRoutes.tenant(context), caller: try context.requireCaller())
+        }
+        group.post("/v1/tenants/:tenantId/reference-values") { request, context in
+            let tenant = try APIRoutes.tenant(context)
+            let body = try await request.decodeStrict(ReferenceValueRequest.self, limit: bodyLimit)
+            let value = try await devices.addReferenceValue(body, tenant: tenant, caller: try context.requireCaller())
+            return EditedResponse(status: .created, response: value)
+        }
+        group.delete("/v1/tenants/:tenantId/reference-values/:sha256") { _, context -> Response in
+            try await devices.revokeReferenceValue(
+                try context.parameters.requireDecoded("sha256"), tenant: try APIRoutes.tenant(context),
+                caller: try context.requireCaller())
+            return Response(status: .noContent)
+        }
+        group.get("/v1/tenants/:tenantId/error-report") { request, context -> Response in
+            let query = request.uri.queryParameters
+            let report = try await devices.errorReport(
+                tenant: try APIRoutes.tenant(context), deviceID: query.get("deviceId"), caller: try context.requireCaller())
+            switch query.get("format") ?? "csv" {
+            case "csv":
+                return FileResponse.make(Array(report.csv.utf8), contentType: "text/csv; charset=utf-8", filename: "error-report.csv")
+            case "json":
+                return FileResponse.make(Array(try JSONCoding.encoder().encode(report)), contentType: "application/json")
+            default:
+                throw RampartError.invalidRequest("'format' must be csv or json.")
+            }
+        }
+    }
+}
+
+extension AttestationChallenge: ResponseEncodable {}
+extension AttestationResult: ResponseEncodable {}
+extension DeviceInfo: ResponseEncodable {}
+extension DeviceList: ResponseEncodable {}
+extension DeviceDiagnosis: ResponseEncodable {}
+extension ReferenceValue: ResponseEncodable {}
+extension ReferenceValueList: ResponseEncodable {}
