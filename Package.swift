@@ -138,7 +138,10 @@ let package = Package(
         .target(
             name: "RampartTestKit",
             dependencies: [
-                "RampartCore", "RampartPKI", "RampartStore", "RampartServer", "RampartCLI",
+                "RampartCore", "RampartPKI", "RampartStore", "RampartServer", "RampartCLI", "RampartAttestation",
+                "RampartDevice",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
                 .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -165,7 +168,8 @@ let package = Package(
         .testTarget(
             name: "RampartServerTests",
             dependencies: [
-                "RampartServer", "RampartCLI", "RampartTestKit", "RampartStore", "RampartPKI",
+                "RampartServer", "RampartCLI", "RampartTestKit", "RampartStore", "RampartPKI", "RampartAttestation",
+                "RampartDevice",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

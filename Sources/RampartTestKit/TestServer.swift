@@ -6,6 +6,7 @@ import RampartCore
 import RampartPKI
 import RampartServer
 import RampartStore
+import X509
 import ServiceLifecycle
 
 /// A real security service for tests: HTTPS on a free loopback port, a fresh database, a temporary data
@@ -21,6 +22,7 @@ public struct TestServer: Sendable {
     public static func withServer<T: Sendable>(
         clock: any WallClock = SystemWallClock(),
         extraRoutes: (@Sendable (Router<RampartRequestContext>) -> Void)? = nil,
+        configure: @Sendable (inout ServerConfiguration) -> Void = { _ in },
         _ body: @Sendable (TestServer) async throws -> T
     ) async throws -> T {
         let directory = try TemporaryDirectory(prefix: "rampart-server")
@@ -33,6 +35,7 @@ public struct TestServer: Sendable {
         configuration.masterKey = try data.masterKey(file: nil, environment: [:])
         configuration.tlsCertificatePEM = try String(contentsOf: data.tlsCertificateFile, encoding: .utf8)
         configuration.tlsKeyPEM = try String(contentsOf: data.tlsKeyFile, encoding: .utf8)
+        configure(&configuration)
         var logger = Logger(label: "rampart.test.server")
         logger.logLevel = .warning
         let runtime = try await ServerRuntime(configuration: configuration, clock: clock, logger: logger)
@@ -58,6 +61,14 @@ public struct TestServer: Sendable {
                 try? await tasks.waitForAll()
                 throw error
             }
+        }
+    }
+
+    /// The CA that signs the server's TLS certificate, as devices trust it.
+    public var tlsCAPEM: String {
+        get throws {
+            let chain = try Certificate.parseBundle(pem: runtime.configuration.tlsCertificatePEM)
+            return try chain.last?.pemString ?? ""
         }
     }
 
