@@ -9,6 +9,7 @@ import RampartCore
 import RampartPKI
 import RampartStore
 import ServiceLifecycle
+import UnixSignals
 import X509
 
 /// The assembled security service: store, domain services, HTTP application and background jobs.
@@ -102,6 +103,50 @@ public struct ServerRuntime: Sendable {
         return [store, application, CARotationService(certificateAuthority: certificateAuthority, store: store, logger: context.logger)]
     }
 
+    /// Runs every service in one `ServiceGroup`, calls `body` once the server accepts connections, then shuts
+    /// down gracefully when `body` returns. If the server fails to start, its error is thrown.
+    ///
+    /// - Parameters:
+    ///   - gracefulShutdownSignals: Signals that stop the server (SIGTERM, SIGINT for a process).
+    ///   - extraRoutes: Routes a test adds.
+    ///   - body: What to do while the server runs.
+    public func withRunningServer<T: Sendable>(
+        gracefulShutdownSignals: [UnixSignal] = [],
+        extraRoutes: (@Sendable (Router<RampartRequestContext>) -> Void)? = nil,
+        _ body: @Sendable (RunningServer) async throws -> T
+    ) async throws -> T {
+        let (ports, portContinuation) = AsyncStream.makeStream(of: Int.self)
+        let (stopped, stoppedContinuation) = AsyncStream.makeStream(of: Void.self)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: try services(onServerRunning: { portContinuation.yield($0) }, extraRoutes: extraRoutes),
+                gracefulShutdownSignals: gracefulShutdownSignals, logger: context.logger))
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask {
+                defer {
+                    portContinuation.finish()
+                    stoppedContinuation.finish()
+                }
+                try await group.run()
+            }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else {
+                try await tasks.next()  // rethrows why the group stopped
+                throw RampartError(.internalError, "The server stopped before it accepted connections.", status: 500)
+            }
+            do {
+                let result = try await body(RunningServer(port: port, group: group, stopped: stopped))
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                return result
+            } catch {
+                await group.triggerGracefulShutdown()
+                try? await tasks.waitForAll()
+                throw error
+            }
+        }
+    }
+
     /// The routes the server answers, for the test that compares them with docs/openapi.yaml.
     public func routeTable() -> [(method: String, path: String)] {
         makeRouter().routes.map { (method: $0.method.rawValue, path: $0.path.description) }
@@ -155,5 +200,19 @@ struct RequestLogMiddleware: RouterMiddleware {
                 "ms": "\(elapsed.components.seconds * 1000 + elapsed.components.attoseconds / 1_000_000_000_000_000)",
             ])
         return response
+    }
+}
+
+/// A server started by ``ServerRuntime/withRunningServer(gracefulShutdownSignals:extraRoutes:_:)``.
+public struct RunningServer: Sendable {
+    /// The bound TCP port.
+    public let port: Int
+    /// The service group, for triggering a graceful shutdown.
+    public let group: ServiceGroup
+    let stopped: AsyncStream<Void>
+
+    /// Waits until the server stops (a signal, or a graceful shutdown triggered elsewhere).
+    public func waitUntilStopped() async {
+        for await _ in stopped {}
     }
 }

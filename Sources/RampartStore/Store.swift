@@ -80,46 +80,69 @@ public final class Store: Service, Sendable {
 
     /// Runs `body` in one transaction, committing when it returns and rolling back when it throws.
     ///
-    /// - Throws: What `body` throws, or ``RampartError`` `storeUnavailable` when the database fails.
+    /// - Throws: What `body` throws; a lost unique-key race as ``RampartError`` `conflict` (409); any other
+    ///   database failure as `storeUnavailable` (503).
     public func transaction<T: Sendable>(_ body: @Sendable (StoreSession) async throws -> T) async throws -> T {
         switch backend {
         case .sqlite(let connection, let lock):
             return try await lock.withLock {
-                try await Self.inTransaction(connection.sql(queryLogLevel: nil), immediate: true, body)
+                try await Self.inTransaction(connection.sql(queryLogLevel: nil), immediate: true, logger: logger, body)
             }
         case .postgres(let client):
             return try await client.withConnection { connection in
-                try await Self.inTransaction(connection.sql(queryLogLevel: nil), immediate: false, body)
+                try await Self.inTransaction(connection.sql(queryLogLevel: nil), immediate: false, logger: logger, body)
             }
         }
     }
 
-    /// Runs read-only `body` against a consistent view.
+    /// Runs read-only `body` outside a transaction: each query sees committed data, so use
+    /// ``transaction(_:)`` when several reads must agree with each other.
     public func read<T: Sendable>(_ body: @Sendable (StoreSession) async throws -> T) async throws -> T {
-        switch backend {
-        case .sqlite(let connection, let lock):
-            return try await lock.withLock { try await body(StoreSession(db: connection.sql(queryLogLevel: nil))) }
-        case .postgres(let client):
-            return try await client.withConnection { connection in
-                try await body(StoreSession(db: connection.sql(queryLogLevel: nil)))
+        do {
+            switch backend {
+            case .sqlite(let connection, let lock):
+                return try await lock.withLock { try await body(StoreSession(db: connection.sql(queryLogLevel: nil))) }
+            case .postgres(let client):
+                return try await client.withConnection { connection in
+                    try await body(StoreSession(db: connection.sql(queryLogLevel: nil)))
+                }
             }
+        } catch {
+            throw Self.translate(error, logger: logger)
         }
     }
 
     private static func inTransaction<T>(
-        _ db: any SQLDatabase, immediate: Bool, _ body: @Sendable (StoreSession) async throws -> T
+        _ db: any SQLDatabase, immediate: Bool, logger: Logger, _ body: @Sendable (StoreSession) async throws -> T
     ) async throws -> T {
-        // BEGIN IMMEDIATE takes SQLite's write lock up front, so two processes on one file never deadlock
-        // upgrading read locks.
-        try await db.raw(immediate ? "BEGIN IMMEDIATE" : "BEGIN").run()
         do {
-            let result = try await body(StoreSession(db: db))
-            try await db.raw("COMMIT").run()
-            return result
+            // BEGIN IMMEDIATE takes SQLite's write lock up front, so two processes on one file never deadlock
+            // upgrading read locks.
+            try await db.raw(immediate ? "BEGIN IMMEDIATE" : "BEGIN").run()
+            do {
+                let result = try await body(StoreSession(db: db))
+                try await db.raw("COMMIT").run()
+                return result
+            } catch {
+                try? await db.raw("ROLLBACK").run()
+                throw error
+            }
         } catch {
-            try? await db.raw("ROLLBACK").run()
-            throw error
+            throw translate(error, logger: logger)
         }
+    }
+
+    /// Database failures become errors a client can act on: a lost race on a unique key is a 409, anything
+    /// else (busy, disk full, connection lost) a 503 that is safe to retry. The database's own text is kept
+    /// out of the answer; it goes to the server log.
+    static func translate(_ error: any Error, logger: Logger) -> any Error {
+        if error is RampartError || error is CancellationError { return error }
+        let text = String(reflecting: error)
+        logger.error("Database operation failed", metadata: ["error": "\(text)"])
+        if text.contains("UNIQUE constraint failed") || text.contains("23505") || text.contains("duplicate key") {
+            return RampartError(.conflict, "The request conflicts with a concurrent change. Retry it.", status: 409)
+        }
+        return RampartError(.storeUnavailable, "The database could not complete the request; retry later.", status: 503)
     }
 
     /// Brings the schema up to the newest version. Safe to call from several replicas at once.

@@ -18,7 +18,7 @@ public enum StoreLocation: Sendable, Equatable, CustomStringConvertible {
             self = .sqlite(path: String(text.dropFirst("sqlite://".count)))
         } else if text.contains("://") {
             throw RampartError(
-                .configurationInvalid, "Unsupported database URL '\(text)'. Use postgres://… or an SQLite file path.")
+                .configurationInvalid, "Unsupported database URL '\(PostgresLocation.redacted(text))'. Use postgres://… or an SQLite file path.")
         } else {
             self = .sqlite(path: text)
         }
@@ -46,15 +46,16 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
     ///
     /// - Throws: ``RampartError`` `configurationInvalid` naming the missing part.
     public init(url text: String) throws {
+        let shown = Self.redacted(text)
         guard let components = URLComponents(string: text), let host = components.host, !host.isEmpty else {
-            throw RampartError(.configurationInvalid, "The database URL '\(text)' has no host.")
+            throw RampartError(.configurationInvalid, "The database URL '\(shown)' has no host.")
         }
         guard let user = components.user, !user.isEmpty else {
-            throw RampartError(.configurationInvalid, "The database URL '\(text)' names no user (postgres://USER@host/db).")
+            throw RampartError(.configurationInvalid, "The database URL '\(shown)' names no user (postgres://USER@host/db).")
         }
         let database = String(components.path.drop(while: { $0 == "/" }))
         guard !database.isEmpty else {
-            throw RampartError(.configurationInvalid, "The database URL '\(text)' names no database (…/DBNAME).")
+            throw RampartError(.configurationInvalid, "The database URL '\(shown)' names no database (…/DBNAME).")
         }
         let mode = components.queryItems?.first(where: { $0.name == "sslmode" })?.value ?? "prefer"
         guard let tlsMode = TLSMode(rawValue: mode == "verify-full" ? "require" : mode) else {
@@ -70,6 +71,13 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
 
     /// The URL with the password hidden, for logs.
     public var description: String { "postgres://\(username)@\(host):\(port)/\(database)" }
+
+    /// `text` with any password replaced by `***`.
+    static func redacted(_ text: String) -> String {
+        guard var components = URLComponents(string: text), components.password != nil else { return text }
+        components.password = "***"
+        return components.string ?? "postgres://…"
+    }
 
     /// The same server with another database name.
     public func withDatabase(_ name: String) -> PostgresLocation {

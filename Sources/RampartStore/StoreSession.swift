@@ -240,12 +240,10 @@ extension StoreSession {
     /// Gives a user a role in a tenant, replacing any role they had.
     public func setRole(_ role: Role, user: RampartID, tenant: RampartID, at time: Date) async throws {
         try await db.raw(
-            "DELETE FROM tenant_roles WHERE tenant_id = \(bind: tenant.description) AND user_id = \(bind: user.description)"
-        ).run()
-        try await db.raw(
             """
             INSERT INTO tenant_roles (tenant_id, user_id, role, created_at)
             VALUES (\(bind: tenant.description), \(bind: user.description), \(bind: role.rawValue), \(bind: time.storeMillis))
+            ON CONFLICT (tenant_id, user_id) DO UPDATE SET role = excluded.role
             """
         ).run()
     }

@@ -39,28 +39,9 @@ public struct TestServer: Sendable {
         var logger = Logger(label: "rampart.test.server")
         logger.logLevel = .warning
         let runtime = try await ServerRuntime(configuration: configuration, clock: clock, logger: logger)
-        let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
-        let group = ServiceGroup(
-            configuration: .init(
-                services: try runtime.services(onServerRunning: { continuation.yield($0) }, extraRoutes: extraRoutes),
-                logger: logger))
-        return try await withThrowingTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { try await group.run() }
-            var iterator = ports.makeAsyncIterator()
-            guard let port = await iterator.next() else {
-                throw RampartError(.internalError, "The test server did not start.", status: 500)
-            }
-            let server = TestServer(url: "https://127.0.0.1:\(port)", runtime: runtime, directory: directory, group: group)
-            do {
-                let result = try await body(server)
-                await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
-                return result
-            } catch {
-                await group.triggerGracefulShutdown()
-                try? await tasks.waitForAll()
-                throw error
-            }
+        return try await runtime.withRunningServer(extraRoutes: extraRoutes) { running in
+            try await body(
+                TestServer(url: "https://127.0.0.1:\(running.port)", runtime: runtime, directory: directory, group: running.group))
         }
     }
 

@@ -16,11 +16,13 @@ public final class APIClient: Sendable {
     package let baseURL: URL
     package let profile: ClientProfile
     private let tls: TLSConfiguration
+    /// Print each request and its status on standard error.
+    package let verbose: Bool
 
     /// Creates a client for `profile`'s server, or `server` when given.
     ///
     /// - Throws: ``RampartError`` `configurationInvalid` when no server is known.
-    public init(profile: ClientProfile, server: String? = nil) throws {
+    public init(profile: ClientProfile, server: String? = nil, verbose: Bool = false) throws {
         guard let text = server ?? profile.server, let url = URL(string: text), url.scheme == "https", url.host != nil
         else {
             throw RampartError(
@@ -29,13 +31,13 @@ public final class APIClient: Sendable {
         }
         baseURL = url
         self.profile = profile
+        self.verbose = verbose
         var tls = TLSConfiguration.makeClientConfiguration()
         if let pem = try? String(contentsOf: profile.pinnedCertificateFile, encoding: .utf8),
             let pinned = try? NIOSSLCertificate.fromPEMBytes(Array(pem.utf8)), !pinned.isEmpty
         {
-            // Trust exactly the certificate pinned at registration.
+            // Trust only the CA pinned at registration, and still check the host name against it.
             tls.trustRoots = .certificates(pinned)
-            tls.certificateVerification = .noHostnameVerification
         }
         self.tls = tls
     }
@@ -90,12 +92,15 @@ public final class APIClient: Sendable {
                 throw error
             } catch {
                 throw RampartError(
-                    .storeUnavailable, "Cannot reach \(baseURL.absoluteString): \(error). Is the server running?",
+                    .serverUnreachable, "Cannot reach \(baseURL.absoluteString): \(error). Is the server running?",
                     status: 503)
             }
             let raw = RawResponse(
                 status: Int(response.status.code), contentType: response.headers.first(name: "Content-Type"),
                 body: Array(buffer: bytes))
+            if verbose {
+                FileHandle.standardError.write(Data("\(method.rawValue) \(path) → \(raw.status) (\(raw.body.count) bytes)\n".utf8))
+            }
             if raw.status == 401 && authenticated && bearer == nil && attempt == 0 {
                 attempt += 1  // the cached token was refused: sign in again once
                 continue
@@ -129,8 +134,11 @@ public final class APIClient: Sendable {
     /// A valid session token: the cached one, or a new one from signing a challenge with the user key.
     package func token(forceRefresh: Bool = false) async throws -> String {
         if !forceRefresh, let cached = try? String(contentsOf: profile.tokenFile, encoding: .utf8) {
+            // A token is only ever sent to the server that issued it.
             let parts = cached.split(separator: "\n")
-            if parts.count == 2, let expiry = Timestamp.parse(String(parts[1])), expiry > Date() + 30 {
+            if parts.count == 3, String(parts[2]) == baseURL.absoluteString,
+                let expiry = Timestamp.parse(String(parts[1])), expiry > Date() + 30
+            {
                 return String(parts[0])
             }
         }
@@ -154,7 +162,8 @@ public final class APIClient: Sendable {
             LoginToken.self, .POST, "/v1/auth/token",
             body: LoginTokenRequest(challengeId: challenge.challengeId, signature: Base64URL.encode(signature.derRepresentation)),
             authenticated: false)
-        try SecureFile.write(token.token + "\n" + Timestamp.format(token.expiresAt) + "\n", to: profile.tokenFile)
+        try SecureFile.write(
+            token.token + "\n" + Timestamp.format(token.expiresAt) + "\n" + baseURL.absoluteString + "\n", to: profile.tokenFile)
         return token
     }
 }

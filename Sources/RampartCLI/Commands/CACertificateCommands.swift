@@ -8,6 +8,15 @@ struct CACertificateCommand: AsyncParsableCommand {
         commandName: "ca-certificate", abstract: "List, download and revoke the tenant's CA certificates.",
         subcommands: [List.self, Download.self, DownloadChain.self, DownloadProof.self, Bundle.self, Revoke.self])
 
+    /// Checks a thumbprint before it goes into a URL path.
+    static func thumbprint(_ text: String) throws -> String {
+        let lowered = text.lowercased()
+        guard lowered == "active" || (lowered.count == 64 && lowered.allSatisfy(\.isHexDigit)) else {
+            throw RampartError.invalidRequest("A thumbprint is 64 hex characters (see 'ca-certificate list'), or 'active'.")
+        }
+        return lowered
+    }
+
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "List the tenant CAs with status and validity.")
         @OptionGroup var global: GlobalOptions
@@ -30,12 +39,11 @@ struct CACertificateCommand: AsyncParsableCommand {
         @OptionGroup var global: GlobalOptions
         @Option(help: "Where to write it.") var destination: String
         @Option(help: "pem or der.") var format: String = "pem"
-        @Option(help: "The CA's SHA-256 thumbprint (default: active).") var thumbprint: String = "active"
+        @Option(help: "The CA's SHA-256 thumbprint (default: active).", transform: CACertificateCommand.thumbprint)
+        var thumbprint: String = "active"
 
         func run() async throws {
-            guard let format = CertificateFormat(rawValue: format.lowercased()) else {
-                throw RampartError.invalidRequest("--format must be pem or der.")
-            }
+            let format = try CertificateFormat(parsing: format)
             try await global.withClient { client, profile in
                 let raw = try await client.send(
                     .GET, "/v1/tenants/\(try global.tenantID(profile))/ca-certificates/\(thumbprint)?format=\(format.rawValue)")
@@ -49,7 +57,8 @@ struct CACertificateCommand: AsyncParsableCommand {
             commandName: "download-chain", abstract: "Download the CA chain as PKCS#7 (.p7b, certificates only).")
         @OptionGroup var global: GlobalOptions
         @Option(help: "Where to write it, e.g. chain.p7b.") var destination: String
-        @Option(help: "The CA's SHA-256 thumbprint (default: active).") var thumbprint: String = "active"
+        @Option(help: "The CA's SHA-256 thumbprint (default: active).", transform: CACertificateCommand.thumbprint)
+        var thumbprint: String = "active"
 
         func run() async throws {
             try await global.withClient { client, profile in
@@ -68,12 +77,11 @@ struct CACertificateCommand: AsyncParsableCommand {
         @Option(help: "The verification code the relying party gave you.") var verificationCode: String
         @Option(help: "Where to write it.") var destination: String
         @Option(help: "pem or der.") var format: String = "pem"
-        @Option(help: "The CA's SHA-256 thumbprint (default: active).") var thumbprint: String = "active"
+        @Option(help: "The CA's SHA-256 thumbprint (default: active).", transform: CACertificateCommand.thumbprint)
+        var thumbprint: String = "active"
 
         func run() async throws {
-            guard let format = CertificateFormat(rawValue: format.lowercased()) else {
-                throw RampartError.invalidRequest("--format must be pem or der.")
-            }
+            let format = try CertificateFormat(parsing: format)
             try await global.withClient { client, profile in
                 let raw = try await client.send(
                     .POST, "/v1/tenants/\(try global.tenantID(profile))/ca-certificates/\(thumbprint)/proof",
@@ -105,7 +113,7 @@ struct CACertificateCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Revoke a CA (Administrator). Revoking the Active CA activates a new one at once.")
         @OptionGroup var global: GlobalOptions
-        @Option(help: "The CA's SHA-256 thumbprint.") var thumbprint: String
+        @Option(help: "The CA's SHA-256 thumbprint.", transform: CACertificateCommand.thumbprint) var thumbprint: String
 
         func run() async throws {
             try await global.withClient { client, profile in

@@ -10,7 +10,7 @@ struct GlobalOptions: ParsableArguments {
     @Option(help: "Output format: table or json.")
     var output: OutputFormat = .table
 
-    @Flag(help: "Print more detail.")
+    @Flag(help: "Print each request and its status on standard error.")
     var verbose = false
 
     @Option(help: "The tenant id to act on (default: the selected tenant).")
@@ -21,7 +21,7 @@ struct GlobalOptions: ParsableArguments {
     /// Runs `body` with a client for the chosen server.
     func withClient<T>(_ body: (APIClient, ClientProfile) async throws -> T) async throws -> T {
         let profile = try profile()
-        return try await body(try APIClient(profile: profile, server: server), profile)
+        return try await body(try APIClient(profile: profile, server: server, verbose: verbose), profile)
     }
 
     /// The tenant to act on.

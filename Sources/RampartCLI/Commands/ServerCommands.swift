@@ -115,12 +115,11 @@ struct ServerCommand: AsyncParsableCommand {
             }
             let runtime = try await ServerRuntime(configuration: configuration, logger: logger)
             let (host, store) = (configuration.host, configuration.store)
-            let services = try runtime.services(onServerRunning: { port in
-                logger.notice("Rampart server listening", metadata: ["address": "https://\(host):\(port)", "store": "\(store)"])
-            })
-            let group = ServiceGroup(
-                configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-            try await group.run()
+            try await runtime.withRunningServer(gracefulShutdownSignals: [.sigterm, .sigint]) { running in
+                logger.notice(
+                    "Rampart server listening", metadata: ["address": "https://\(host):\(running.port)", "store": "\(store)"])
+                await running.waitUntilStopped()
+            }
             logger.notice("Rampart server stopped")
         }
     }

@@ -33,8 +33,14 @@ package enum Registration {
             throw RampartError.invalidRequest("The server URL must start with https://.")
         }
         var profile = ClientProfile(directory: directory)
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
-        try? FileManager.default.setAttributes([.posixPermissions: 0o700], ofItemAtPath: directory.path)
+        let fm = FileManager.default
+        try fm.createDirectory(at: directory, withIntermediateDirectories: true)
+        try? fm.setAttributes([.posixPermissions: 0o700], ofItemAtPath: directory.path)
+        // Everything is staged in a scratch profile and moved into place only once the server accepted it,
+        // so a failed registration leaves the existing profile as it was.
+        let staging = ClientProfile(directory: directory.appendingPathComponent(".registering-\(RampartID())"))
+        try fm.createDirectory(at: staging.directory, withIntermediateDirectories: true)
+        defer { try? fm.removeItem(at: staging.directory) }
         if let pin = invitation.tlsPin {
             let chain = try await ServerCertificateFetcher.fetchChain(url: url)
             guard let der = chain.first(where: { Hex.encode(SHA256.hash(data: $0)) == pin }) else {
@@ -43,29 +49,24 @@ package enum Registration {
                     "The server at \(server) presents a certificate that does not match the invitation. Check the URL: you may be talking to another server.")
             }
             let pem = PEMBlock.encode(der, label: "CERTIFICATE")
-            try SecureFile.write(pem, to: profile.pinnedCertificateFile, mode: 0o644)
+            try SecureFile.write(pem, to: staging.pinnedCertificateFile, mode: 0o644)
         }
-        // Keep the key on disk before registering it, so a crash cannot leave a registered key that is lost.
+        // The key is on disk before it is registered, so a crash cannot leave a registered key that is lost.
         let key = P256.Signing.PrivateKey()
-        let pending = directory.appendingPathComponent("user-key.pem.pending")
-        try SecureFile.write(key.pemRepresentation + "\n", to: pending)
-        let client = try APIClient(profile: profile, server: server)
-        let user: UserInfo
-        do {
-            user = try await client.json(
-                UserInfo.self, .POST, "/v1/users/register",
-                body: RegisterUserRequest(invitation: text, publicKey: key.publicKey.pemRepresentation),
-                authenticated: false)
-        } catch {
-            try? FileManager.default.removeItem(at: pending)
-            throw error
-        }
-        let fm = FileManager.default
+        try SecureFile.write(key.pemRepresentation + "\n", to: staging.keyFile)
+        let user = try await APIClient(profile: staging, server: server).json(
+            UserInfo.self, .POST, "/v1/users/register",
+            body: RegisterUserRequest(invitation: text, publicKey: key.publicKey.pemRepresentation),
+            authenticated: false)
         if fm.fileExists(atPath: profile.keyFile.path) {
             let backup = profile.keyFile.appendingPathExtension("\(Int(Date().timeIntervalSince1970)).bak")
             try fm.moveItem(at: profile.keyFile, to: backup)
         }
-        try fm.moveItem(at: pending, to: profile.keyFile)
+        try fm.moveItem(at: staging.keyFile, to: profile.keyFile)
+        try? fm.removeItem(at: profile.pinnedCertificateFile)
+        if fm.fileExists(atPath: staging.pinnedCertificateFile.path) {
+            try fm.moveItem(at: staging.pinnedCertificateFile, to: profile.pinnedCertificateFile)
+        }
         try? fm.removeItem(at: profile.tokenFile)
         profile.server = server
         profile.userID = user.id

@@ -228,6 +228,16 @@ public struct CACertificateList: Codable, Sendable {
 public enum CertificateFormat: String, Codable, Sendable, CaseIterable {
     case pem
     case der
+
+    /// Parses `pem` or `der`, in any case.
+    ///
+    /// - Throws: ``RampartError`` `invalidRequest`.
+    public init(parsing text: String) throws {
+        guard let format = CertificateFormat(rawValue: text.lowercased()) else {
+            throw RampartError.invalidRequest("The format must be pem or der, not '\(text.prefix(16))'.")
+        }
+        self = format
+    }
 }
 
 /// `POST /v1/tenants/{id}/ca-certificates/{thumbprint}/proof`.

@@ -56,11 +56,13 @@ extension DomainContext {
     }
 
     /// Runs a state-changing operation in one transaction together with its audit record. If it fails, the
-    /// refusal is recorded on its own, so the log shows attempts as well as changes.
+    /// refusal is recorded on its own, so the log shows attempts as well as changes. A refusal lands in a
+    /// tenant's log only when the actor has a role there; others cannot write into a tenant they cannot see.
     func audited<T: Sendable>(
-        _ actor: Actor, tenant: RampartID?, action: String, target: String,
+        _ actor: Actor, tenant: RampartID?, action: String, target rawTarget: String,
         _ body: @Sendable (StoreSession) async throws -> T
     ) async throws -> T {
+        let target = rawTarget.count > 200 ? String(rawTarget.prefix(200)) + "…" : rawTarget
         do {
             return try await store.transaction { session in
                 let result = try await body(session)
@@ -71,11 +73,17 @@ extension DomainContext {
                 return result
             }
         } catch let error as RampartError {
-            let event = AuditEvent(
-                id: RampartID(), time: clock.now(), actor: actor.name, tenantId: tenant, action: action,
-                target: target, result: error.code.rawValue)
             do {
-                try await store.transaction { session in try await session.insertAuditEvent(event) }
+                try await store.transaction { session in
+                    var visibleTenant: RampartID?
+                    if let tenant, let user = actor.user, try await session.role(ofUser: user.id, inTenant: tenant) != nil {
+                        visibleTenant = tenant
+                    }
+                    try await session.insertAuditEvent(
+                        AuditEvent(
+                            id: RampartID(), time: clock.now(), actor: actor.name, tenantId: visibleTenant,
+                            action: action, target: target, result: error.code.rawValue))
+                }
             } catch {
                 logger.warning("Could not record a refused action", metadata: ["action": "\(action)", "error": "\(error)"])
             }

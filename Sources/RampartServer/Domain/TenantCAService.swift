@@ -80,8 +80,14 @@ public struct TenantCAService: Sendable {
     ) -> Step? {
         let usable = cas.filter { $0.status != .revoked && $0.notAfter > now }
         let active = cas.first { $0.status == .active }
-        let successor = usable.filter { $0.status == .inactive && $0.createdAt >= (active?.createdAt ?? .distantPast) }
-            .max { $0.createdAt < $1.createdAt }
+        // A successor is newer than the Active CA. With no Active CA (revoked or lost), only the newest CA of
+        // all may step up, so a retired predecessor never comes back.
+        let newest = cas.max { $0.createdAt < $1.createdAt }
+        let successor = usable.filter { candidate in
+            guard candidate.status == .inactive else { return false }
+            if let active { return candidate.createdAt > active.createdAt }
+            return candidate.id == newest?.id
+        }.max { $0.createdAt < $1.createdAt }
         guard let active, active.notAfter > now else {
             if let successor { return .promote(successor, retiring: active) }
             return .createActive(retiring: active)
@@ -111,12 +117,18 @@ public struct TenantCAService: Sendable {
         }
     }
 
-    /// The tenant's CAs, newest first.
-    public func list(tenant: RampartID, caller: UserRecord) async throws -> [CACertificateInfo] {
+    /// Applies due rotation steps before answering a member, so that `active` always means the CA in force.
+    /// Non-members get their 404 without causing any write.
+    private func rotateIfDueForMember(tenant: RampartID, caller: UserRecord) async throws {
         try await context.store.read { session in
             _ = try await context.authorize(caller, tenant: tenant, .read, session: session)
         }
         try await rotateIfDue(tenant: tenant)
+    }
+
+    /// The tenant's CAs, newest first.
+    public func list(tenant: RampartID, caller: UserRecord) async throws -> [CACertificateInfo] {
+        try await rotateIfDueForMember(tenant: tenant, caller: caller)
         return try await context.store.read { session in try await session.cas(ofTenant: tenant) }.map(Self.info)
     }
 
@@ -127,10 +139,7 @@ public struct TenantCAService: Sendable {
 
     /// Every CA that relying parties should trust: not revoked and not expired, as PEM.
     public func bundle(tenant: RampartID, caller: UserRecord) async throws -> String {
-        try await context.store.read { session in
-            _ = try await context.authorize(caller, tenant: tenant, .read, session: session)
-        }
-        try await rotateIfDue(tenant: tenant)
+        try await rotateIfDueForMember(tenant: tenant, caller: caller)
         let now = context.clock.now()
         let cas = try await context.store.read { session in try await session.cas(ofTenant: tenant) }
         return try cas.filter { $0.status != .revoked && $0.notAfter > now }
@@ -146,16 +155,18 @@ public struct TenantCAService: Sendable {
         else {
             throw RampartError.invalidRequest("The verification code must be 1 to 64 letters, digits, '.', '-' or '_'.")
         }
+        try await rotateIfDueForMember(tenant: tenant, caller: caller)
         return try await context.audited(
             Actor(user: caller), tenant: tenant, action: "ca.proof", target: "\(thumbprint) \(code)"
         ) { session in
             _ = try await context.authorize(caller, tenant: tenant, .create, session: session)
             let record = try await Self.find(thumbprint, in: session.cas(ofTenant: tenant))
-            guard record.status != .revoked else {
-                throw RampartError.conflict(.conflict, "CA \(record.thumbprint) is revoked; it signs nothing more.")
+            let now = context.clock.now()
+            guard record.status != .revoked, record.notAfter > now else {
+                throw RampartError.conflict(
+                    .conflict, "CA \(record.thumbprint) is \(record.status == .revoked ? "revoked" : "expired"); it signs nothing more.")
             }
             let ca = try Certificate(derEncoded: record.certificateDER)
-            let now = context.clock.now()
             return try CertificateIssuer.issueLeaf(
                 subject: try DistinguishedName { CommonName(code) }, publicKey: P256.Signing.PrivateKey().publicKey,
                 issuer: ca, issuerKey: try context.sealer.open(record.sealedKey, owner: "ca:\(record.id)"),
@@ -197,12 +208,10 @@ public struct TenantCAService: Sendable {
             let now = context.clock.now()
             try await session.setCAStatus(id: record.id, .revoked, revokedAt: now)
             if record.status == .active {
+                // A valid successor steps up at once; otherwise a new Active CA is created.
                 let remaining = try await session.cas(ofTenant: tenant)
-                if case .promote(let successor, _) = Self.nextStep(remaining, now: now, settings: settings) {
-                    try await session.setCAStatus(id: successor.id, .active)
-                } else {
-                    _ = try await createCA(tenant: tenant, status: .active, now: now, activatesAt: now, session: session)
-                }
+                let step = Self.nextStep(remaining, now: now, settings: settings) ?? .createActive(retiring: nil)
+                try await apply(step, tenant: tenant, now: now, session: session)
             }
             var revoked = record
             revoked.status = .revoked
@@ -214,7 +223,8 @@ public struct TenantCAService: Sendable {
     private func record(tenant: RampartID, thumbprint: String, caller: UserRecord, _ permission: Permission)
         async throws -> CARecord
     {
-        try await context.store.read { session in
+        try await rotateIfDueForMember(tenant: tenant, caller: caller)
+        return try await context.store.read { session in
             _ = try await context.authorize(caller, tenant: tenant, permission, session: session)
             return try await Self.find(thumbprint, in: session.cas(ofTenant: tenant))
         }

@@ -57,6 +57,10 @@ public struct UserService: Sendable {
             guard invitation.expiresAt > now else {
                 throw RampartError(.invitationExpired, "This invitation expired on \(Timestamp.format(invitation.expiresAt)). Ask for a new one.", status: 401)
             }
+            // Taking the invitation first makes a racing second registration fail here, with invitationUsed.
+            guard try await session.consumeInvitation(id: invitation.id, by: user.id, at: now) else {
+                throw RampartError.conflict(.invitationUsed, "This invitation has already been used.")
+            }
             let email = invitation.email ?? "user-\(user.id)"
             guard try await session.user(email: email) == nil else {
                 throw RampartError.conflict(.conflict, "\(email) is already registered. Sign in with 'rampart login'.")
@@ -65,9 +69,6 @@ public struct UserService: Sendable {
             registered.email = email
             registered.serverAdministrator = invitation.serverAdministrator
             try await session.insertUser(registered)
-            guard try await session.consumeInvitation(id: invitation.id, by: registered.id, at: now) else {
-                throw RampartError.conflict(.invitationUsed, "This invitation has already been used.")
-            }
             if let tenant = invitation.tenantID, let role = invitation.role {
                 try await session.setRole(role, user: registered.id, tenant: tenant, at: now)
             }
@@ -149,6 +150,8 @@ public struct UserService: Sendable {
             Actor(user: caller), tenant: tenant, action: "role.add", target: "\(email) \(request.role.rawValue)"
         ) { session in
             _ = try await context.authorize(caller, tenant: tenant, .manageUsers, session: session)
+            // Serialises role changes per tenant, so concurrent demotions cannot leave it without an Administrator.
+            try await session.lockTenant(tenant)
             if let user = try await session.user(email: email) {
                 if let current = try await session.role(ofUser: user.id, inTenant: tenant), current == .administrator,
                     request.role != .administrator
@@ -171,12 +174,13 @@ public struct UserService: Sendable {
 
     /// Removes a user's role, or withdraws an open invitation.
     public func deleteRole(email rawEmail: String, role: Role, in tenant: RampartID, caller: UserRecord) async throws {
-        let email = rawEmail.lowercased()
+        let email = try Self.normalizedEmail(rawEmail)
         let now = context.clock.now()
         try await context.audited(
             Actor(user: caller), tenant: tenant, action: "role.delete", target: "\(email) \(role.rawValue)"
         ) { session in
             _ = try await context.authorize(caller, tenant: tenant, .manageUsers, session: session)
+            try await session.lockTenant(tenant)
             if let user = try await session.user(email: email),
                 try await session.role(ofUser: user.id, inTenant: tenant) == role
             {

@@ -149,11 +149,7 @@ struct APIRoutes: Sendable {
     }
 
     static func format(_ text: String?) throws -> CertificateFormat {
-        guard let text else { return .pem }
-        guard let format = CertificateFormat(rawValue: text.lowercased()) else {
-            throw RampartError.invalidRequest("'format' must be pem or der.")
-        }
-        return format
+        try text.map(CertificateFormat.init(parsing:)) ?? .pem
     }
 
     static func certificateResponse(_ certificate: Certificate, format: CertificateFormat, name: String) throws

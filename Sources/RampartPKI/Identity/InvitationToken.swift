@@ -1,7 +1,6 @@
 import Crypto
 import Foundation
 import RampartCore
-import RampartPKI
 
 /// The text of an invitation, as handed to a new user: `rpi1.<id>.<secret>.<tls-pin>`.
 ///
