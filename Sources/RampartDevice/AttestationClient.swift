@@ -13,6 +13,8 @@ import RampartPKI
 public struct AttestationClient: Sendable {
     let server: String
     let tls: TLSConfiguration
+    /// How long one request may take, connecting included.
+    public var requestTimeout: TimeInterval = 30
 
     /// Creates a client that trusts `serverCA` (PEM) if given, or the system roots.
     ///
@@ -62,7 +64,7 @@ public struct AttestationClient: Sendable {
         let status: Int
         let bytes: ByteBuffer
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(Int64(requestTimeout * 1000)))
             status = Int(response.status.code)
             bytes = try await response.body.collect(upTo: 1 << 20)
         } catch {

@@ -68,6 +68,12 @@ public struct DeviceAgent: Service {
         }
     }
 
+    /// One attempt, for tests. Returns how long the agent would wait before the next one.
+    package func attestOnceForTesting() async -> TimeInterval {
+        guard let identity = try? state.identity() else { return 0 }
+        return await attestOnce(identity: identity)
+    }
+
     /// One attempt. Returns how long to wait before the next one.
     func attestOnce(identity: DeviceState.Identity) async -> TimeInterval {
         let now = Date()

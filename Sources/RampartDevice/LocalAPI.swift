@@ -11,6 +11,12 @@ public enum LocalAPI {
     public static func application(state: DeviceState, status: DeviceStatusBoard, logger: Logger) throws
         -> some Service
     {
+        // sockaddr_un holds 108 bytes, the terminating NUL included.
+        guard state.socketFile.path.utf8.count < 108 else {
+            throw RampartError(
+                .configurationInvalid,
+                "The local API socket path \(state.socketFile.path) is longer than 107 bytes. Use a shorter --state-dir.")
+        }
         try? FileManager.default.removeItem(at: state.socketFile)  // a stale socket from a crash
         let router = Router()
         router.get("/status") { _, _ in status.snapshot }

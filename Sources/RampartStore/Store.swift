@@ -57,6 +57,20 @@ public final class Store: Service, Sendable {
                 case .prefer: .prefer(.makeClientConfiguration())
                 case .require: .require(.makeClientConfiguration())
                 }
+            // One direct connection first: the pool would retry an unreachable server for a minute, while a
+            // user running `server init` or `server run` wants to hear at once what is wrong.
+            var probe = PostgresConnection.Configuration(
+                host: pg.host, port: pg.port, username: pg.username, password: pg.password, database: pg.database,
+                tls: pg.tlsMode == .disable ? .disable : .prefer(try NIOSSLContext(configuration: .makeClientConfiguration())))
+            probe.options.connectTimeout = .seconds(10)
+            do {
+                let connection = try await PostgresConnection.connect(configuration: probe, id: 0, logger: logger)
+                try await connection.close()
+            } catch {
+                throw RampartError(
+                    .storeUnavailable, "Cannot connect to PostgreSQL at \(pg): \(String(reflecting: error).prefix(300))",
+                    status: 503)
+            }
             var configuration = PostgresClient.Configuration(
                 host: pg.host, port: pg.port, username: pg.username, password: pg.password, database: pg.database,
                 tls: tls)

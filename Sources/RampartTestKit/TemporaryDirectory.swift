@@ -7,7 +7,7 @@ public struct TemporaryDirectory: Sendable {
 
     /// Creates an empty directory.
     public init(prefix: String = "rampart-test") throws {
-        url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(RampartID())")
+        url = FileManager.default.temporaryDirectory.appendingPathComponent("\(prefix)-\(RampartID().description.prefix(13))")
         try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
     }
 

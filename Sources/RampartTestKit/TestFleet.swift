@@ -22,7 +22,8 @@ public struct TestFleet: Sendable {
 
     /// Manufactures a device into a fresh state directory.
     public func device(model: String = "test-board") throws -> TestDevice {
-        let state = DeviceState(directory: directory.file("device-\(RampartID())"))
+        // Short names: the local API's Unix socket path must stay under 108 bytes.
+        let state = DeviceState(directory: directory.file("d-\(RampartID().description.prefix(8))"))
         _ = try DeviceState.manufacture(at: state.directory, manufacturer: manufacturer, model: model)
         return TestDevice(state: state, identity: try state.identity())
     }

@@ -80,25 +80,25 @@ struct ServerLifecycleTests {
         initialise.waitUntilExit()
         #expect(initialise.terminationStatus == 0)
 
-        let port = Int.random(in: 20_000..<40_000)
         let server = Process()
         server.executableURL = binary
-        server.arguments = ["server", "run", "--data-dir", data, "--listen", "127.0.0.1:\(port)", "--log-format", "text"]
-        let log = Pipe()
-        server.standardError = log
+        server.arguments = ["server", "run", "--data-dir", data, "--listen", "127.0.0.1:0", "--log-format", "text"]
+        let logFile = directory.file("server.log")
+        FileManager.default.createFile(atPath: logFile.path, contents: nil)
+        server.standardError = try FileHandle(forWritingTo: logFile)
         try server.run()
-        // Wait until it logs that it listens (or fail after 20 s).
-        var output = ""
+        func output() -> String { (try? String(contentsOf: logFile, encoding: .utf8)) ?? "" }
+        // Wait until it logs that it listens (or give up after 20 s).
         let deadline = Date() + 20
-        while Date() < deadline && !output.contains("listening") && server.isRunning {
-            output += String(decoding: log.fileHandleForReading.availableData, as: UTF8.self)
+        while Date() < deadline && !output().contains("listening") && server.isRunning {
+            try await Task.sleep(for: .milliseconds(50))
         }
-        #expect(output.contains("listening"), "\(output)")
+        #expect(output().contains("listening"), "\(output())")
         kill(server.processIdentifier, SIGTERM)
         server.waitUntilExit()
-        output += String(decoding: log.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        #expect(server.terminationReason == .exit && server.terminationStatus == 0, "\(output)")
-        #expect(output.contains("stopped"), "\(output)")
+        let final = output()
+        #expect(server.terminationReason == .exit && server.terminationStatus == 0, "\(final)")
+        #expect(final.contains("stopped"), "\(final)")
     }
 
     @Test("server init refuses to overwrite an initialised data directory")
@@ -112,6 +112,20 @@ struct ServerLifecycleTests {
         #expect(try String(contentsOf: data.masterKeyFile, encoding: .utf8) == key)
         let mode = try FileManager.default.attributesOfItem(atPath: data.masterKeyFile.path)[.posixPermissions] as? Int
         #expect(mode == 0o600)
+    }
+
+    @Test("server init that cannot reach its database undoes itself, so it can be run again")
+    func initRollsBack() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let data = directory.file("data").path
+        let failed = await RampartCommand.main(arguments: [
+            "server", "init", "--data-dir", data, "--database", "postgres://nobody@127.0.0.1:1/none?sslmode=disable",
+        ])
+        #expect(failed == 1)
+        #expect(!FileManager.default.fileExists(atPath: data))
+        #expect(await RampartCommand.main(arguments: ["server", "init", "--data-dir", data]) == 0)
+        #expect(await RampartCommand.main(arguments: ["server", "init", "--data-dir", data]) == 1)
     }
 
     @Test("CLI errors go to stderr as code: message with a non-zero exit")

@@ -74,6 +74,28 @@ struct TenantAndRoleTests {
             await expectAPIError("notFound", status: 404) {
                 _ = try await outsider.client.send(.PATCH, "/v1/tenants/\(tenant.id)", body: TenantNameRequest(name: "X"))
             }
+            await expectAPIError("notFound", status: 404) {
+                _ = try await outsider.client.send(.POST, "/v1/tenants/\(tenant.id)/roles", body: RoleAddRequest(email: "x@y.z", role: .reader))
+            }
+            await expectAPIError("notFound", status: 404) {
+                _ = try await outsider.client.send(.DELETE, "/v1/tenants/\(tenant.id)/roles/reader%40test.rampart/Reader")
+            }
+            await expectAPIError("notFound", status: 404) {
+                _ = try await outsider.client.send(.POST, "/v1/tenants/\(tenant.id)/ca-certificates/active/revoke")
+            }
+            await expectAPIError("notFound", status: 404) {
+                _ = try await outsider.client.send(.POST, "/v1/tenants/\(tenant.id)/ca-certificates/active/proof", body: ProofRequest(verificationCode: "x"))
+            }
+            await expectAPIError("forbidden", status: 403) {
+                _ = try await contributor.client.send(.POST, "/v1/tenants/\(tenant.id)/roles", body: RoleAddRequest(email: "x@y.z", role: .reader))
+            }
+            await expectAPIError("forbidden", status: 403) {
+                _ = try await reader.client.send(.POST, "/v1/tenants/\(tenant.id)/ca-certificates/active/revoke")
+            }
+            // An outsider's refused attempts leave nothing in the tenant's audit log.
+            let audit = try await admin.client.json(AuditList.self, .GET, "/v1/tenants/\(tenant.id)/audit").events
+            #expect(!audit.contains { $0.actor == "outsider@test.rampart" })
+            #expect(audit.contains { $0.actor == "reader@test.rampart" && $0.result == "forbidden" })
             let outsiderList = try await outsider.client.json(TenantList.self, .GET, "/v1/tenants")
             #expect(outsiderList.tenants.map(\.id) == [other.id])
             let unknown = RampartID()
@@ -149,9 +171,12 @@ struct TenantAndRoleTests {
             #expect(actions.contains("tenant.create") && actions.contains("ca.create"))
             #expect(events.contains { $0.action == "tenant.update" && $0.result == "success" && $0.actor == "admin@test.rampart" })
             #expect(events.contains { $0.action == "tenant.update" && $0.result == "invalidName" })
-            let since = Timestamp.format(start.addingTimeInterval(-1)).addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
-            let recent = try await admin.client.json(AuditList.self, .GET, "/v1/tenants/\(tenant.id)/audit?since=\(since)&limit=2").events
-            #expect(recent.count == 2)
+            let limited = try await admin.client.json(AuditList.self, .GET, "/v1/tenants/\(tenant.id)/audit?limit=2").events
+            #expect(limited.count == 2)
+            let later = Timestamp.format(Date() + 60).addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+            #expect(try await admin.client.json(AuditList.self, .GET, "/v1/tenants/\(tenant.id)/audit?since=\(later)").events.isEmpty)
+            let earlier = Timestamp.format(start - 60).addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+            #expect(try await admin.client.json(AuditList.self, .GET, "/v1/tenants/\(tenant.id)/audit?since=\(earlier)").events.count == events.count)
             await expectAPIError("invalidRequest", status: 400) {
                 _ = try await admin.client.send(.GET, "/v1/tenants/\(tenant.id)/audit?since=yesterday")
             }

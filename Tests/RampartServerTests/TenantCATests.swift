@@ -133,6 +133,53 @@ struct TenantCATests {
         }
     }
 
+    @Test("revoking the Active CA after a rotation never revives the retired one; proofs from expired CAs are refused")
+    func revokeAfterRotation() async throws {
+        let clock = ManualWallClock()
+        try await TestServer.withServer(clock: clock) { server in
+            let admin = try await server.registerAdministrator()
+            let tenant = try await admin.createTenant("Rotated")
+            let base = "/v1/tenants/\(tenant.id)/ca-certificates"
+            let first = try await admin.client.json(CACertificateList.self, .GET, base).certificates[0]
+            clock.set(first.notAfter - 90 * Self.day)
+            _ = try await admin.client.json(CACertificateList.self, .GET, base)
+            clock.advance(by: 45 * Self.day)
+            let rotated = try await admin.client.json(CACertificateList.self, .GET, base).certificates
+            let second = try #require(rotated.first { $0.status == .active })
+            #expect(second.thumbprint != first.thumbprint)
+
+            _ = try await admin.client.send(.POST, "\(base)/\(second.thumbprint)/revoke")
+            let after = try await admin.client.json(CACertificateList.self, .GET, base).certificates
+            let active = try #require(after.first { $0.status == .active })
+            #expect(active.thumbprint != first.thumbprint && active.thumbprint != second.thumbprint)
+            #expect(after.first { $0.thumbprint == first.thumbprint }?.status == .inactive)
+            let events = try await admin.client.json(AuditList.self, .GET, "/v1/tenants/\(tenant.id)/audit").events
+            #expect(events.contains { $0.action == "ca.revoke" && $0.target == second.thumbprint && $0.result == "success" })
+
+            clock.set(first.notAfter + 1)
+            await expectAPIError("conflict", status: 409) {
+                _ = try await admin.client.send(.POST, "\(base)/\(first.thumbprint)/proof", body: ProofRequest(verificationCode: "late"))
+            }
+        }
+    }
+
+    @Test("revoking the Active CA while a successor waits promotes the successor")
+    func revokePromotesSuccessor() async throws {
+        let clock = ManualWallClock()
+        try await TestServer.withServer(clock: clock) { server in
+            let admin = try await server.registerAdministrator()
+            let tenant = try await admin.createTenant("Successor")
+            let base = "/v1/tenants/\(tenant.id)/ca-certificates"
+            let first = try await admin.client.json(CACertificateList.self, .GET, base).certificates[0]
+            clock.set(first.notAfter - 80 * Self.day)
+            let waiting = try #require(try await admin.client.json(CACertificateList.self, .GET, base).certificates.first { $0.status == .inactive })
+            _ = try await admin.client.send(.POST, "\(base)/\(first.thumbprint)/revoke")
+            let after = try await admin.client.json(CACertificateList.self, .GET, base).certificates
+            #expect(after.count == 2)
+            #expect(after.first { $0.thumbprint == waiting.thumbprint }?.status == .active)
+        }
+    }
+
     @Test("CA private keys are stored sealed, never in the clear")
     func keysSealedAtRest() async throws {
         try await TestServer.withServer { server in
@@ -140,8 +187,9 @@ struct TenantCATests {
             let tenant = try await admin.createTenant("Sealed")
             let records = try await server.runtime.store.read { try await $0.cas(ofTenant: tenant.id) }
             #expect(records.count == 1)
-            #expect(!records[0].sealedKey.contains("PRIVATE KEY"))
             let key = try server.runtime.context.sealer.open(records[0].sealedKey, owner: "ca:\(records[0].id)")
+            let sealed = Data(base64Encoded: records[0].sealedKey) ?? Data()
+            #expect(sealed.range(of: key.rawRepresentation) == nil)
             let certificate = try Certificate(derEncoded: records[0].certificateDER)
             #expect(certificate.publicKey == Certificate.PublicKey(key.publicKey))
         }

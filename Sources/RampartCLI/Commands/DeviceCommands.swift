@@ -193,12 +193,12 @@ package enum DeviceRuntime {
 }
 
 /// Reads the local API over its Unix socket.
-enum LocalAPIClient {
-    static func status(state: DeviceState) async throws -> DeviceStatus {
+package enum LocalAPIClient {
+    package static func status(state: DeviceState) async throws -> DeviceStatus {
         let socket = state.socketFile.path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
         let request = HTTPClientRequest(url: "http+unix://\(socket)/status")
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(3))
             let body = try await response.body.collect(upTo: 1 << 20)
             return try JSONCoding.decoder().decode(DeviceStatus.self, from: Data(buffer: body))
         } catch {

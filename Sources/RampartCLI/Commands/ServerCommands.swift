@@ -42,13 +42,21 @@ struct ServerCommand: AsyncParsableCommand {
         func run() async throws {
             let directory = DataDirectory(path: options.dataDir)
             let environmentKey = ProcessInfo.processInfo.environment["RAMPART_MASTER_KEY"]
-            try directory.initialize(
-                hostnames: hostname, writeMasterKey: options.masterKeyFile == nil && (environmentKey ?? "").isEmpty,
-                now: Date())
-            var configuration = try options.configuration()
-            configuration.tlsCertificatePEM = try String(contentsOf: directory.tlsCertificateFile, encoding: .utf8)
-            let invitation = try await ServerCommand.withStore(configuration) { runtime in
-                try await runtime.users.inviteServerAdministrator(email: adminEmail)
+            let writeMasterKey = options.masterKeyFile == nil && (environmentKey ?? "").isEmpty
+            let existed = FileManager.default.fileExists(atPath: directory.url.path)
+            try directory.initialize(hostnames: hostname, writeMasterKey: writeMasterKey, now: Date())
+            let invitation: InvitationToken
+            var configuration: ServerConfiguration
+            do {
+                configuration = try options.configuration()
+                configuration.tlsCertificatePEM = try String(contentsOf: directory.tlsCertificateFile, encoding: .utf8)
+                invitation = try await ServerCommand.withStore(configuration) { runtime in
+                    try await runtime.users.inviteServerAdministrator(email: adminEmail)
+                }
+            } catch {
+                // Undo, so that init can simply be run again once the problem (say, the database) is fixed.
+                directory.removeInitialization(removeDirectory: !existed, masterKey: writeMasterKey)
+                throw error
             }
             print("Initialised \(directory.url.path) (\(configuration.store)).")
             print("Start the server:   rampart server run --data-dir \(options.dataDir)")

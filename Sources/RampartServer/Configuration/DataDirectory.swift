@@ -70,6 +70,18 @@ public struct DataDirectory: Sendable {
         try SecureFile.write(try identity.server.pemString + identity.ca.pemString, to: tlsCertificateFile, mode: 0o644)
     }
 
+    /// Undoes ``initialize(hostnames:writeMasterKey:now:)`` after a later step of `server init` failed.
+    public func removeInitialization(removeDirectory: Bool, masterKey: Bool) {
+        let fm = FileManager.default
+        if removeDirectory {
+            try? fm.removeItem(at: url)
+            return
+        }
+        try? fm.removeItem(at: url.appendingPathComponent("tls"))
+        if masterKey { try? fm.removeItem(at: masterKeyFile) }
+        for suffix in ["", "-wal", "-shm"] { try? fm.removeItem(atPath: sqliteFile.path + suffix) }
+    }
+
     /// Reads the master key from `RAMPART_MASTER_KEY`, a given file, or `master.key`, in that order.
     ///
     /// - Throws: ``RampartError`` `configurationInvalid` when none is found.
