@@ -9,7 +9,7 @@ public struct RampartCommand: AsyncParsableCommand {
         abstract: "Rampart: a self-hosted security service, device runtime and gateway for IoT fleets.",
         subcommands: [
             DemoCommand.self, ServerCommand.self, RegisterUserCommand.self, LoginCommand.self, TenantCommand.self,
-            RoleCommand.self, CACertificateCommand.self, DeviceCommand.self, ManufactureCommand.self, DoctorCommand.self,
+            RoleCommand.self, CACertificateCommand.self, DeviceCommand.self, ManufactureCommand.self, DoctorCommand.self, BenchCommand.self,
         ])
 
     public init() {}

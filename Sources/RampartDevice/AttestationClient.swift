@@ -15,6 +15,9 @@ public struct AttestationClient: Sendable {
     let tls: TLSConfiguration
     /// How long one request may take, connecting included.
     public var requestTimeout: TimeInterval = 30
+    /// The HTTP client; the shared one pools connections, a dedicated one lets a benchmark open a fresh TLS
+    /// connection per attestation as separate devices do.
+    public var httpClient: HTTPClient = .shared
 
     /// Creates a client that trusts `serverCA` (PEM) if given, or the system roots.
     ///
@@ -64,7 +67,7 @@ public struct AttestationClient: Sendable {
         let status: Int
         let bytes: ByteBuffer
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .milliseconds(Int64(requestTimeout * 1000)))
+            let response = try await httpClient.execute(request, timeout: .milliseconds(Int64(requestTimeout * 1000)))
             status = Int(response.status.code)
             bytes = try await response.body.collect(upTo: 1 << 20)
         } catch {

@@ -46,12 +46,20 @@ public struct DeviceState: Sendable {
         return DeviceID.of(key.publicKey)
     }
 
-    /// The identity as loaded from disk.
+    /// A device identity: its key store and the manufacturer's endorsement.
     public struct Identity: Sendable {
         public let keyStore: any KeyStore
         public let endorsement: [Certificate]
         public let deviceID: String
         public let model: String
+
+        /// An identity from its parts.
+        public init(keyStore: any KeyStore, endorsement: [Certificate], model: String) {
+            self.keyStore = keyStore
+            self.endorsement = endorsement
+            self.deviceID = DeviceID.of(keyStore.publicKey)
+            self.model = model
+        }
     }
 
     /// Loads the identity.
@@ -66,9 +74,7 @@ public struct DeviceState: Sendable {
                 .configurationInvalid, "\(endorsementFile.path) is missing. Is \(directory.path) a manufactured device?")
         }
         let model = (try? String(contentsOf: modelFile, encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines)
-        return Identity(
-            keyStore: keyStore, endorsement: endorsement, deviceID: DeviceID.of(keyStore.publicKey),
-            model: model?.isEmpty == false ? model! : "generic")
+        return Identity(keyStore: keyStore, endorsement: endorsement, model: model?.isEmpty == false ? model! : "generic")
     }
 
     /// The stored device certificate chain and key, if any (expired or not).

@@ -1,0 +1,195 @@
+import ArgumentParser
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOSSL
+import RampartAttestation
+import RampartCore
+import RampartDevice
+import RampartPKI
+import RampartServer
+import RampartStore
+import X509
+
+/// `rampart bench …`: load measurements, each printed next to its reference from the same run.
+struct BenchCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench", abstract: "Benchmarks, reported side by side with a reference measured in the same run.",
+        subcommands: [Attest.self])
+
+    struct Attest: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "End-to-end attestations per second: challenge, evidence, appraisal, certificate, durable record.")
+
+        @Option(help: "A running server (default: start one in-process on SQLite in a temporary directory).")
+        var server: String?
+        @Option(help: "With --server: a manufacturer CA directory that server trusts.") var manufacturerCa: String?
+        @Option(help: "With --server: a PEM CA for the server's TLS certificate.") var serverCa: String?
+        @Option(help: "How many devices to manufacture and claim.") var devices = 500
+        @Option(help: "How many attestations run at once.") var concurrency = 32
+        @Option(help: "How many times each device attests.") var rounds = 2
+        @Option(help: "Seconds for the openssl speed reference (0 skips it).") var opensslSeconds = 3
+
+        func run() async throws {
+            guard devices > 0, concurrency > 0, rounds > 0, devices * rounds <= 1_000_000 else {
+                throw RampartError.invalidRequest("--devices, --concurrency and --rounds must be positive, at most 1,000,000 attestations.")
+            }
+            var logger = Logger(label: "rampart.bench")
+            logger.logLevel = .error
+            if let server {
+                guard let manufacturerCa else {
+                    throw RampartError.invalidRequest("--server needs --manufacturer-ca: a manufacturer CA that server trusts.")
+                }
+                let manufacturer = try ManufacturerCA.load(from: URL(fileURLWithPath: manufacturerCa))
+                let profile = try ClientProfile.load()
+                guard let tenant = profile.tenant else {
+                    throw RampartError.invalidRequest("Select a tenant first: rampart tenant select --tenant ID.")
+                }
+                let ca = try serverCa.map { try String(contentsOfFile: $0, encoding: .utf8) }
+                try await measure(server: server, serverCA: ca, manufacturer: manufacturer,
+                                  client: try APIClient(profile: profile, server: server), tenant: tenant)
+            } else {
+                try await withInProcessServer(logger: logger) { server, serverCA, manufacturer, client, tenant in
+                    try await measure(server: server, serverCA: serverCA, manufacturer: manufacturer, client: client, tenant: tenant)
+                }
+            }
+        }
+
+        func measure(server: String, serverCA: String?, manufacturer: ManufacturerCA, client: APIClient, tenant: RampartID)
+            async throws
+        {
+            print("Manufacturing and claiming \(devices) devices…")
+            let runtimeDigest = String(repeating: "be", count: 32)
+            _ = try await client.json(
+                ReferenceValue.self, .POST, "/v1/tenants/\(tenant)/reference-values",
+                body: ReferenceValueRequest(sha256: runtimeDigest, version: "bench", description: "rampart bench attest"))
+            var identities: [DeviceState.Identity] = []
+            for _ in 0..<devices {
+                let key = MemoryKeyStore()
+                let identity = DeviceState.Identity(
+                    keyStore: key, endorsement: [try manufacturer.endorse(key.publicKey, model: "bench-board")], model: "bench-board")
+                _ = try await client.send(.POST, "/v1/tenants/\(tenant)/devices", body: DeviceClaimRequest(deviceId: identity.deviceID))
+                identities.append(identity)
+            }
+            let measurements = [SoftwareMeasurement(component: "rampart-runtime", kind: .runtime, version: "bench", sha256: runtimeDigest)]
+            let attestationClient = try AttestationClient(server: server, serverCAPEM: serverCA)
+            let total = devices * rounds
+            print("Running \(total) attestations, \(concurrency) at a time, each on a fresh TLS connection…")
+            let started = ContinuousClock.now
+            let outcomes = try await withThrowingTaskGroup(of: (Duration, Bool).self) { group in
+                var next = 0
+                var results: [(Duration, Bool)] = []
+                results.reserveCapacity(total)
+                func launch(_ index: Int) {
+                    let identity = identities[index % identities.count]
+                    group.addTask {
+                        var client = attestationClient
+                        client.httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
+                        let begin = ContinuousClock.now
+                        var ok = true
+                        do {
+                            _ = try await client.attest(identity: identity, measurements: measurements, debugStatus: 3)
+                        } catch {
+                            ok = false
+                            FileHandle.standardError.write(Data("attestation failed: \(error)\n".utf8))
+                        }
+                        let elapsed = ContinuousClock.now - begin
+                        try? await client.httpClient.shutdown()
+                        return (elapsed, ok)
+                    }
+                }
+                while next < min(concurrency, total) {
+                    launch(next)
+                    next += 1
+                }
+                while let result = try await group.next() {
+                    results.append(result)
+                    if next < total {
+                        launch(next)
+                        next += 1
+                    }
+                }
+                return results
+            }
+            let wall = ContinuousClock.now - started
+            let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18
+            let latencies = outcomes.map { Double($0.0.components.seconds) * 1000 + Double($0.0.components.attoseconds) / 1e15 }.sorted()
+            let failures = outcomes.filter { !$0.1 }.count
+            func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+            let rate = Double(total - failures) / seconds
+
+            var lines = [
+                "| measurement | result |",
+                "|---|---|",
+                "| attestations | \(total) (\(failures) failed), \(devices) devices, concurrency \(concurrency) |",
+                "| Rampart attestations/s | \(String(format: "%.0f", rate)) |",
+                "| latency p50 / p99 | \(String(format: "%.1f", percentile(0.5))) ms / \(String(format: "%.1f", percentile(0.99))) ms |",
+            ]
+            if opensslSeconds > 0, let speed = OpenSSLSpeed.ecdsaP256(seconds: opensslSeconds) {
+                lines.append("| openssl speed ecdsap256 (1 core), sign/s | \(String(format: "%.0f", speed.sign)) |")
+                lines.append("| openssl speed ecdsap256 (1 core), verify/s | \(String(format: "%.0f", speed.verify)) |")
+            }
+            print(lines.joined(separator: "\n"))
+            if failures > 0 {
+                throw RampartError(.internalError, "\(failures) of \(total) attestations failed.", status: 500)
+            }
+        }
+
+        /// Starts a server on SQLite in a temporary directory that trusts a fresh manufacturer CA.
+        func withInProcessServer(
+            logger: Logger,
+            _ body: @Sendable (String, String, ManufacturerCA, APIClient, RampartID) async throws -> Void
+        ) async throws {
+            let root = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-bench-\(RampartID().description.prefix(8))")
+            defer { try? FileManager.default.removeItem(at: root) }
+            let data = DataDirectory(path: root.appendingPathComponent("data").path)
+            try data.initialize(hostnames: [], writeMasterKey: true, now: Date())
+            let manufacturer = try ManufacturerCA.create(in: root.appendingPathComponent("manufacturer"), name: "Bench")
+            var configuration = ServerConfiguration()
+            configuration.port = 0
+            configuration.store = .sqlite(path: data.sqliteFile.path)
+            configuration.masterKey = try data.masterKey(file: nil, environment: [:])
+            configuration.tlsCertificatePEM = try String(contentsOf: data.tlsCertificateFile, encoding: .utf8)
+            configuration.tlsKeyPEM = try String(contentsOf: data.tlsKeyFile, encoding: .utf8)
+            configuration.manufacturerRoots = [try manufacturer.certificate.pemString]
+            let serverCA = try Certificate.parseBundle(pem: configuration.tlsCertificatePEM).last!.pemString
+            let runtime = try await ServerRuntime(configuration: configuration, logger: logger)
+            try await runtime.withRunningServer { running in
+                let url = "https://127.0.0.1:\(running.port)"
+                let invitation = try await runtime.users.inviteServerAdministrator(email: "bench@rampart.local")
+                let home = root.appendingPathComponent("home")
+                _ = try await Registration.register(server: url, invitation: invitation.text, directory: home)
+                let client = try APIClient(profile: try ClientProfile.load(from: home))
+                let tenant = try await client.json(TenantInfo.self, .POST, "/v1/tenants", body: TenantNameRequest(name: "Bench"))
+                print("In-process server at \(url) on SQLite (\(data.sqliteFile.path)).")
+                try await body(url, serverCA, manufacturer, client, tenant.id)
+            }
+        }
+    }
+}
+
+/// `openssl speed` as the crypto reference for a benchmark.
+enum OpenSSLSpeed {
+    /// ECDSA P-256 signs and verifies per second on one core, or `nil` if openssl is missing.
+    static func ecdsaP256(seconds: Int) -> (sign: Double, verify: Double)? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        // openssl speed times itself with SIGALRM, which this process's threads keep blocked (the signal mask is
+        // inherited); perl unblocks every signal before it execs openssl.
+        process.arguments = [
+            "perl", "-MPOSIX", "-e", "sigprocmask(SIG_SETMASK, POSIX::SigSet->new); exec @ARGV or die",
+            "openssl", "speed", "-seconds", "\(seconds)", "ecdsap256",
+        ]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return nil }
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        // "256 bits ecdsa (nistp256)   0.0000s   0.0001s  40000.0  13000.0"
+        guard let line = output.split(separator: "\n").last(where: { $0.contains("nistp256") }) else { return nil }
+        let numbers = line.split(separator: " ").compactMap { Double($0) }
+        guard numbers.count >= 2 else { return nil }
+        return (numbers[numbers.count - 2], numbers[numbers.count - 1])
+    }
+}
