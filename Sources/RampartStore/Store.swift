@@ -16,7 +16,7 @@ import ServiceLifecycle
 /// as a whole or not at all.
 public final class Store: Service, Sendable {
     private enum Backend: Sendable {
-        case sqlite(SQLiteConnection, AsyncSerialLock)
+        case sqlite(SQLiteConnection, AsyncSerialLock, GroupCommitter)
         case postgres(PostgresClient)
     }
 
@@ -45,7 +45,9 @@ public final class Store: Service, Sendable {
                 try await db.raw("PRAGMA synchronous=FULL").run()
                 try await db.raw("PRAGMA foreign_keys=ON").run()
                 try await db.raw("PRAGMA busy_timeout=5000").run()
-                return Store(backend: .sqlite(connection, AsyncSerialLock()), location: location, logger: logger)
+                let lock = AsyncSerialLock()
+                let committer = GroupCommitter(lock: lock, logger: logger) { connection.sql(queryLogLevel: nil) }
+                return Store(backend: .sqlite(connection, lock, committer), location: location, logger: logger)
             } catch {
                 throw RampartError(
                     .storeUnavailable, "Cannot open the SQLite database at \(path): \(error)", status: 503)
@@ -85,7 +87,7 @@ public final class Store: Service, Sendable {
         switch backend {
         case .postgres(let client):
             await client.run()
-        case .sqlite(let connection, _):
+        case .sqlite(let connection, _, _):
             try? await gracefulShutdown()
             // The future-based close is not cancellable, so the connection is closed even when the task was cancelled.
             try await connection.close().get()
@@ -96,15 +98,18 @@ public final class Store: Service, Sendable {
     ///
     /// - Throws: What `body` throws; a lost unique-key race as ``RampartError`` `conflict` (409); any other
     ///   database failure as `storeUnavailable` (503).
-    public func transaction<T: Sendable>(_ body: @Sendable (StoreSession) async throws -> T) async throws -> T {
+    public func transaction<T: Sendable>(_ body: @escaping @Sendable (StoreSession) async throws -> T) async throws -> T {
         switch backend {
-        case .sqlite(let connection, let lock):
-            return try await lock.withLock {
-                try await Self.inTransaction(connection.sql(queryLogLevel: nil), immediate: true, logger: logger, body)
+        case .sqlite(_, _, let committer):
+            // Concurrent transactions share one commit (and one fsync); see GroupCommitter.
+            do {
+                return try await committer.transaction(body)
+            } catch {
+                throw Self.translate(error, logger: logger)
             }
         case .postgres(let client):
             return try await client.withConnection { connection in
-                try await Self.inTransaction(connection.sql(queryLogLevel: nil), immediate: false, logger: logger, body)
+                try await Self.inTransaction(connection.sql(queryLogLevel: nil), logger: logger, body)
             }
         }
     }
@@ -114,7 +119,7 @@ public final class Store: Service, Sendable {
     public func read<T: Sendable>(_ body: @Sendable (StoreSession) async throws -> T) async throws -> T {
         do {
             switch backend {
-            case .sqlite(let connection, let lock):
+            case .sqlite(let connection, let lock, _):
                 return try await lock.withLock { try await body(StoreSession(db: connection.sql(queryLogLevel: nil))) }
             case .postgres(let client):
                 return try await client.withConnection { connection in
@@ -127,12 +132,10 @@ public final class Store: Service, Sendable {
     }
 
     private static func inTransaction<T>(
-        _ db: any SQLDatabase, immediate: Bool, logger: Logger, _ body: @Sendable (StoreSession) async throws -> T
+        _ db: any SQLDatabase, logger: Logger, _ body: @Sendable (StoreSession) async throws -> T
     ) async throws -> T {
         do {
-            // BEGIN IMMEDIATE takes SQLite's write lock up front, so two processes on one file never deadlock
-            // upgrading read locks.
-            try await db.raw(immediate ? "BEGIN IMMEDIATE" : "BEGIN").run()
+            try await db.raw("BEGIN").run()
             do {
                 let result = try await body(StoreSession(db: db))
                 try await db.raw("COMMIT").run()
@@ -162,11 +165,36 @@ public final class Store: Service, Sendable {
     /// Brings the schema up to the newest version. Safe to call from several replicas at once.
     public func migrate() async throws {
         try await transaction { session in
-            if case .postgres = location {
+            if case .postgres = self.location {
                 // Serialise concurrent replicas starting against one database.
                 try await session.db.raw("SELECT pg_advisory_xact_lock(7342001)").run()
             }
-            try await Migrations.apply(on: session.db, logger: logger)
+            try await Migrations.apply(on: session.db, logger: self.logger)
+        }
+    }
+
+    /// Opens a store, runs and migrates it for the duration of `body`, then closes it: for one-off commands
+    /// and tests, where no `ServiceGroup` runs.
+    public static func withRunning<T: Sendable>(
+        _ location: StoreLocation, logger: Logger, _ body: @escaping @Sendable (Store) async throws -> T
+    ) async throws -> T {
+        let store = try await Store.open(location, logger: logger)
+        return try await store.withRunning { try await body(store) }
+    }
+
+    /// Runs and migrates this store for the duration of `body`, then closes it.
+    public func withRunning<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await self.run() }
+            do {
+                try await migrate()
+                let result = try await body()
+                group.cancelAll()
+                return result
+            } catch {
+                group.cancelAll()
+                throw error
+            }
         }
     }
 

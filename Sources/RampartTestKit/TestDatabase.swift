@@ -35,27 +35,3 @@ public enum TestDatabase {
         return .postgres(server.withDatabase(name))
     }
 }
-
-extension Store {
-    /// Opens a store, runs it and migrates it for the duration of `body`.
-    public static func withRunning<T: Sendable>(
-        _ location: StoreLocation, _ body: @Sendable (Store) async throws -> T
-    ) async throws -> T {
-        var logger = Logger(label: "rampart.test.store")
-        // PostgresNIO warns when a lease races ahead of run() starting; the lease simply waits.
-        logger.logLevel = .error
-        let store = try await Store.open(location, logger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await store.run() }
-            do {
-                try await store.migrate()
-                let result = try await body(store)
-                group.cancelAll()
-                return result
-            } catch {
-                group.cancelAll()
-                throw error
-            }
-        }
-    }
-}

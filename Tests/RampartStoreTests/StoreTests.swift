@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RampartCore
 import RampartStore
 import RampartTestKit
@@ -7,10 +8,13 @@ import Testing
 /// The same suite runs on SQLite, and on PostgreSQL when scripts/test sets RAMPART_TEST_DATABASE.
 @Suite("Store (SQLite, or PostgreSQL under RAMPART_TEST_DATABASE)")
 struct StoreTests {
-    func withStore(_ body: @Sendable (Store) async throws -> Void) async throws {
+    func withStore(_ body: @escaping @Sendable (Store) async throws -> Void) async throws {
         let directory = try TemporaryDirectory(prefix: "rampart-store")
         defer { directory.remove() }
-        try await Store.withRunning(try await TestDatabase.make(in: directory), body)
+        var logger = Logger(label: "rampart.test.store")
+        // PostgresNIO warns when a lease races ahead of run() starting; the lease simply waits.
+        logger.logLevel = .error
+        try await Store.withRunning(try await TestDatabase.make(in: directory), logger: logger, body)
     }
 
     func tenant(_ name: String = "T") -> TenantRecord {
@@ -57,6 +61,25 @@ struct StoreTests {
             }
             let ids = try await store.read { try await $0.allTenantIDs() }
             #expect(Set(ids) == Set(tenants.map(\.id)))
+        }
+    }
+
+    @Test("concurrent transactions that fail roll back alone; their neighbours in the same commit survive")
+    func concurrentFailuresAreIsolated() async throws {
+        try await withStore { store in
+            let tenants = (0..<30).map { tenant("T\($0)") }
+            await withTaskGroup(of: Void.self) { group in
+                for (index, record) in tenants.enumerated() {
+                    group.addTask {
+                        _ = try? await store.transaction { session in
+                            try await session.insertTenant(record)
+                            if index % 2 == 1 { throw RampartError.conflict(.conflict, "abort \(index)") }
+                        }
+                    }
+                }
+            }
+            let ids = Set(try await store.read { try await $0.allTenantIDs() })
+            #expect(ids == Set(tenants.enumerated().filter { $0.offset % 2 == 0 }.map(\.element.id)))
         }
     }
 

@@ -134,23 +134,12 @@ struct ServerCommand: AsyncParsableCommand {
 
     /// Runs `body` with the store running and migrated, then shuts it down.
     static func withStore<T: Sendable>(
-        _ configuration: ServerConfiguration, _ body: @Sendable (ServerRuntime) async throws -> T
+        _ configuration: ServerConfiguration, _ body: @escaping @Sendable (ServerRuntime) async throws -> T
     ) async throws -> T {
         var logger = Logger(label: "rampart.server")
         logger.logLevel = .warning
         let runtime = try await ServerRuntime(configuration: configuration, logger: logger)
-        return try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await runtime.store.run() }
-            do {
-                try await runtime.store.migrate()
-                let result = try await body(runtime)
-                group.cancelAll()
-                return result
-            } catch {
-                group.cancelAll()
-                throw error
-            }
-        }
+        return try await runtime.store.withRunning { try await body(runtime) }
     }
 }
 

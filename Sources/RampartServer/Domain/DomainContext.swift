@@ -60,7 +60,7 @@ extension DomainContext {
     /// tenant's log only when the actor has a role there; others cannot write into a tenant they cannot see.
     func audited<T: Sendable>(
         _ actor: Actor, tenant: RampartID?, action: String, target rawTarget: String,
-        _ body: @Sendable (StoreSession) async throws -> T
+        _ body: @escaping @Sendable (StoreSession) async throws -> T
     ) async throws -> T {
         let target = rawTarget.count > 200 ? String(rawTarget.prefix(200)) + "…" : rawTarget
         do {
