@@ -137,7 +137,7 @@ pg_start() {
     port="$(free_port)"
     # fsync stays on: the durability check needs real crash semantics.
     if ! runuser -u postgres -- "$bin/pg_ctl" -D "$RAMPART_PG_DIR/db" -l "$RAMPART_PG_DIR/postgres.log" \
-        -o "-p $port -k $RAMPART_PG_DIR -c listen_addresses=127.0.0.1" -w -t 60 start >/dev/null; then
+        -o "-p $port -k $RAMPART_PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=400" -w -t 60 start >/dev/null; then
         tail -n 50 "$RAMPART_PG_DIR/postgres.log" >&2 || true
         return 1
     fi

@@ -15,6 +15,7 @@ public enum EvidenceToken {
         var alg: String
         var typ: String?
         var x5c: [String]?
+        var crit: [String]?
     }
 
     /// Signs evidence on the device.
@@ -66,6 +67,9 @@ public enum EvidenceToken {
         guard let headerData = Base64URL.decode(String(parts[0])),
             let header = try? JSONDecoder().decode(Header.self, from: headerData)
         else { throw malformed("The evidence header is not base64url JSON.") }
+        guard header.crit == nil else {
+            throw malformed("The evidence header marks extensions critical (crit); none are understood.")
+        }
         guard header.alg == "ES256" else {
             throw AttestationRefusal.error(
                 AttestationRefusal.signatureInvalid, "The evidence must be signed with ES256, not '\(header.alg.prefix(16))'.")
@@ -104,21 +108,38 @@ public enum EvidenceToken {
         }
         guard DeviceID.isValid(claims.ueid) else { throw malformed("ueid must be the 64-character device ID.") }
         guard (0...4).contains(claims.dbgstat) else { throw malformed("dbgstat must be 0 to 4.") }
-        guard claims.cnf.jwk.publicKey != nil else { throw malformed("cnf.jwk is not a P-256 public key.") }
+        guard let fresh = claims.cnf.jwk.publicKey else { throw malformed("cnf.jwk is not a P-256 public key.") }
+        guard DeviceID.of(fresh) != claims.ueid else {
+            throw malformed("cnf must be a fresh key, not the identity key: the identity key never leaves the device's key store.")
+        }
         guard !claims.measurements.isEmpty, claims.measurements.count <= 256 else {
             throw malformed("measurements must list 1 to 256 components.")
         }
-        for text in [claims.hwmodel, claims.swname, claims.swversion] where text.isEmpty || text.count > 128 {
-            throw malformed("hwmodel, swname and swversion must be 1 to 128 characters.")
+        for text in [claims.hwmodel, claims.swname, claims.swversion] where !isPlainToken(text, maximum: 128, spaces: true) {
+            throw malformed("hwmodel, swname and swversion must be 1 to 128 letters, digits, spaces or . _ + : ~ -.")
+        }
+        guard claims.measurements.contains(where: { $0.kind == .runtime }) else {
+            throw malformed("The evidence must measure the runtime it runs (a measurement of kind runtime).")
         }
         for measurement in claims.measurements {
-            guard !measurement.component.isEmpty, measurement.component.count <= 128,
-                measurement.version.count <= 64, measurement.sha256.count == 64,
+            guard isPlainToken(measurement.component, maximum: 128, spaces: false),
+                isPlainToken(measurement.version, maximum: 64, spaces: false), measurement.sha256.count == 64,
                 measurement.sha256.allSatisfy({ $0.isHexDigit && !$0.isUppercase })
             else {
                 throw malformed("Measurement '\(measurement.component.prefix(64))' needs a component, a version and a lowercase hex SHA-256.")
             }
         }
+    }
+
+    /// Device-supplied names end up in tables, reports and suggested commands, so they are kept to a small,
+    /// shell-safe alphabet.
+    static func isPlainToken(_ text: String, maximum: Int, spaces: Bool) -> Bool {
+        (1...maximum).contains(text.count)
+            && text.unicodeScalars.allSatisfy { scalar in
+                scalar.isASCII
+                    && (CharacterSet.alphanumerics.contains(scalar) || "._+:~-".unicodeScalars.contains(scalar)
+                        || (spaces && scalar == " "))
+            }
     }
 
     static func describe(_ error: any Error) -> String {

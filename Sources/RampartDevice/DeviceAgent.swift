@@ -6,6 +6,7 @@ import RampartCore
 import RampartPKI
 import ServiceLifecycle
 import Synchronization
+import SwiftASN1
 import X509
 
 /// The device runtime's attestation loop: attest at start, then every 20 h with jitter, and earlier when
@@ -29,14 +30,16 @@ public struct DeviceAgent: Service {
         /// The delay before the next attempt after `failures` consecutive failures (≥ 1): full jitter over
         /// the capped exponential.
         public func backoff(failures: Int) -> TimeInterval {
-            let ceiling = min(backoffCap, backoffBase * pow(2, Double(min(failures, 30) - 1)))
+            let ceiling = max(1, min(backoffCap, backoffBase * pow(2, Double(min(max(failures, 1), 30) - 1))))
             return Double.random(in: (ceiling / 2)...ceiling)
         }
 
-        /// When to attest again after a success at `now` with a certificate valid until `notAfter`.
-        public func next(after now: Date, notAfter: Date, serverHint: Date?) -> Date {
-            let planned = (serverHint ?? now + interval) + interval * Double.random(in: -jitter...jitter)
-            return max(now + 60, min(planned, notAfter - renewBefore))
+        /// How long to wait after a success, given the certificate's validity period. Computed from durations
+        /// so that a device clock that is off (no RTC before NTP) neither sleeps for years nor spins; jittered
+        /// below the deadline so certificates issued together do not renew in lockstep.
+        public func delay(validity: TimeInterval) -> TimeInterval {
+            let base = min(interval, validity - renewBefore)
+            return max(60, base * Double.random(in: (1 - max(0, min(jitter, 0.5)))...1))
         }
     }
 
@@ -80,8 +83,17 @@ public struct DeviceAgent: Service {
         do {
             let measurements = try Measurer.measure(state: state, executable: executable)
             let (result, key) = try await client.attest(identity: identity, measurements: measurements, debugStatus: 3)
+            // Keep only what is what we asked for: our fresh key, our device ID.
+            guard let leafPEM = result.certificateChain.first, let leaf = try? Certificate(pemEncoded: leafPEM),
+                leaf.publicKey == Certificate.PublicKey(key.publicKey),
+                leaf.subject.description == "CN=\(identity.deviceID)"
+            else {
+                throw RampartError(
+                    .certificateInvalid, "The server returned a certificate that is not for this device's fresh key.", status: 502)
+            }
             try state.store(chain: result.certificateChain, key: key)
-            let next = schedule.next(after: now, notAfter: result.notAfter, serverHint: result.nextAttestationAfter)
+            let wait = schedule.delay(validity: leaf.notValidAfter.timeIntervalSince(leaf.notValidBefore))
+            let next = now + wait
             status.update { status in
                 status.tenantId = result.tenantId
                 status.certificateNotAfter = result.notAfter
@@ -93,7 +105,7 @@ public struct DeviceAgent: Service {
                 status.consecutiveFailures = 0
             }
             logger.info("Attested", metadata: ["notAfter": "\(Timestamp.format(result.notAfter))"])
-            return max(1, next.timeIntervalSince(now))
+            return wait
         } catch {
             let failure = error as? RampartError ?? RampartError(.internalError, "\(error)", status: 500)
             var delay: TimeInterval = 0
@@ -153,10 +165,11 @@ public final class DeviceStatusBoard: Sendable {
 }
 
 extension DeviceState {
-    /// The device certificate chain and key, only while the certificate is valid. An expired certificate is
-    /// never used, even though it is kept for inspection.
+    /// The device certificate chain and key, only while the certificate is valid and matches the key. An
+    /// expired certificate is never used, even though it is kept for inspection.
     public func validCertificate(at time: Date = Date()) -> (chain: [Certificate], key: P256.Signing.PrivateKey)? {
-        guard let stored = storedCertificate(), stored.chain[0].notValidAfter > time, stored.chain[0].notValidBefore <= time
+        guard let stored = storedCertificate(), stored.chain[0].notValidAfter > time, stored.chain[0].notValidBefore <= time,
+            stored.chain[0].publicKey == Certificate.PublicKey(stored.key.publicKey)
         else { return nil }
         return stored
     }

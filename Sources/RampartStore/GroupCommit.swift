@@ -5,16 +5,21 @@ import Synchronization
 /// Group commit for the SQLite backend: concurrent transactions share one `BEGIN … COMMIT`, and so one
 /// fsync, each inside its own savepoint so that a failing body rolls back only itself.
 ///
-/// There is no background task: the first caller to find no flush under way becomes the leader and
-/// commits batches until the queue is empty; everyone else waits for the commit that holds their work.
-/// Nobody is answered before their batch is durable.
+/// There is no background task. The first caller to find no flush under way leads: it commits everything
+/// queued (its own work included), answers every caller in the batch, then hands the lead to the first
+/// caller still waiting, so no request serves others for longer than one batch. Nobody is answered before
+/// their batch is durable.
 final class GroupCommitter: Sendable {
+    enum Wake: Sendable { case lead, done }
+
     /// One transaction body, type-erased.
     struct Job: Sendable {
         /// Runs the body inside a savepoint; returns whether it succeeded.
         let run: @Sendable (any SQLDatabase) async -> Bool
-        /// Answers the caller once the batch is committed (`nil`) or failed (the error).
+        /// Records the batch's commit outcome (`nil` for committed).
         let finish: @Sendable ((any Error)?) -> Void
+        /// Wakes the caller: to lead the next batch, or because its batch is done.
+        let wake: AsyncStream<Wake>.Continuation
     }
 
     private struct State {
@@ -35,8 +40,8 @@ final class GroupCommitter: Sendable {
 
     /// Runs `body` in the next batch and returns its result once the batch is committed.
     func transaction<T: Sendable>(_ body: @escaping @Sendable (StoreSession) async throws -> T) async throws -> T {
-        let promise = Promise<T>()
         let outcome = Mutex<Result<T, any Error>?>(nil)
+        let (wakes, wake) = AsyncStream.makeStream(of: Wake.self)
         let job = Job(
             run: { db in
                 do {
@@ -49,33 +54,34 @@ final class GroupCommitter: Sendable {
                 }
             },
             finish: { commitError in
-                let result = outcome.withLock { $0 }
-                switch (commitError, result) {
-                case (.some(let error), .some(.success)), (.some(let error), .none): promise.fulfill(.failure(error))
-                case (_, .some(let result)): promise.fulfill(result)
-                case (.none, .none): promise.fulfill(.failure(CancellationError()))
+                outcome.withLock { result in
+                    // In a batch that failed to commit nothing was kept, so no one may be told otherwise.
+                    if let commitError, result.map({ (try? $0.get()) != nil }) ?? true { result = .failure(commitError) }
                 }
-            })
+            },
+            wake: wake)
         let leader = state.withLock { state -> Bool in
             state.queue.append(job)
             if state.flushing { return false }
             state.flushing = true
             return true
         }
-        if leader { await flush() }
-        return try await promise.value()
+        if leader { await flushOneBatch() }
+        for await signal in wakes where signal == .lead {
+            await flushOneBatch()
+        }
+        guard let result = outcome.withLock({ $0 }) else { throw CancellationError() }
+        return try result.get()
     }
 
-    private func flush() async {
-        while true {
-            let batch = state.withLock { state -> [Job] in
-                let batch = state.queue
-                state.queue.removeAll()
-                if batch.isEmpty { state.flushing = false }
-                return batch
-            }
-            if batch.isEmpty { return }
-            var failure: (any Error)?
+    /// Commits everything queued as one transaction, answers its callers, and passes the lead on.
+    private func flushOneBatch() async {
+        let batch = state.withLock { state -> [Job] in
+            defer { state.queue.removeAll() }
+            return state.queue
+        }
+        var failure: (any Error)?
+        if !batch.isEmpty {
             do {
                 try await lock.withLock {
                     let db = database()
@@ -96,38 +102,19 @@ final class GroupCommitter: Sendable {
                 logger.error("A group commit failed; all of its transactions are rolled back", metadata: ["error": "\(error)"])
                 failure = error
             }
-            for job in batch { job.finish(failure) }
         }
-    }
-}
-
-/// A value delivered once, awaited once.
-final class Promise<T: Sendable>: Sendable {
-    private struct State {
-        var result: Result<T, any Error>?
-        var waiter: CheckedContinuation<T, any Error>?
-    }
-
-    private let state = Mutex(State())
-
-    func fulfill(_ result: Result<T, any Error>) {
-        let waiter = state.withLock { state -> CheckedContinuation<T, any Error>? in
-            guard state.result == nil else { return nil }
-            state.result = result
-            defer { state.waiter = nil }
-            return state.waiter
+        for job in batch {
+            job.finish(failure)
+            job.wake.yield(.done)
+            job.wake.finish()
         }
-        waiter?.resume(with: result)
-    }
-
-    func value() async throws -> T {
-        try await withCheckedThrowingContinuation { continuation in
-            let ready = state.withLock { state -> Result<T, any Error>? in
-                if let result = state.result { return result }
-                state.waiter = continuation
+        let next = state.withLock { state -> Job? in
+            guard let first = state.queue.first else {
+                state.flushing = false
                 return nil
             }
-            if let ready { continuation.resume(with: ready) }
+            return first
         }
+        next?.wake.yield(.lead)
     }
 }

@@ -76,7 +76,7 @@ public final class Store: Service, Sendable {
             var configuration = PostgresClient.Configuration(
                 host: pg.host, port: pg.port, username: pg.username, password: pg.password, database: pg.database,
                 tls: tls)
-            configuration.options.maximumConnections = 16
+            configuration.options.maximumConnections = pg.maximumConnections
             let client = PostgresClient(configuration: configuration, backgroundLogger: logger)
             return Store(backend: .postgres(client), location: location, logger: logger)
         }

@@ -41,6 +41,8 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
     public var password: String?
     public var database: String
     public var tlsMode: TLSMode
+    /// The most connections this process opens (`pool_max` in the URL; default 16).
+    public var maximumConnections: Int
 
     /// Parses a PostgreSQL URL.
     ///
@@ -67,6 +69,11 @@ public struct PostgresLocation: Sendable, Equatable, CustomStringConvertible {
         self.password = components.password
         self.database = database
         self.tlsMode = tlsMode
+        let pool = components.queryItems?.first(where: { $0.name == "pool_max" })?.value ?? "16"
+        guard let maximumConnections = Int(pool), (1...1000).contains(maximumConnections) else {
+            throw RampartError(.configurationInvalid, "pool_max must be a whole number from 1 to 1000, not '\(pool)'.")
+        }
+        self.maximumConnections = maximumConnections
     }
 
     /// The URL with the password hidden, for logs.

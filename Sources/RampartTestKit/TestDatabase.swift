@@ -32,6 +32,9 @@ public enum TestDatabase {
             try? await connection.close()
             throw error
         }
-        return .postgres(server.withDatabase(name))
+        // Many test servers run at once against one PostgreSQL: keep each one's pool small.
+        var location = server.withDatabase(name)
+        location.maximumConnections = 4
+        return .postgres(location)
     }
 }

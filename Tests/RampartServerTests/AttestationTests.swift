@@ -165,6 +165,7 @@ struct AttestationTests {
             }
             do {
                 _ = try await h.admin.client.send(.POST, "/v1/tenants/\(h.tenant.id)/devices", body: DeviceClaimRequest(deviceId: device.id))
+                Issue.record("claiming a device held by another tenant succeeded")
             } catch let error as RampartError {
                 #expect(!error.message.contains(otherTenant.id.description) && !error.message.contains("Elsewhere"))
             }
@@ -186,9 +187,13 @@ struct AttestationTests {
             await h.expectRefusal("measurementUnknown:rampart-runtime", try device.evidence(nonce: try await h.challenge(device), measurements: [unknown]))
             let wrongVersion = TestDevice.runtime(version: "9.9.9")
             await h.expectRefusal("measurementUnknown:rampart-runtime", try device.evidence(nonce: try await h.challenge(device), measurements: [wrongVersion]))
-            // Configuration is measured and recorded but not appraised.
+            // Configuration is measured and recorded but not appraised; evidence of configuration alone, or with
+            // an app the tenant has no reference for, gets no certificate.
             let config = SoftwareMeasurement(component: "device-config", kind: .config, version: "1", sha256: String(repeating: "ef", count: 32))
             _ = try await h.attest(try device.evidence(nonce: try await h.challenge(device), measurements: [TestDevice.runtime(), config]))
+            await h.expectRefusal("evidenceMalformed", status: 400, try device.evidence(nonce: try await h.challenge(device), measurements: [config]))
+            let app = SoftwareMeasurement(component: "blink", kind: .app, version: "1", sha256: TestDevice.runtime().sha256)
+            await h.expectRefusal("measurementUnknown:blink", try device.evidence(nonce: try await h.challenge(device), measurements: [TestDevice.runtime(), app]))
 
             _ = try await h.admin.client.send(.DELETE, "/v1/tenants/\(h.tenant.id)/reference-values/\(TestDevice.runtime().sha256)")
             await h.expectRefusal("measurementRevoked:rampart-runtime", try device.evidence(nonce: try await h.challenge(device)))
@@ -218,9 +223,18 @@ struct AttestationTests {
                 let payload = Base64URL.encode(try JSONSerialization.data(withJSONObject: missing))
                 await h.expectRefusal("evidenceMalformed", status: 400, parts[0] + "." + payload + "." + parts[2])
             }
-            claims["dbgstat"] = 9
-            let payload = Base64URL.encode(try JSONSerialization.data(withJSONObject: claims))
-            await h.expectRefusal("evidenceMalformed", status: 400, parts[0] + "." + payload + "." + parts[2])
+            for (key, value) in [("dbgstat", 9 as Any), ("hwmodel", "board; rm -rf /" as Any), ("swversion", "" as Any)] {
+                var bad = claims
+                bad[key] = value
+                let payload = Base64URL.encode(try JSONSerialization.data(withJSONObject: bad))
+                await h.expectRefusal("evidenceMalformed", status: 400, parts[0] + "." + payload + "." + parts[2])
+            }
+            // The identity key itself may not be the key to certify, and no critical extensions are understood.
+            let identityAsFresh = try device.evidence(
+                nonce: try await h.challenge(device), freshKey: device.identity.keyStore.publicKey)
+            await h.expectRefusal("evidenceMalformed", status: 400, identityAsFresh)
+            let critical = Base64URL.encode(Array(#"{"alg":"ES256","crit":["exp"]}"#.utf8))
+            await h.expectRefusal("evidenceMalformed", status: 400, critical + "." + parts[1] + "." + parts[2])
             await expectAPIError("invalidRequest", status: 400) {
                 _ = try await h.admin.client.send(.POST, "/v1/attestation/challenge", body: AttestationChallengeRequest(deviceId: "xyz"), authenticated: false)
             }
@@ -239,6 +253,13 @@ struct AttestationTests {
             for _ in 0..<3 {
                 await h.expectRefusal("measurementUnknown:rampart-runtime", try device.evidence(nonce: try await h.challenge(device), measurements: unknown))
             }
+            // A replayed token is refused and changes nothing recorded about the device.
+            let replayed = try device.evidence(nonce: try await h.challenge(device))
+            _ = try await h.attest(replayed)
+            let before = try await h.admin.client.json(DeviceInfo.self, .GET, "/v1/tenants/\(h.tenant.id)/devices/\(device.id)")
+            await h.expectRefusal("nonceReplayed", replayed)
+            let after = try await h.admin.client.json(DeviceInfo.self, .GET, "/v1/tenants/\(h.tenant.id)/devices/\(device.id)")
+            #expect(before == after)
             // A forgery is not attributed to the device it names.
             let impostor = try FileKeyStore.create(at: h.fleet.directory.file("impostor-\(RampartID()).pem"))
             await h.expectRefusal("signatureInvalid", try device.evidence(nonce: try await h.challenge(device), signer: impostor))
@@ -272,7 +293,7 @@ struct AttestationTests {
                                   try device.evidence(nonce: try await h.challenge(device), measurements: [TestDevice.runtime(unknownDigest)]))
             diagnosis = try await diagnose()
             #expect(!diagnosis.healthy && diagnosis.findings.map(\.code) == ["measurementUnknown:rampart-runtime"])
-            #expect(diagnosis.findings[0].remedy.contains("runtime-allow add --digest \(unknownDigest) --version 1.0.0"))
+            #expect(diagnosis.findings[0].remedy.contains("runtime-allow add --digest \(unknownDigest) --version '1.0.0'"))
 
             _ = try await h.attest(try device.evidence(nonce: try await h.challenge(device)))
             diagnosis = try await diagnose()

@@ -13,18 +13,22 @@ import X509
 
 @Suite("Device runtime")
 struct DeviceRuntimeTests {
-    @Test("the schedule renews 4 h before expiry, jitters around 20 h, and backs off with a cap")
+    @Test("the schedule renews before the last 4 h, jitters below 20 h, and backs off with a cap")
     func schedule() {
         let schedule = DeviceAgent.Schedule()
-        let now = Date()
+        var delays = Set<Int>()
         for _ in 0..<50 {
-            let next = schedule.next(after: now, notAfter: now + 24 * 3600, serverHint: nil)
-            #expect(next <= now + 20 * 3600 && next >= now + 18 * 3600 - 1)
-            let soon = schedule.next(after: now, notAfter: now + 5 * 3600, serverHint: nil)
-            #expect(abs(soon.timeIntervalSince(now + 3600)) < 1)
+            let delay = schedule.delay(validity: 24 * 3600)
+            #expect(delay <= 20 * 3600 && delay >= 18 * 3600)
+            delays.insert(Int(delay))
+            let short = schedule.delay(validity: 5 * 3600)
+            #expect(short <= 3600 && short >= 0.9 * 3600)
+            #expect(schedule.delay(validity: 60) == 60)
             #expect(schedule.backoff(failures: 1) <= 5 && schedule.backoff(failures: 1) >= 2.5)
             #expect(schedule.backoff(failures: 40) <= 30 * 60 && schedule.backoff(failures: 40) >= 15 * 60)
+            #expect(schedule.backoff(failures: 0) >= 0.5)
         }
+        #expect(delays.count > 40)  // jittered, not in lockstep
     }
 
     @Test("the runtime attests, keeps its certificate as PEM with a 0600 key, and reports status on its socket")
@@ -57,7 +61,7 @@ struct DeviceRuntimeTests {
                 }
                 #expect(status.deviceId == device.id && status.lastAttestationResult == "success")
                 #expect(status.tenantId == h.tenant.id && status.certificateValid)
-                #expect(status.nextAttestationAt.map { $0 > Date() + 15 * 3600 } == true)
+                #expect(status.nextAttestationAt.map { $0 > Date() + 17 * 3600 } == true)
                 let mode = try FileManager.default.attributesOfItem(atPath: device.state.certificateKeyFile.path)[.posixPermissions] as? Int
                 #expect(mode == 0o600)
                 let stored = try #require(device.state.validCertificate())

@@ -91,7 +91,15 @@ public struct AttestationService: Sendable {
         }
         if refusal == nil, let tenant {
             let references = try await context.store.read { session in try await session.referenceValues(ofTenant: tenant) }
+            // Runtime measurements must match an accepted reference value. Apps have no reference values until
+            // deployments exist, so any app measurement is unknown. Configuration is device-specific: it is
+            // recorded for the owner to inspect, not appraised.
             for measurement in claims.measurements where measurement.kind != .config {
+                if measurement.kind == .app {
+                    refuse(AttestationRefusal.measurementUnknown(measurement.component),
+                           "App \(measurement.component) has no reference value in this tenant.")
+                    break
+                }
                 guard let reference = references.first(where: { $0.sha256 == measurement.sha256 }),
                     reference.version == measurement.version
                 else {
@@ -117,7 +125,11 @@ public struct AttestationService: Sendable {
                 repositoryURL: nil, nextAttestationAfter: now + context.configuration.limits.attestationInterval)
         }
 
-        if authentic && endorsed {
+        // A nonce refusal may be an old token replayed by anyone who saw it: it must not change what the
+        // server records about the device.
+        let nonceRefused = [AttestationRefusal.nonceUnknown, AttestationRefusal.nonceReplayed, AttestationRefusal.nonceExpired]
+            .contains { $0 == refusal?.code }
+        if authentic && endorsed && !nonceRefused {
             let outcome = AttestationOutcome(
                 deviceID: deviceID, time: now, result: refusal?.code.rawValue ?? "success",
                 hardwareModel: claims.hwmodel, softwareName: claims.swname, softwareVersion: claims.swversion,
@@ -149,7 +161,7 @@ public struct AttestationService: Sendable {
         let now = context.clock.now()
         guard let cacheKey = try? Hex.encode(SHA256.hash(data: chain.flatMap { try $0.derBytes })) else { return false }
         if endorsementCache.isValid(cacheKey, at: now) { return true }
-        var verifier = Verifier(rootCertificates: CertificateStore(manufacturerRoots)) { RFC5280Policy() }
+        var verifier = Verifier(rootCertificates: CertificateStore(manufacturerRoots)) { RFC5280Policy(validationTime: now) }
         let result = await verifier.validate(leaf: leaf, intermediates: CertificateStore(Array(chain.dropFirst())))
         guard case .validCertificate(let validated) = result else { return false }
         endorsementCache.store(cacheKey, until: validated.map(\.notValidAfter).min() ?? now)

@@ -192,12 +192,12 @@ public struct DeviceService: Sendable {
                 return .init(
                     code: code,
                     explanation: "The device runs \(component) \(version) (sha256 \(digest)), which this tenant revoked.",
-                    remedy: "Update the device to an accepted version, or accept this one again: rampart tenant runtime-allow add --digest \(digest) --version \(version).")
+                    remedy: "Update the device to an accepted version, or accept this one again: rampart tenant runtime-allow add --digest \(digest) --version '\(version)'.")
             }
             return .init(
                 code: code,
                 explanation: "The device runs \(component) \(version) (sha256 \(digest)), which is not among this tenant's \(references.count) accepted reference values.",
-                remedy: "If you trust this build, accept it: rampart tenant runtime-allow add --digest \(digest) --version \(version).")
+                remedy: "If you trust this build, accept it: rampart tenant runtime-allow add --digest \(digest) --version '\(version)'.")
         }
         switch code {
         case AttestationRefusal.endorsementUntrusted.rawValue:
