@@ -49,12 +49,15 @@ public struct DeviceAgent: Service {
     let status: DeviceStatusBoard
     let logger: Logger
     let executable: URL
+    /// Held while the agent exists, so no second runtime shares the state directory.
+    let directoryLock: StateDirectoryLock?
 
     /// Creates the agent for a manufactured state directory.
     public init(
         state: DeviceState, client: AttestationClient, schedule: Schedule = Schedule(), status: DeviceStatusBoard,
-        logger: Logger, executable: URL = Measurer.runningExecutable
+        logger: Logger, executable: URL = Measurer.runningExecutable, directoryLock: StateDirectoryLock? = nil
     ) {
+        self.directoryLock = directoryLock
         self.state = state
         self.client = client
         self.schedule = schedule

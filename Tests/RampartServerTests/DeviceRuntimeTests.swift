@@ -96,6 +96,20 @@ struct DeviceRuntimeTests {
         }
     }
 
+    @Test("a second runtime on the same state directory is refused")
+    func oneRuntimePerDirectory() throws {
+        let fleet = try TestFleet()
+        defer { fleet.remove() }
+        let device = try fleet.device()
+        var logger = Logger(label: "test.device")
+        logger.logLevel = .critical
+        let first = try DeviceRuntime.services(state: device.state, server: "https://127.0.0.1:1", serverCAFile: nil, logger: logger)
+        #expect(throws: RampartError(.conflict, "")) {
+            _ = try DeviceRuntime.services(state: device.state, server: "https://127.0.0.1:1", serverCAFile: nil, logger: logger)
+        }
+        withExtendedLifetime(first) {}
+    }
+
     @Test("an unreachable server is an error with a clear code, not a crash")
     func unreachable() async throws {
         let fleet = try TestFleet()

@@ -176,6 +176,8 @@ package enum DeviceRuntime {
         schedule: DeviceAgent.Schedule = DeviceAgent.Schedule(), executable: URL = Measurer.runningExecutable
     ) throws -> [any Service] {
         let identity = try state.identity()
+        // Before anything touches the directory (the local API replaces its socket).
+        let lock = try StateDirectoryLock(state: state)
         if let serverCAFile {
             guard let pem = try? String(contentsOfFile: serverCAFile, encoding: .utf8) else {
                 throw RampartError(.configurationInvalid, "Cannot read --server-ca \(serverCAFile).")
@@ -187,7 +189,9 @@ package enum DeviceRuntime {
         let status = DeviceStatusBoard(state: state, deviceID: identity.deviceID)
         return [
             try LocalAPI.application(state: state, status: status, logger: logger),
-            DeviceAgent(state: state, client: client, schedule: schedule, status: status, logger: logger, executable: executable),
+            DeviceAgent(
+                state: state, client: client, schedule: schedule, status: status, logger: logger, executable: executable,
+                directoryLock: lock),
         ]
     }
 }
