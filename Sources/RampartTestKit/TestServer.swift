@@ -29,12 +29,9 @@ public struct TestServer: Sendable {
         defer { directory.remove() }
         let data = DataDirectory(path: directory.file("data").path)
         try data.initialize(hostnames: [], writeMasterKey: true, now: clock.now())
-        var configuration = ServerConfiguration()
+        var configuration = try data.serverConfiguration()
         configuration.port = 0
         configuration.store = try await TestDatabase.make(in: directory)
-        configuration.masterKey = try data.masterKey(file: nil, environment: [:])
-        configuration.tlsCertificatePEM = try String(contentsOf: data.tlsCertificateFile, encoding: .utf8)
-        configuration.tlsKeyPEM = try String(contentsOf: data.tlsKeyFile, encoding: .utf8)
         configure(&configuration)
         var logger = Logger(label: "rampart.test.server")
         logger.logLevel = .warning
@@ -47,10 +44,7 @@ public struct TestServer: Sendable {
 
     /// The CA that signs the server's TLS certificate, as devices trust it.
     public var tlsCAPEM: String {
-        get throws {
-            let chain = try Certificate.parseBundle(pem: runtime.configuration.tlsCertificatePEM)
-            return try chain.last?.pemString ?? ""
-        }
+        get throws { try runtime.configuration.tlsTrustAnchorPEM }
     }
 
     /// Creates a server-administrator invitation and registers it into a new CLI profile.

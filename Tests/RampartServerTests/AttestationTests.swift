@@ -216,7 +216,7 @@ struct AttestationTests {
                 let header = Base64URL.encode(Array(#"{"alg":"\#(alg)","typ":"JWT"}"#.utf8))
                 await h.expectRefusal("signatureInvalid", header + "." + parts[1] + "." + (alg == "none" ? "" : parts[2]))
             }
-            var claims = try JSONSerialization.jsonObject(with: Base64URL.decode(parts[1])!) as! [String: Any]
+            let claims = try JSONSerialization.jsonObject(with: Base64URL.decode(parts[1])!) as! [String: Any]
             for key in ["eat_nonce", "ueid", "measurements", "cnf"] {
                 var missing = claims
                 missing.removeValue(forKey: key)

@@ -145,14 +145,10 @@ struct BenchCommand: AsyncParsableCommand {
             let data = DataDirectory(path: root.appendingPathComponent("data").path)
             try data.initialize(hostnames: [], writeMasterKey: true, now: Date())
             let manufacturer = try ManufacturerCA.create(in: root.appendingPathComponent("manufacturer"), name: "Bench")
-            var configuration = ServerConfiguration()
+            var configuration = try data.serverConfiguration()
             configuration.port = 0
-            configuration.store = .sqlite(path: data.sqliteFile.path)
-            configuration.masterKey = try data.masterKey(file: nil, environment: [:])
-            configuration.tlsCertificatePEM = try String(contentsOf: data.tlsCertificateFile, encoding: .utf8)
-            configuration.tlsKeyPEM = try String(contentsOf: data.tlsKeyFile, encoding: .utf8)
             configuration.manufacturerRoots = [try manufacturer.certificate.pemString]
-            let serverCA = try Certificate.parseBundle(pem: configuration.tlsCertificatePEM).last!.pemString
+            let serverCA = try configuration.tlsTrustAnchorPEM
             let runtime = try await ServerRuntime(configuration: configuration, logger: logger)
             try await runtime.withRunningServer { running in
                 let url = "https://127.0.0.1:\(running.port)"

@@ -31,16 +31,12 @@ struct DemoCommand: AsyncParsableCommand {
         print("Rampart demo: data in \(root.path) (removed on exit)")
         try dataDirectory.initialize(hostnames: [], writeMasterKey: true, now: Date())
         let manufacturer = try ManufacturerCA.create(in: root.appendingPathComponent("manufacturer"), name: "Demo Devices")
-        var configuration = ServerConfiguration()
+        var configuration = try dataDirectory.serverConfiguration()
         (configuration.host, configuration.port) = try ListenAddress.parse(listen)
-        configuration.store = .sqlite(path: dataDirectory.sqliteFile.path)
-        configuration.masterKey = try dataDirectory.masterKey(file: nil, environment: [:])
-        configuration.tlsCertificatePEM = try String(contentsOf: dataDirectory.tlsCertificateFile, encoding: .utf8)
-        configuration.tlsKeyPEM = try String(contentsOf: dataDirectory.tlsKeyFile, encoding: .utf8)
         configuration.manufacturerRoots = [try manufacturer.certificate.pemString]
 
         let runtime = try await ServerRuntime(configuration: configuration, logger: logger)
-        let (tlsChainPEM, quietLogger) = (configuration.tlsCertificatePEM, logger)
+        let (serverCAPEM, quietLogger) = (try configuration.tlsTrustAnchorPEM, logger)
         try await runtime.withRunningServer(gracefulShutdownSignals: [.sigterm, .sigint]) { running in
             let server = "https://127.0.0.1:\(running.port)"
             print("1. Security service running at \(server) (SQLite, WAL).")
@@ -78,8 +74,7 @@ struct DemoCommand: AsyncParsableCommand {
 
             // Run the three device runtimes in-process, each with its own local API and attestation loop.
             let serverCA = root.appendingPathComponent("server-ca.pem")
-            try String(try Certificate.parseBundle(pem: tlsChainPEM).last!.pemString).write(
-                to: serverCA, atomically: true, encoding: .utf8)
+            try serverCAPEM.write(to: serverCA, atomically: true, encoding: .utf8)
             let devices = ServiceGroup(
                 configuration: .init(
                     services: try states.flatMap {

@@ -70,6 +70,17 @@ public struct DataDirectory: Sendable {
         try SecureFile.write(try identity.server.pemString + identity.ca.pemString, to: tlsCertificateFile, mode: 0o644)
     }
 
+    /// A configuration for a server on this directory's SQLite file, master key and development TLS identity;
+    /// callers change what differs (port, store, manufacturer roots).
+    public func serverConfiguration(environment: [String: String] = [:]) throws -> ServerConfiguration {
+        var configuration = ServerConfiguration()
+        configuration.store = .sqlite(path: sqliteFile.path)
+        configuration.masterKey = try masterKey(file: nil, environment: environment)
+        configuration.tlsCertificatePEM = try String(contentsOf: tlsCertificateFile, encoding: .utf8)
+        configuration.tlsKeyPEM = try String(contentsOf: tlsKeyFile, encoding: .utf8)
+        return configuration
+    }
+
     /// Undoes ``initialize(hostnames:writeMasterKey:now:)`` after a later step of `server init` failed.
     public func removeInitialization(removeDirectory: Bool, masterKey: Bool) {
         let fm = FileManager.default

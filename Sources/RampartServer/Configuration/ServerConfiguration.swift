@@ -2,6 +2,7 @@ import Foundation
 import RampartCore
 import RampartPKI
 import RampartStore
+import X509
 
 /// Everything `rampart server run` needs, with defaults for all of it.
 ///
@@ -29,6 +30,17 @@ public struct ServerConfiguration: Sendable {
 
     /// Creates a configuration with every default.
     public init() {}
+
+    /// The last certificate of the TLS chain, PEM: the anchor that devices and clients trust for a
+    /// development certificate.
+    public var tlsTrustAnchorPEM: String {
+        get throws {
+            guard let anchor = try Certificate.parseBundle(pem: tlsCertificatePEM).last else {
+                throw RampartError(.configurationInvalid, "The TLS certificate chain is empty.")
+            }
+            return try anchor.pemString
+        }
+    }
 
     /// Limits and lifetimes that protect the server.
     public struct Limits: Sendable {
