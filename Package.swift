@@ -61,6 +61,19 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "RampartTUF",
+            dependencies: [
+                "RampartCore",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "_CryptoExtras", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "RampartStore",
             dependencies: [
                 "RampartCore",
@@ -118,6 +131,7 @@ let package = Package(
             name: "RampartCLI",
             dependencies: [
                 "RampartCore", "RampartPKI", "RampartStore", "RampartServer", "RampartAttestation", "RampartDevice",
+                "RampartTUF",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -159,6 +173,14 @@ let package = Package(
         .testTarget(
             name: "RampartPKITests",
             dependencies: ["RampartPKI", "RampartTestKit"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RampartTUFTests",
+            dependencies: [
+                "RampartTUF", "RampartCore", "RampartTestKit",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -10,6 +10,7 @@ public struct RampartCommand: AsyncParsableCommand {
         subcommands: [
             DemoCommand.self, ServerCommand.self, RegisterUserCommand.self, LoginCommand.self, TenantCommand.self,
             RoleCommand.self, CACertificateCommand.self, DeviceCommand.self, ManufactureCommand.self, DoctorCommand.self, BenchCommand.self,
+            TUFClientCommand.self,
         ])
 
     public init() {}
@@ -30,6 +31,11 @@ public struct RampartCommand: AsyncParsableCommand {
             return 1
         } catch {
             let code = exitCode(for: error)
+            if code != .success, (arguments ?? Array(CommandLine.arguments.dropFirst())).first == "tuf-client" {
+                // The TUF client's interface promises exit status 1 for every failure, usage errors included.
+                FileHandle.standardError.write(Data("\(fullMessage(for: error))\n".utf8))
+                return 1
+            }
             if code == .success {
                 print(fullMessage(for: error))
                 return 0

@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import RampartCore
 import SwiftASN1
 import X509
 
@@ -28,20 +29,6 @@ extension Certificate {
     /// - Throws: If any block is not a certificate.
     public static func parseBundle(pem: String) throws -> [Certificate] {
         try PEMDocument.parseMultiple(pemString: pem).map { try Certificate(pemDocument: $0) }
-    }
-}
-
-/// Lowercase hexadecimal.
-public enum Hex {
-    /// Encodes bytes as lowercase hex.
-    public static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        for byte in bytes {
-            out.append(digits[Int(byte >> 4)])
-            out.append(digits[Int(byte & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
     }
 }
 
