@@ -109,7 +109,7 @@ let package = Package(
         .target(
             name: "RampartServer",
             dependencies: [
-                "RampartCore", "RampartPKI", "RampartStore", "RampartAttestation",
+                "RampartCore", "RampartPKI", "RampartStore", "RampartAttestation", "RampartTUF",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -192,7 +192,7 @@ let package = Package(
             name: "RampartServerTests",
             dependencies: [
                 "RampartServer", "RampartCLI", "RampartTestKit", "RampartStore", "RampartPKI", "RampartAttestation",
-                "RampartDevice",
+                "RampartDevice", "RampartTUF",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

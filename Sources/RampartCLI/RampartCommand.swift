@@ -10,7 +10,7 @@ public struct RampartCommand: AsyncParsableCommand {
         subcommands: [
             DemoCommand.self, ServerCommand.self, RegisterUserCommand.self, LoginCommand.self, TenantCommand.self,
             RoleCommand.self, CACertificateCommand.self, DeviceCommand.self, ManufactureCommand.self, DoctorCommand.self, BenchCommand.self,
-            TUFClientCommand.self,
+            ProductCommand.self, DeviceGroupCommand.self, TUFClientCommand.self,
         ])
 
     public init() {}

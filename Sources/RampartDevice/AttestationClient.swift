@@ -27,14 +27,7 @@ public struct AttestationClient: Sendable {
             throw RampartError(.configurationInvalid, "The server URL must be https://HOST:PORT, not '\(server)'.")
         }
         self.server = server.hasSuffix("/") ? String(server.dropLast()) : server
-        var tls = TLSConfiguration.makeClientConfiguration()
-        if let serverCAPEM {
-            guard let roots = try? NIOSSLCertificate.fromPEMBytes(Array(serverCAPEM.utf8)), !roots.isEmpty else {
-                throw RampartError(.configurationInvalid, "The server CA is not a PEM certificate.")
-            }
-            tls.trustRoots = .certificates(roots)
-        }
-        self.tls = tls
+        self.tls = try DeviceTLS.configuration(serverCAPEM: serverCAPEM)
     }
 
     /// One complete attestation: challenge, evidence, certificate.

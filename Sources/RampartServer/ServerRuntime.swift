@@ -28,6 +28,8 @@ public struct ServerRuntime: Sendable {
     public let certificateAuthority: TenantCAService
     public let attestation: AttestationService
     public let devices: DeviceService
+    public let repository: TUFRepositoryService
+    public let products: ProductService
     let tokens: TokenAuthority
 
     /// Opens the store and builds the domain services. Nothing runs until ``services(onServerRunning:)``'s
@@ -52,6 +54,8 @@ public struct ServerRuntime: Sendable {
         certificateAuthority = TenantCAService(context: context)
         attestation = try AttestationService(context: context, certificateAuthority: certificateAuthority)
         devices = DeviceService(context: context)
+        repository = TUFRepositoryService(context: context)
+        products = ProductService(context: context, repository: repository)
     }
 
     /// The router with every route and middleware.
@@ -70,12 +74,17 @@ public struct ServerRuntime: Sendable {
             bodyLimit: configuration.limits.maximumBodyBytes)
         let deviceRoutes = DeviceRoutes(
             attestation: attestation, devices: devices, bodyLimit: configuration.limits.maximumBodyBytes)
+        let updateRoutes = UpdateRoutes(
+            repository: repository, products: products, deviceAuthenticator: DeviceCertificateAuthenticator(context: context),
+            bodyLimit: configuration.limits.maximumBodyBytes)
         routes.addPublic(to: router)
         deviceRoutes.addPublic(to: router)
+        updateRoutes.addPublic(to: router)
         extraRoutes?(router)
         let authenticated = router.group().add(middleware: AuthenticationMiddleware(tokens: tokens, store: store))
         routes.addAuthenticated(to: authenticated)
         deviceRoutes.addAuthenticated(to: authenticated)
+        updateRoutes.addAuthenticated(to: authenticated)
         return router
     }
 
@@ -91,16 +100,26 @@ public struct ServerRuntime: Sendable {
             certificateChain: try NIOSSLCertificate.fromPEMBytes(Array(configuration.tlsCertificatePEM.utf8)).map { .certificate($0) },
             privateKey: .privateKey(try NIOSSLPrivateKey(bytes: Array(configuration.tlsKeyPEM.utf8), format: .pem)))
         tls.minimumTLSVersion = .tlsv12
+        // Devices authenticate to the TUF repository with their 24 h certificate. The handshake asks for one
+        // but does not require it (users authenticate with tokens); which CA a certificate must chain to
+        // depends on the tenant in the URL, so chains are checked per request (DeviceCertificateAuthenticator).
+        // The handshake still proves possession of the presented certificate's key.
+        tls.certificateVerification = .optionalVerification
         var application = Application(
             router: makeRouter(extraRoutes: extraRoutes),
-            server: try .tls(.http1(), tlsConfiguration: tls),
+            server: try .tls(
+                .http1(),
+                configuration: TLSChannelConfiguration(
+                    tlsConfiguration: tls,
+                    customVerificationCallback: { _, promise in promise.succeed(.certificateVerified) })),
             configuration: .init(
                 address: .hostname(configuration.host, port: configuration.port), serverName: "rampart"),
             onServerRunning: { channel in await onServerRunning(channel.localAddress?.port ?? 0) },
             logger: context.logger)
         let store = store
         application.beforeServerStarts { try await store.migrate() }
-        return [store, application, CARotationService(certificateAuthority: certificateAuthority, store: store, logger: context.logger)]
+        return [store, application, KeyMaintenanceService(
+            certificateAuthority: certificateAuthority, repository: repository, store: store, logger: context.logger)]
     }
 
     /// Runs every service in one `ServiceGroup`, calls `body` once the server accepts connections, then shuts
@@ -156,10 +175,12 @@ public struct ServerRuntime: Sendable {
     public static var openAPIDocument: String { OpenAPIDocument.yaml }
 }
 
-/// Checks every tenant's CA lifecycle periodically, so successors appear and activate on time even when no
-/// one is looking at the CA list.
-struct CARotationService: Service {
+/// Checks every tenant's CA lifecycle and TUF signatures periodically, so CA successors appear and activate
+/// on time, and timestamp, snapshot and targets are re-signed well before they expire, even when no one is
+/// looking.
+struct KeyMaintenanceService: Service {
     let certificateAuthority: TenantCAService
+    let repository: TUFRepositoryService
     let store: Store
     let logger: Logger
 
@@ -174,9 +195,11 @@ struct CARotationService: Service {
                     if try await certificateAuthority.rotateIfDue(tenant: tenant) {
                         logger.info("Tenant CA rotated", metadata: ["tenant": "\(tenant)"])
                     }
+                    try await repository.ensureRepository(tenant: tenant)
                 }
+                _ = try await repository.resignDue()
             } catch {
-                logger.warning("CA rotation check failed; will retry", metadata: ["error": "\(error)"])
+                logger.warning("Key maintenance failed; will retry", metadata: ["error": "\(error)"])
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }

@@ -90,6 +90,64 @@ enum Migrations {
                 """,
                 "CREATE INDEX error_events_tenant_last ON error_events (tenant_id, last_at)",
             ]),
+        Migration(
+            version: 3, name: "TUF repositories, products, device groups, images, deployments",
+            statements: [
+                """
+                CREATE TABLE tuf_keys (
+                    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), role TEXT NOT NULL,
+                    key_id TEXT NOT NULL, public_key TEXT NOT NULL, sealed_private TEXT, created_at BIGINT NOT NULL,
+                    retired_at BIGINT)
+                """,
+                "CREATE INDEX tuf_keys_tenant ON tuf_keys (tenant_id, role)",
+                """
+                CREATE TABLE tuf_metadata (
+                    tenant_id TEXT NOT NULL REFERENCES tenants(id), role TEXT NOT NULL, version BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL, content TEXT NOT NULL, created_at BIGINT NOT NULL,
+                    PRIMARY KEY (tenant_id, role, version))
+                """,
+                """
+                CREATE TABLE products (
+                    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), name TEXT NOT NULL,
+                    description TEXT NOT NULL, created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL,
+                    UNIQUE (tenant_id, name))
+                """,
+                """
+                CREATE TABLE device_groups (
+                    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                    product_id TEXT NOT NULL REFERENCES products(id), name TEXT NOT NULL, description TEXT NOT NULL,
+                    update_policy TEXT NOT NULL, os_feed TEXT NOT NULL, maintenance_window TEXT,
+                    created_at BIGINT NOT NULL, updated_at BIGINT NOT NULL, UNIQUE (product_id, name))
+                """,
+                "CREATE INDEX device_groups_tenant ON device_groups (tenant_id)",
+                "ALTER TABLE devices ADD COLUMN device_group_id TEXT",
+                """
+                CREATE TABLE signing_keys (
+                    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), key_id TEXT NOT NULL,
+                    public_key TEXT NOT NULL, description TEXT NOT NULL, created_at BIGINT NOT NULL, revoked_at BIGINT,
+                    UNIQUE (tenant_id, key_id))
+                """,
+                """
+                CREATE TABLE images (
+                    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), component_id TEXT NOT NULL,
+                    name TEXT NOT NULL, kind TEXT NOT NULL, version TEXT NOT NULL, sha256 TEXT NOT NULL,
+                    length BIGINT NOT NULL, manifest TEXT NOT NULL, signing_key_id TEXT NOT NULL,
+                    created_at BIGINT NOT NULL, UNIQUE (tenant_id, sha256))
+                """,
+                "CREATE TABLE image_blobs (sha256 TEXT PRIMARY KEY, content TEXT NOT NULL)",
+                """
+                CREATE TABLE deployments (
+                    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id),
+                    device_group_id TEXT NOT NULL REFERENCES device_groups(id), image_ids TEXT NOT NULL,
+                    created_by TEXT NOT NULL, created_at BIGINT NOT NULL)
+                """,
+                "CREATE INDEX deployments_group ON deployments (device_group_id, created_at)",
+                """
+                CREATE TABLE runtime_releases (
+                    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), feed TEXT NOT NULL,
+                    image_id TEXT NOT NULL REFERENCES images(id), created_at BIGINT NOT NULL)
+                """,
+            ]),
     ]
 
     static func currentVersion(on db: any SQLDatabase) async throws -> Int {

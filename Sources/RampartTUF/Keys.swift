@@ -47,6 +47,14 @@ public struct TUFKey: Sendable, Hashable {
         self.unrecognized = members
     }
 
+    /// Parses a key object from JSON.
+    public init(jsonBytes: some Collection<UInt8>) throws {
+        try self.init(json: JSONValue.parse(jsonBytes))
+    }
+
+    /// The key object as canonical JSON text.
+    public var jsonText: String { String(decoding: json.canonicalBytes, as: UTF8.self) }
+
     var json: JSONValue {
         var members = unrecognized
         members["keytype"] = .string(keyType)

@@ -54,7 +54,9 @@ struct ManufactureCommand: AsyncParsableCommand {
 struct DeviceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device", abstract: "Claim and inspect devices; run the device runtime.",
-        subcommands: [Claim.self, List.self, Show.self, Run.self, ShowStatus.self, ShowMeasurements.self])
+        subcommands: [
+                Claim.self, List.self, Show.self, DeviceUpdateCommand.self, Run.self, ShowStatus.self, ShowMeasurements.self,
+            ])
 
     struct Claim: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -6,10 +6,12 @@ import RampartStore
 public struct TenantService: Sendable {
     let context: DomainContext
     let certificateAuthority: TenantCAService
+    let repository: TUFRepositoryService
 
     public init(context: DomainContext) {
         self.context = context
         certificateAuthority = TenantCAService(context: context)
+        repository = TUFRepositoryService(context: context)
     }
 
     /// Creates a tenant with its CA, making the caller its Administrator. Only server administrators may.
@@ -27,6 +29,7 @@ public struct TenantService: Sendable {
             try await session.setRole(.administrator, user: caller.id, tenant: id, at: now)
             _ = try await certificateAuthority.createCA(
                 tenant: id, status: .active, now: now, activatesAt: now, session: session)
+            try await repository.initialize(tenant: id, now: now, session: session)
             return Self.info(tenant, role: .administrator)
         }
     }

@@ -49,6 +49,11 @@ tags:
     description: Device attestation (no user token; devices prove themselves with evidence).
   - name: devices
     description: Tenant devices, attestation reference values and the error report.
+  - name: updates
+    description: >-
+      Software updates: the tenant's TUF repository, products and device
+      groups. Devices read the repository's metadata with their device
+      certificate (mutual TLS), not a user token.
 
 security:
   - bearerAuth: []
@@ -252,6 +257,44 @@ paths:
         "400":
           $ref: "#/components/responses/Error"
         "403":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tuf/{tenantId}/metadata/{file}:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/TUFMetadataFile"
+    get:
+      operationId: getTUFMetadataFile
+      summary: Download a metadata file of a tenant's TUF repository.
+      description: |
+        Devices authenticate with the device certificate from
+        `POST /v1/attestation` as their TLS client certificate (mutual TLS);
+        no user token is needed. Snapshots are consistent: apart from
+        `timestamp.json` and `root.json`, files are named with their version,
+        e.g. `1.root.json`, `3.snapshot.json`, `2.targets.json` or
+        `1.group-<device group id>.json`.
+
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 401 | `deviceCertificateRequired` | The TLS connection carries no client certificate. |
+        | 403 | `deviceCertificateInvalid` | The certificate is not a current device certificate of this tenant, or the device is not claimed by it. |
+        | 404 | `notFound` | The repository has no such file. |
+      tags: [updates]
+      security: []
+      responses:
+        "200":
+          description: The metadata file, as the repository signed it.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/TUFMetadata"
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "404":
           $ref: "#/components/responses/Error"
         "4XX":
           $ref: "#/components/responses/Error"
@@ -679,6 +722,31 @@ paths:
           $ref: "#/components/responses/Error"
         "4XX":
           $ref: "#/components/responses/Error"
+    patch:
+      operationId: updateDevice
+      summary: Move a device to a device group.
+      description: >-
+        The device takes the updates of its new group from the next TUF
+        metadata it reads. 404 when the tenant does not hold the device or
+        has no such device group.
+      tags: [devices]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/DeviceUpdateRequest"
+      responses:
+        "200":
+          description: The device group the device now belongs to.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/DeviceGroupInfo"
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
 
   /v1/tenants/{tenantId}/devices/{deviceId}/diagnosis:
     parameters:
@@ -819,6 +887,307 @@ paths:
         "4XX":
           $ref: "#/components/responses/Error"
 
+  /v1/tenants/{tenantId}/tuf:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+    get:
+      operationId: getTUFRepository
+      summary: The state of a tenant's TUF repository.
+      tags: [updates]
+      responses:
+        "200":
+          description: The root's version, threshold and keys, and the newest version of every role.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/TUFRepositoryInfo"
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/tuf/root:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+    get:
+      operationId: getTUFRoot
+      summary: Download the current root metadata of a tenant's TUF repository.
+      description: >-
+        The trusted root that devices and clients bootstrap from, and the
+        starting point of a root rotation.
+      tags: [updates]
+      responses:
+        "200":
+          description: The current root metadata file.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/TUFMetadata"
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+    post:
+      operationId: rotateTUFRoot
+      summary: Rotate the root of a tenant's TUF repository (Administrators only).
+      description: >-
+        `root` is the next root metadata file, as JSON text. The server adds
+        the signature of the root key it still holds, if any; the new root
+        must then meet both the current root's threshold and its own, as
+        devices will check it, and must keep the server's online targets,
+        snapshot and timestamp keys (threshold 1). A root whose keys the
+        server does not hold moves root custody offline: the server forgets
+        its root key. 400 `invalidRequest` when the root is not acceptable.
+      tags: [updates]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/TUFRootRotationRequest"
+      responses:
+        "200":
+          description: The repository with its new root.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/TUFRepositoryInfo"
+        "400":
+          $ref: "#/components/responses/Error"
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/products:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+    get:
+      operationId: listProducts
+      summary: List a tenant's products.
+      tags: [updates]
+      responses:
+        "200":
+          description: The tenant's products.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/ProductList"
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+    post:
+      operationId: createProduct
+      summary: Create a product and its default device groups.
+      description: >-
+        `name` is required (400 without it). The product gets the default
+        groups Development, Field Test, Production, Field Test OS Evaluation
+        and Production OS Evaluation. 409 `conflict` when the tenant already
+        has a product of that name.
+      tags: [updates]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/ProductRequest"
+      responses:
+        "201":
+          description: The product was created.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/ProductInfo"
+        "401":
+          $ref: "#/components/responses/Error"
+        "409":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/products/{product}:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/Product"
+    get:
+      operationId: getProduct
+      summary: Get a product.
+      tags: [updates]
+      responses:
+        "200":
+          description: The product.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/ProductInfo"
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+    patch:
+      operationId: updateProduct
+      summary: Rename or re-describe a product.
+      description: >-
+        Absent fields stay as they are. 409 `conflict` when another product
+        of the tenant has the new name.
+      tags: [updates]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/ProductRequest"
+      responses:
+        "200":
+          description: The updated product.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/ProductInfo"
+        "401":
+          $ref: "#/components/responses/Error"
+        "409":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+    delete:
+      operationId: deleteProduct
+      summary: Delete a product and its device groups.
+      description: >-
+        409 `conflict` while any of its device groups holds devices; move
+        them first.
+      tags: [updates]
+      responses:
+        "204":
+          description: The product was deleted.
+        "401":
+          $ref: "#/components/responses/Error"
+        "409":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/device-groups:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+    get:
+      operationId: listDeviceGroups
+      summary: List a tenant's device groups.
+      tags: [updates]
+      parameters:
+        - name: product
+          in: query
+          required: false
+          description: Only list the groups of this product (ID or name).
+          schema:
+            type: string
+            minLength: 1
+      responses:
+        "200":
+          description: The device groups.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/DeviceGroupList"
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+    post:
+      operationId: createDeviceGroup
+      summary: Create a device group in a product.
+      description: >-
+        `product` and `name` are required (400 without them). The group
+        updates with `UpdateAll` from the `Retail` feed at any time unless
+        told otherwise. 409 `conflict` when the product already has a group
+        of that name.
+      tags: [updates]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/DeviceGroupRequest"
+      responses:
+        "201":
+          description: The device group was created.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/DeviceGroupInfo"
+        "401":
+          $ref: "#/components/responses/Error"
+        "409":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/device-groups/{groupId}:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/DeviceGroupId"
+    get:
+      operationId: getDeviceGroup
+      summary: Get a device group.
+      tags: [updates]
+      responses:
+        "200":
+          description: The device group.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/DeviceGroupInfo"
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+    patch:
+      operationId: updateDeviceGroup
+      summary: Change a device group's name, description, policy, feed or window.
+      description: >-
+        Absent fields stay as they are; an empty `maintenanceWindow` clears
+        the window. `product` must be absent (400): a group cannot move to
+        another product. 409 `conflict` when the product already has a group
+        of the new name.
+      tags: [updates]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/DeviceGroupRequest"
+      responses:
+        "200":
+          description: The updated device group.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/DeviceGroupInfo"
+        "401":
+          $ref: "#/components/responses/Error"
+        "409":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+    delete:
+      operationId: deleteDeviceGroup
+      summary: Delete a device group.
+      description: >-
+        409 `conflict` while the group holds devices; move them first.
+      tags: [updates]
+      responses:
+        "204":
+          description: The device group was deleted.
+        "401":
+          $ref: "#/components/responses/Error"
+        "409":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
 components:
   securitySchemes:
     bearerAuth:
@@ -864,6 +1233,38 @@ components:
       schema:
         type: string
         pattern: "^[0-9a-fA-F]{64}$"
+    Product:
+      name: product
+      in: path
+      required: true
+      description: >-
+        Product ID or name. 404 when the tenant has no such product.
+      schema:
+        type: string
+        minLength: 1
+    DeviceGroupId:
+      name: groupId
+      in: path
+      required: true
+      description: >-
+        Device group ID. A malformed ID gets 400, a group the tenant does not
+        have 404.
+      schema:
+        $ref: "#/components/schemas/Uuid"
+    TUFMetadataFile:
+      name: file
+      in: path
+      required: true
+      description: >-
+        Metadata file name: `timestamp.json`, `root.json`, or
+        `<version>.<role>.json` such as `1.root.json`, `3.snapshot.json`,
+        `2.targets.json` or `1.group-<device group id>.json`. 404 for any
+        other name.
+      schema:
+        type: string
+        minLength: 1
+        maxLength: 128
+        pattern: "^[A-Za-z0-9._-]+[.]json$"
 
   responses:
     Error:
@@ -1434,6 +1835,225 @@ components:
           type: array
           items:
             $ref: "#/components/schemas/ErrorReportEvent"
+
+    Name:
+      type: string
+      minLength: 1
+      maxLength: 50
+      pattern: "^[A-Za-z0-9 _-]+$"
+      description: >-
+        Name of a product or device group: letters, digits, spaces, `-` and
+        `_`, trimmed of surrounding spaces.
+
+    Description:
+      type: string
+      maxLength: 200
+      description: Free text, at most 200 characters and no control characters.
+
+    UpdatePolicy:
+      type: string
+      enum: [UpdateAll, No3rdPartyAppUpdates, NoUpdates]
+      description: >-
+        `UpdateAll`: runtime and app updates; `No3rdPartyAppUpdates`: runtime
+        updates only; `NoUpdates`: nothing is updated.
+
+    OSFeed:
+      type: string
+      enum: [Retail, RetailEval]
+      description: The runtime release feed; `RetailEval` gets releases about 14 days early.
+
+    TUFMetadata:
+      type: object
+      required: [signatures, signed]
+      description: >-
+        A TUF metadata file: the `signed` role metadata and the signatures
+        over its canonical JSON.
+      properties:
+        signatures:
+          type: array
+          items:
+            type: object
+            required: [keyid, sig]
+            properties:
+              keyid:
+                type: string
+              sig:
+                type: string
+        signed:
+          type: object
+
+    TUFRoleInfo:
+      type: object
+      additionalProperties: false
+      required: [role, version, expiresAt]
+      properties:
+        role:
+          type: string
+          description: e.g. `root`, `timestamp`, `snapshot`, `targets` or `group-<device group id>`.
+        version:
+          type: integer
+          minimum: 1
+        expiresAt:
+          $ref: "#/components/schemas/Timestamp"
+
+    TUFRepositoryInfo:
+      type: object
+      additionalProperties: false
+      required: [rootVersion, rootThreshold, rootKeyIDs, rootKeysHeldByServer, roles]
+      properties:
+        rootVersion:
+          type: integer
+          minimum: 1
+        rootThreshold:
+          type: integer
+          minimum: 1
+        rootKeyIDs:
+          type: array
+          items:
+            type: string
+        rootKeysHeldByServer:
+          type: boolean
+          description: Whether the server still holds the root keys; false once they are in offline custody.
+        roles:
+          type: array
+          description: The newest version of every role.
+          items:
+            $ref: "#/components/schemas/TUFRoleInfo"
+
+    TUFRootRotationRequest:
+      type: object
+      additionalProperties: false
+      required: [root]
+      properties:
+        root:
+          type: string
+          minLength: 1
+          description: >-
+            The signed next root metadata file, as JSON text
+            (`{"signatures": [...], "signed": {...}}`).
+
+    ProductRequest:
+      type: object
+      additionalProperties: false
+      properties:
+        name:
+          $ref: "#/components/schemas/Name"
+        description:
+          $ref: "#/components/schemas/Description"
+
+    ProductInfo:
+      type: object
+      additionalProperties: false
+      required: [id, name, description, createdAt, updatedAt]
+      properties:
+        id:
+          $ref: "#/components/schemas/Uuid"
+        name:
+          type: string
+        description:
+          type: string
+        createdAt:
+          $ref: "#/components/schemas/Timestamp"
+        updatedAt:
+          $ref: "#/components/schemas/Timestamp"
+
+    ProductList:
+      type: object
+      additionalProperties: false
+      required: [products]
+      properties:
+        products:
+          type: array
+          items:
+            $ref: "#/components/schemas/ProductInfo"
+
+    DeviceGroupRequest:
+      type: object
+      additionalProperties: false
+      properties:
+        product:
+          type: string
+          minLength: 1
+          description: Product ID or name; on create only.
+        name:
+          $ref: "#/components/schemas/Name"
+        description:
+          $ref: "#/components/schemas/Description"
+        updatePolicy:
+          $ref: "#/components/schemas/UpdatePolicy"
+        osFeed:
+          $ref: "#/components/schemas/OSFeed"
+        maintenanceWindow:
+          type: string
+          maxLength: 32
+          description: >-
+            `HH:MM-HH:MM UTC` (the ` UTC` is optional, no other zone is
+            accepted), e.g. `02:00-04:00 UTC`; it may wrap past midnight and
+            start and end must differ. Empty clears the window on update.
+
+    DeviceGroupInfo:
+      type: object
+      additionalProperties: false
+      required:
+        - id
+        - productId
+        - productName
+        - name
+        - description
+        - updatePolicy
+        - osFeed
+        - deviceCount
+        - tufRole
+        - createdAt
+        - updatedAt
+      properties:
+        id:
+          $ref: "#/components/schemas/Uuid"
+        productId:
+          $ref: "#/components/schemas/Uuid"
+        productName:
+          type: string
+        name:
+          type: string
+        description:
+          type: string
+        updatePolicy:
+          $ref: "#/components/schemas/UpdatePolicy"
+        osFeed:
+          $ref: "#/components/schemas/OSFeed"
+        maintenanceWindow:
+          type: [string, "null"]
+          description: >-
+            `HH:MM-HH:MM UTC`, e.g. `02:00-04:00 UTC`; null or absent when the
+            group updates at any time.
+        deviceCount:
+          type: integer
+          minimum: 0
+        tufRole:
+          type: string
+          description: The delegated TUF role that lists this group's deployment.
+        createdAt:
+          $ref: "#/components/schemas/Timestamp"
+        updatedAt:
+          $ref: "#/components/schemas/Timestamp"
+
+    DeviceGroupList:
+      type: object
+      additionalProperties: false
+      required: [deviceGroups]
+      properties:
+        deviceGroups:
+          type: array
+          items:
+            $ref: "#/components/schemas/DeviceGroupInfo"
+
+    DeviceUpdateRequest:
+      type: object
+      additionalProperties: false
+      required: [deviceGroupId]
+      properties:
+        deviceGroupId:
+          $ref: "#/components/schemas/Uuid"
 
 """#
 }

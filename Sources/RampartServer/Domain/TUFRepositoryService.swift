@@ -1,0 +1,243 @@
+import Crypto
+import Foundation
+import Logging
+import RampartCore
+import RampartPKI
+import RampartStore
+import RampartTUF
+
+/// One TUF repository per tenant (DESIGN §4): online targets, snapshot, timestamp and delegation keys held
+/// sealed by the server; root keys held by the server until administrators take them into offline custody
+/// with a root rotation.
+///
+/// Top-level `targets` delegates one role per device group, `group-<groupId>`, trusted for `<groupId>/*`.
+public struct TUFRepositoryService: Sendable {
+    let context: DomainContext
+
+    /// Old versions of non-root metadata kept for clients mid-update.
+    static let versionsKept = 20
+
+    public init(context: DomainContext) {
+        self.context = context
+    }
+
+    // MARK: Publishing
+
+    /// Creates the repository of a new tenant: keys, root version 1, and the first targets, snapshot and
+    /// timestamp.
+    func initialize(tenant: RampartID, now: Date, session: StoreSession) async throws {
+        var signers: [String: P256TUFSigner] = [:]
+        for role in ["root", "targets", "snapshot", "timestamp", "delegation"] {
+            let signer = P256TUFSigner()
+            signers[role] = signer
+            try await session.insertTUFKey(
+                TUFKeyRecord(
+                    id: RampartID(), tenantID: tenant, role: role, keyID: signer.keyID, publicKey: signer.key.jsonText,
+                    sealedPrivate: try context.sealer.seal(signer.privateKey, owner: "tuf:\(tenant):\(signer.keyID)"),
+                    createdAt: now))
+        }
+        let publisher = RepositoryPublisher(
+            targets: signers["targets"]!, snapshot: signers["snapshot"]!, timestamp: signers["timestamp"]!,
+            delegation: signers["delegation"]!)
+        let root = try publisher.makeRoot(rootKeys: [signers["root"]!.key], threshold: 1, signers: [signers["root"]!], now: now)
+        try await store([root], tenant: tenant, now: now, session: session)
+        try await republish(tenant: tenant, now: now, session: session)
+    }
+
+    /// Creates the repository of a tenant that predates repositories.
+    func ensureRepository(tenant: RampartID) async throws {
+        try await context.store.transaction { session in
+            try await session.lockTenant(tenant)
+            guard try await session.tufMetadata(ofTenant: tenant, role: "root", version: nil) == nil else { return }
+            try await initialize(tenant: tenant, now: context.clock.now(), session: session)
+        }
+    }
+
+    /// Publishes whatever changed in the tenant's content, and re-signs what is due. Call inside the
+    /// transaction that changed the content, so the repository never disagrees with the database.
+    ///
+    /// - Returns: The roles that got a new version.
+    @discardableResult
+    func republish(tenant: RampartID, now: Date, session: StoreSession) async throws -> [String] {
+        let publisher = try await publisher(tenant: tenant, session: session)
+        let current = try await session.latestTUFMetadata(ofTenant: tenant).filter { $0.key != "root" }.mapValues {
+            RepositoryPublisher.File(role: $0.role, version: $0.version, expires: $0.expiresAt, bytes: Array($0.content.utf8))
+        }
+        var delegated: [String: RepositoryPublisher.DelegatedContent] = [:]
+        for group in try await session.deviceGroups(ofTenant: tenant) {
+            delegated[Self.roleName(group: group.id)] = .init(paths: ["\(group.id)/*"], targets: [:])
+        }
+        let files = try publisher.publish(targets: [:], delegated: delegated, current: current, now: now)
+        try await store(files, tenant: tenant, now: now, session: session)
+        if !files.isEmpty { try await session.pruneTUFMetadata(ofTenant: tenant, keep: Self.versionsKept) }
+        return files.map(\.role)
+    }
+
+    /// Re-signs every tenant's metadata that is due; the background job calls this.
+    ///
+    /// - Returns: How many tenants got new metadata.
+    public func resignDue() async throws -> Int {
+        let tenants = try await context.store.read { try await $0.tenantsWithTUF() }
+        var renewed = 0
+        for tenant in tenants {
+            let roles = try await context.store.transaction { session in
+                try await session.lockTenant(tenant)
+                return try await republish(tenant: tenant, now: context.clock.now(), session: session)
+            }
+            if !roles.isEmpty {
+                renewed += 1
+                context.logger.info("Re-signed TUF metadata", metadata: ["tenant": "\(tenant)", "roles": "\(roles)"])
+            }
+        }
+        return renewed
+    }
+
+    private func publisher(tenant: RampartID, session: StoreSession) async throws -> RepositoryPublisher {
+        var signers: [String: P256TUFSigner] = [:]
+        for key in try await session.tufKeys(ofTenant: tenant) where key.role != "root" {
+            guard let sealed = key.sealedPrivate else { continue }
+            signers[key.role] = P256TUFSigner(try context.sealer.open(sealed, owner: "tuf:\(tenant):\(key.keyID)"))
+        }
+        guard let targets = signers["targets"], let snapshot = signers["snapshot"], let timestamp = signers["timestamp"],
+            let delegation = signers["delegation"]
+        else { throw RampartError(.internalError, "The TUF repository of tenant \(tenant) lacks an online key.", status: 500) }
+        return RepositoryPublisher(targets: targets, snapshot: snapshot, timestamp: timestamp, delegation: delegation)
+    }
+
+    private func store(_ files: [RepositoryPublisher.File], tenant: RampartID, now: Date, session: StoreSession) async throws {
+        for file in files {
+            try await session.insertTUFMetadata(
+                TUFMetadataRecord(
+                    role: file.role, version: file.version, expiresAt: file.expires,
+                    content: String(decoding: file.bytes, as: UTF8.self)),
+                tenant: tenant, at: now)
+        }
+    }
+
+    /// The delegated role of a device group.
+    static func roleName(group: RampartID) -> String { "group-\(group)" }
+
+    // MARK: Serving
+
+    /// A metadata file by the name clients fetch: `N.root.json`, `root.json`, `timestamp.json`, or
+    /// `N.<role>.json`.
+    ///
+    /// - Throws: 404 `notFound` for anything else.
+    public func metadataFile(tenant: RampartID, name: String) async throws -> String {
+        guard name.hasSuffix(".json") else { throw RampartError.notFound("Metadata \(name)") }
+        let stem = String(name.dropLast(5))
+        var role = stem
+        var version: Int?
+        if let dot = stem.firstIndex(of: "."), let number = Int(stem[..<dot]), number > 0 {
+            version = number
+            role = String(stem[stem.index(after: dot)...])
+        }
+        role = role.removingPercentEncoding ?? role
+        if version == nil, role != "timestamp", role != "root" {
+            throw RampartError.notFound("Metadata \(name)")  // consistent snapshots: versioned names only
+        }
+        let (wantedRole, wantedVersion) = (role, version)
+        guard let record = try await context.store.read({ try await $0.tufMetadata(ofTenant: tenant, role: wantedRole, version: wantedVersion) })
+        else { throw RampartError.notFound("Metadata \(name)") }
+        return record.content
+    }
+
+    // MARK: Administration
+
+    /// The repository's state for `tenant tuf show`.
+    public func status(tenant: RampartID, caller: UserRecord) async throws -> TUFRepositoryInfo {
+        try await context.store.read { session in
+            _ = try await context.authorize(caller, tenant: tenant, .read, session: session)
+            let latest = try await session.latestTUFMetadata(ofTenant: tenant)
+            let keys = try await session.tufKeys(ofTenant: tenant)
+            guard let root = latest["root"], let metadata = try? SignedMetadata(bytes: Array(root.content.utf8)),
+                let parsed = try? RootMetadata(metadata.signed)
+            else { throw RampartError.notFound("TUF repository of tenant \(tenant)") }
+            let roles = latest.values.sorted { $0.role < $1.role }.map {
+                TUFRoleInfo(role: $0.role, version: $0.version, expiresAt: $0.expiresAt)
+            }
+            let rootKeys = keys.filter { $0.role == "root" }
+            return TUFRepositoryInfo(
+                rootVersion: root.version, rootThreshold: parsed.roles[.root]!.threshold,
+                rootKeyIDs: parsed.roles[.root]!.keyIDs,
+                rootKeysHeldByServer: !rootKeys.isEmpty && rootKeys.allSatisfy { $0.sealedPrivate != nil },
+                roles: roles)
+        }
+    }
+
+    /// The current root file, for bootstrapping clients and for root rotation.
+    public func currentRoot(tenant: RampartID, caller: UserRecord) async throws -> String {
+        try await context.store.read { session in
+            _ = try await context.authorize(caller, tenant: tenant, .read, session: session)
+            guard let root = try await session.tufMetadata(ofTenant: tenant, role: "root", version: nil) else {
+                throw RampartError.notFound("TUF repository of tenant \(tenant)")
+            }
+            return root.content
+        }
+    }
+
+    /// Accepts the next root version (Administrator). The server adds the signature of the root key it
+    /// holds, if it still holds one; the new root must then meet both the old root's threshold and its own,
+    /// exactly as clients will check it. A root whose keys the server does not hold moves root custody
+    /// offline: the server forgets its root key.
+    public func rotateRoot(tenant: RampartID, newRoot: String, caller: UserRecord) async throws -> TUFRepositoryInfo {
+        _ = try await context.audited(Actor(user: caller), tenant: tenant, action: "tuf.root.rotate", target: "root") { session in
+            _ = try await context.authorize(caller, tenant: tenant, .delete, session: session)
+            try await session.lockTenant(tenant)
+            guard let current = try await session.tufMetadata(ofTenant: tenant, role: "root", version: nil) else {
+                throw RampartError.notFound("TUF repository of tenant \(tenant)")
+            }
+            let submitted: SignedMetadata
+            let parsed: RootMetadata
+            do {
+                submitted = try SignedMetadata(bytes: Array(newRoot.utf8))
+                parsed = try RootMetadata(submitted.signed)
+            } catch let error as RampartError {
+                throw RampartError.invalidRequest("The new root is not valid TUF root metadata: \(error.message)")
+            }
+            // Add the server's signature with the old root key it holds.
+            var signatures = submitted.signatures
+            let keys = try await session.tufKeys(ofTenant: tenant)
+            for key in keys where key.role == "root" {
+                guard let sealed = key.sealedPrivate else { continue }
+                let signer = P256TUFSigner(try context.sealer.open(sealed, owner: "tuf:\(tenant):\(key.keyID)"))
+                signatures[signer.keyID] = try signer.sign(submitted.signed.canonicalBytes)
+            }
+            let list = signatures.keys.sorted().map { JSONValue.object(["keyid": .string($0), "sig": .string(signatures[$0]!)]) }
+            let bytes = JSONValue.object(["signatures": .array(list), "signed": submitted.signed]).prettyBytes
+            var trusted = try TrustedMetadata(trustedRoot: Array(current.content.utf8), referenceTime: context.clock.now())
+            do {
+                try trusted.updateRoot(bytes)
+                try trusted.checkRootNotExpired()
+            } catch let error as RampartError {
+                throw RampartError.invalidRequest("The new root would be refused by devices: \(error.message)")
+            }
+            // The online roles must keep keys the server holds, or it could not publish any more.
+            for role in [TopLevelRole.targets, .snapshot, .timestamp] {
+                let held = Set(keys.filter { $0.role == role.rawValue }.map(\.keyID))
+                guard parsed.roles[role]!.threshold == 1, parsed.roles[role]!.keyIDs.contains(where: held.contains) else {
+                    throw RampartError.invalidRequest(
+                        "The new root must keep the server's online \(role.rawValue) key (threshold 1).")
+                }
+            }
+            let now = context.clock.now()
+            let serverRootKeys = Set(keys.filter { $0.role == "root" }.map(\.keyID))
+            if !parsed.roles[.root]!.keyIDs.contains(where: serverRootKeys.contains) {
+                try await session.retireTUFKeys(ofTenant: tenant, role: "root", at: now)
+                for keyID in parsed.roles[.root]!.keyIDs {
+                    try await session.insertTUFKey(
+                        TUFKeyRecord(
+                            id: RampartID(), tenantID: tenant, role: "root", keyID: keyID,
+                            publicKey: parsed.keys[keyID]?.jsonText ?? "{}", sealedPrivate: nil, createdAt: now))
+                }
+            }
+            try await session.insertTUFMetadata(
+                TUFMetadataRecord(
+                    role: "root", version: parsed.common.version, expiresAt: parsed.common.expires,
+                    content: String(decoding: bytes, as: UTF8.self)),
+                tenant: tenant, at: now)
+            return parsed.common.version
+        }
+        return try await status(tenant: tenant, caller: caller)
+    }
+}
