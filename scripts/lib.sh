@@ -5,7 +5,7 @@
 
 RAMPART_VENV="${RAMPART_VENV:-$PWD/.venv}"
 RAMPART_APT_PACKAGES=(postgresql openssl)
-RAMPART_PIP_PACKAGES=(pkilint schemathesis requests)
+RAMPART_PIP_PACKAGES=(pkilint schemathesis requests "tuf>=6,<8")
 
 log() { printf '%s: %s\n' "${LOG_PREFIX:-rampart}" "$*" >&2; }
 
@@ -109,7 +109,7 @@ ensure_prereqs() {
             /usr/bin/python3 -m venv "$RAMPART_VENV"
         fi
     fi
-    if ! "$RAMPART_VENV/bin/python" -c 'import pkilint, schemathesis, requests' >/dev/null 2>&1 \
+    if ! "$RAMPART_VENV/bin/python" -c 'import pkilint, schemathesis, requests, tuf.ngclient' >/dev/null 2>&1 \
         || [[ ! -x "$RAMPART_VENV/bin/lint_pkix_cert" || ! -x "$RAMPART_VENV/bin/schemathesis" ]]; then
         log "pip installing ${RAMPART_PIP_PACKAGES[*]} into $RAMPART_VENV"
         "$RAMPART_VENV/bin/python" -m pip install -q "${RAMPART_PIP_PACKAGES[@]}"
