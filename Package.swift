@@ -74,6 +74,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "RampartImage",
+            dependencies: [
+                "RampartCore", "RampartTUF",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "RampartStore",
             dependencies: [
                 "RampartCore",
@@ -109,7 +117,7 @@ let package = Package(
         .target(
             name: "RampartServer",
             dependencies: [
-                "RampartCore", "RampartPKI", "RampartStore", "RampartAttestation", "RampartTUF",
+                "RampartCore", "RampartPKI", "RampartStore", "RampartAttestation", "RampartTUF", "RampartImage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTLS", package: "hummingbird"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -131,7 +139,7 @@ let package = Package(
             name: "RampartCLI",
             dependencies: [
                 "RampartCore", "RampartPKI", "RampartStore", "RampartServer", "RampartAttestation", "RampartDevice",
-                "RampartTUF",
+                "RampartTUF", "RampartImage",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
@@ -192,13 +200,16 @@ let package = Package(
             name: "RampartServerTests",
             dependencies: [
                 "RampartServer", "RampartCLI", "RampartTestKit", "RampartStore", "RampartPKI", "RampartAttestation",
-                "RampartDevice", "RampartTUF",
+                "RampartDevice", "RampartTUF", "RampartImage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "JWTKit", package: "jwt-kit"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

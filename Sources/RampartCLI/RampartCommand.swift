@@ -10,7 +10,8 @@ public struct RampartCommand: AsyncParsableCommand {
         subcommands: [
             DemoCommand.self, ServerCommand.self, RegisterUserCommand.self, LoginCommand.self, TenantCommand.self,
             RoleCommand.self, CACertificateCommand.self, DeviceCommand.self, ManufactureCommand.self, DoctorCommand.self, BenchCommand.self,
-            ProductCommand.self, DeviceGroupCommand.self, TUFClientCommand.self,
+            ProductCommand.self, DeviceGroupCommand.self, ImagePackageCommand.self, ImageCommand.self,
+            RuntimeReleaseCommand.self, DeploymentCommand.self, TUFClientCommand.self,
         ])
 
     public init() {}

@@ -30,6 +30,7 @@ public struct ServerRuntime: Sendable {
     public let devices: DeviceService
     public let repository: TUFRepositoryService
     public let products: ProductService
+    public let images: ImageService
     let tokens: TokenAuthority
 
     /// Opens the store and builds the domain services. Nothing runs until ``services(onServerRunning:)``'s
@@ -56,6 +57,7 @@ public struct ServerRuntime: Sendable {
         devices = DeviceService(context: context)
         repository = TUFRepositoryService(context: context)
         products = ProductService(context: context, repository: repository)
+        images = ImageService(context: context, repository: repository)
     }
 
     /// The router with every route and middleware.
@@ -75,7 +77,7 @@ public struct ServerRuntime: Sendable {
         let deviceRoutes = DeviceRoutes(
             attestation: attestation, devices: devices, bodyLimit: configuration.limits.maximumBodyBytes)
         let updateRoutes = UpdateRoutes(
-            repository: repository, products: products, deviceAuthenticator: DeviceCertificateAuthenticator(context: context),
+            repository: repository, products: products, images: images, deviceAuthenticator: DeviceCertificateAuthenticator(context: context),
             bodyLimit: configuration.limits.maximumBodyBytes)
         routes.addPublic(to: router)
         deviceRoutes.addPublic(to: router)

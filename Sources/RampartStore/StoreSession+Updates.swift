@@ -329,3 +329,241 @@ extension StoreSession {
             updatedAt: try row.date("updated_at"))
     }
 }
+
+/// A package signing key registered with a tenant.
+public struct SigningKeyRecord: Sendable, Equatable {
+    public var id: RampartID
+    public var tenantID: RampartID
+    /// SHA-256 of the SubjectPublicKeyInfo.
+    public var keyID: String
+    /// PEM SubjectPublicKeyInfo.
+    public var publicKey: String
+    public var description: String
+    public var createdAt: Date
+    public var revokedAt: Date?
+    public init(
+        id: RampartID, tenantID: RampartID, keyID: String, publicKey: String, description: String, createdAt: Date,
+        revokedAt: Date? = nil
+    ) {
+        self.id = id
+        self.tenantID = tenantID
+        self.keyID = keyID
+        self.publicKey = publicKey
+        self.description = description
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
+}
+
+/// An uploaded image: its verified manifest; the package bytes live in `image_blobs`.
+public struct ImageRecord: Sendable, Equatable {
+    public var id: RampartID
+    public var tenantID: RampartID
+    public var componentID: String
+    public var name: String
+    public var kind: String
+    public var version: String
+    /// SHA-256 of the whole package (the TUF target hash).
+    public var sha256: String
+    /// Length of the whole package.
+    public var length: Int
+    /// The manifest as JSON (payload digest included).
+    public var manifest: String
+    public var signingKeyID: String
+    public var createdAt: Date
+    public init(
+        id: RampartID, tenantID: RampartID, componentID: String, name: String, kind: String, version: String,
+        sha256: String, length: Int, manifest: String, signingKeyID: String, createdAt: Date
+    ) {
+        self.id = id
+        self.tenantID = tenantID
+        self.componentID = componentID
+        self.name = name
+        self.kind = kind
+        self.version = version
+        self.sha256 = sha256
+        self.length = length
+        self.manifest = manifest
+        self.signingKeyID = signingKeyID
+        self.createdAt = createdAt
+    }
+}
+
+/// A deployment: the set of images a device group runs from `createdAt` on.
+public struct DeploymentRecord: Sendable, Equatable {
+    public var id: RampartID
+    public var tenantID: RampartID
+    public var deviceGroupID: RampartID
+    public var imageIDs: [RampartID]
+    public var createdBy: String
+    public var createdAt: Date
+    public init(id: RampartID, tenantID: RampartID, deviceGroupID: RampartID, imageIDs: [RampartID], createdBy: String, createdAt: Date) {
+        self.id = id
+        self.tenantID = tenantID
+        self.deviceGroupID = deviceGroupID
+        self.imageIDs = imageIDs
+        self.createdBy = createdBy
+        self.createdAt = createdAt
+    }
+}
+
+/// A runtime image published to a feed.
+public struct RuntimeReleaseRecord: Sendable, Equatable {
+    public var id: RampartID
+    public var tenantID: RampartID
+    public var feed: String
+    public var imageID: RampartID
+    public var createdAt: Date
+    public init(id: RampartID, tenantID: RampartID, feed: String, imageID: RampartID, createdAt: Date) {
+        self.id = id
+        self.tenantID = tenantID
+        self.feed = feed
+        self.imageID = imageID
+        self.createdAt = createdAt
+    }
+}
+
+extension StoreSession {
+    // MARK: Signing keys
+
+    /// Registers a signing key.
+    public func insertSigningKey(_ key: SigningKeyRecord) async throws {
+        try await db.raw(
+            """
+            INSERT INTO signing_keys (id, tenant_id, key_id, public_key, description, created_at)
+            VALUES (\(bind: key.id.description), \(bind: key.tenantID.description), \(bind: key.keyID), \(bind: key.publicKey),
+                    \(bind: key.description), \(bind: key.createdAt.storeMillis))
+            """
+        ).run()
+    }
+
+    /// The tenant's signing keys, revoked ones included.
+    public func signingKeys(ofTenant tenant: RampartID) async throws -> [SigningKeyRecord] {
+        try await db.raw("SELECT * FROM signing_keys WHERE tenant_id = \(bind: tenant.description) ORDER BY created_at, id").all().map {
+            SigningKeyRecord(
+                id: try $0.id("id"), tenantID: try $0.id("tenant_id"), keyID: try $0.string("key_id"),
+                publicKey: try $0.string("public_key"), description: try $0.string("description"),
+                createdAt: try $0.date("created_at"), revokedAt: try $0.optionalDate("revoked_at"))
+        }
+    }
+
+    /// Revokes a signing key.
+    public func revokeSigningKey(keyID: String, tenant: RampartID, at time: Date) async throws {
+        try await db.raw(
+            """
+            UPDATE signing_keys SET revoked_at = \(bind: time.storeMillis)
+            WHERE tenant_id = \(bind: tenant.description) AND key_id = \(bind: keyID) AND revoked_at IS NULL
+            """
+        ).run()
+    }
+
+    // MARK: Images
+
+    /// Stores an image and its package bytes (base64, portable across both backends).
+    public func insertImage(_ image: ImageRecord, package: [UInt8]) async throws {
+        try await db.raw(
+            """
+            INSERT INTO images (id, tenant_id, component_id, name, kind, version, sha256, length, manifest, signing_key_id, created_at)
+            VALUES (\(bind: image.id.description), \(bind: image.tenantID.description), \(bind: image.componentID),
+                    \(bind: image.name), \(bind: image.kind), \(bind: image.version), \(bind: image.sha256),
+                    \(bind: Int64(image.length)), \(bind: image.manifest), \(bind: image.signingKeyID), \(bind: image.createdAt.storeMillis))
+            """
+        ).run()
+        try await db.raw(
+            """
+            INSERT INTO image_blobs (sha256, content) VALUES (\(bind: image.sha256), \(bind: Data(package).base64EncodedString()))
+            ON CONFLICT (sha256) DO NOTHING
+            """
+        ).run()
+    }
+
+    /// The tenant's images, newest first.
+    public func images(ofTenant tenant: RampartID) async throws -> [ImageRecord] {
+        try await db.raw("SELECT * FROM images WHERE tenant_id = \(bind: tenant.description) ORDER BY created_at DESC, id").all()
+            .map(Self.image)
+    }
+
+    /// An image of the tenant by ID.
+    public func image(id: RampartID, tenant: RampartID) async throws -> ImageRecord? {
+        try await db.raw("SELECT * FROM images WHERE tenant_id = \(bind: tenant.description) AND id = \(bind: id.description)")
+            .first().map(Self.image)
+    }
+
+    /// An image of the tenant by package SHA-256.
+    public func image(sha256: String, tenant: RampartID) async throws -> ImageRecord? {
+        try await db.raw("SELECT * FROM images WHERE tenant_id = \(bind: tenant.description) AND sha256 = \(bind: sha256)")
+            .first().map(Self.image)
+    }
+
+    /// The package bytes of an image.
+    public func imagePackage(sha256: String) async throws -> [UInt8]? {
+        guard let row = try await db.raw("SELECT content FROM image_blobs WHERE sha256 = \(bind: sha256)").first() else { return nil }
+        guard let data = Data(base64Encoded: try row.string("content")) else {
+            throw RampartError(.internalError, "Stored image \(sha256) is corrupt.", status: 500)
+        }
+        return Array(data)
+    }
+
+    static func image(_ row: any SQLRow) throws -> ImageRecord {
+        ImageRecord(
+            id: try row.id("id"), tenantID: try row.id("tenant_id"), componentID: try row.string("component_id"),
+            name: try row.string("name"), kind: try row.string("kind"), version: try row.string("version"),
+            sha256: try row.string("sha256"), length: Int(try row.decode(column: "length", as: Int64.self)),
+            manifest: try row.string("manifest"), signingKeyID: try row.string("signing_key_id"),
+            createdAt: try row.date("created_at"))
+    }
+
+    // MARK: Deployments and runtime releases
+
+    /// Stores a deployment.
+    public func insertDeployment(_ deployment: DeploymentRecord) async throws {
+        let ids = "[" + deployment.imageIDs.map { "\"\($0)\"" }.joined(separator: ",") + "]"
+        try await db.raw(
+            """
+            INSERT INTO deployments (id, tenant_id, device_group_id, image_ids, created_by, created_at)
+            VALUES (\(bind: deployment.id.description), \(bind: deployment.tenantID.description),
+                    \(bind: deployment.deviceGroupID.description), \(bind: ids), \(bind: deployment.createdBy),
+                    \(bind: deployment.createdAt.storeMillis))
+            """
+        ).run()
+    }
+
+    /// A group's deployments, newest first.
+    public func deployments(ofGroup group: RampartID, limit: Int = 50) async throws -> [DeploymentRecord] {
+        try await db.raw(
+            "SELECT * FROM deployments WHERE device_group_id = \(bind: group.description) ORDER BY created_at DESC, id DESC LIMIT \(bind: Int64(limit))"
+        ).all().map { row in
+            let text = try row.string("image_ids")
+            let ids = (try? JSONDecoder().decode([String].self, from: Data(text.utf8)))?.compactMap(RampartID.init) ?? []
+            return DeploymentRecord(
+                id: try row.id("id"), tenantID: try row.id("tenant_id"), deviceGroupID: try row.id("device_group_id"),
+                imageIDs: ids, createdBy: try row.string("created_by"), createdAt: try row.date("created_at"))
+        }
+    }
+
+    /// Publishes a runtime image to a feed.
+    public func insertRuntimeRelease(_ release: RuntimeReleaseRecord) async throws {
+        try await db.raw(
+            """
+            INSERT INTO runtime_releases (id, tenant_id, feed, image_id, created_at)
+            VALUES (\(bind: release.id.description), \(bind: release.tenantID.description), \(bind: release.feed),
+                    \(bind: release.imageID.description), \(bind: release.createdAt.storeMillis))
+            """
+        ).run()
+    }
+
+    /// The tenant's runtime releases, newest first.
+    public func runtimeReleases(ofTenant tenant: RampartID) async throws -> [RuntimeReleaseRecord] {
+        try await db.raw("SELECT * FROM runtime_releases WHERE tenant_id = \(bind: tenant.description) ORDER BY created_at DESC, id DESC")
+            .all().map {
+                RuntimeReleaseRecord(
+                    id: try $0.id("id"), tenantID: try $0.id("tenant_id"), feed: try $0.string("feed"),
+                    imageID: try $0.id("image_id"), createdAt: try $0.date("created_at"))
+            }
+    }
+
+    /// Removes a runtime image from the feeds.
+    public func deleteRuntimeReleases(imageID: RampartID) async throws {
+        try await db.raw("DELETE FROM runtime_releases WHERE image_id = \(bind: imageID.description)").run()
+    }
+}

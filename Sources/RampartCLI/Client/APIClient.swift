@@ -66,7 +66,8 @@ public final class APIClient: Sendable {
 
     /// Sends `rawBody` as JSON as it is, which tests use to send malformed bodies.
     package func send(
-        _ method: Method, _ path: String, rawBody: [UInt8]?, authenticated: Bool = true, bearer: String? = nil
+        _ method: Method, _ path: String, rawBody: [UInt8]?, authenticated: Bool = true, bearer: String? = nil,
+        contentType: String = "application/json", progress: (@Sendable (Int, Int) -> Void)? = nil
     ) async throws -> RawResponse {
         var attempt = 0
         while true {
@@ -75,8 +76,12 @@ public final class APIClient: Sendable {
             // The shared client pools connections per TLS configuration and needs no shutdown.
             request.tlsConfiguration = tls
             if let rawBody {
-                request.headers.add(name: "Content-Type", value: "application/json")
-                request.body = .bytes(ByteBuffer(bytes: rawBody))
+                request.headers.add(name: "Content-Type", value: contentType)
+                if let progress {
+                    request.body = .stream(UploadChunks(bytes: rawBody, progress: progress), length: .known(Int64(rawBody.count)))
+                } else {
+                    request.body = .bytes(ByteBuffer(bytes: rawBody))
+                }
             }
             if let bearer {
                 request.headers.add(name: "Authorization", value: "Bearer \(bearer)")
@@ -184,4 +189,28 @@ enum UserKey {
             throw RampartError(.configurationInvalid, "The user key \(file.path) is not a P-256 PEM key.")
         }
     }
+}
+
+/// An upload cut into chunks, reporting how much was handed to the connection.
+struct UploadChunks: AsyncSequence, Sendable {
+    typealias Element = ByteBuffer
+    let bytes: [UInt8]
+    let progress: @Sendable (Int, Int) -> Void
+    static let chunkSize = 256 * 1024
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        let bytes: [UInt8]
+        let progress: @Sendable (Int, Int) -> Void
+        var offset = 0
+
+        mutating func next() async -> ByteBuffer? {
+            guard offset < bytes.count else { return nil }
+            let end = Swift.min(offset + UploadChunks.chunkSize, bytes.count)
+            defer { offset = end }
+            progress(end, bytes.count)
+            return ByteBuffer(bytes: bytes[offset..<end])
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(bytes: bytes, progress: progress) }
 }

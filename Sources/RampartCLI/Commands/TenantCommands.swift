@@ -8,7 +8,7 @@ struct TenantCommand: AsyncParsableCommand {
         commandName: "tenant", abstract: "Create, list, select and update tenants; read their audit log.",
         subcommands: [
             Create.self, List.self, Select.self, ShowSelected.self, Update.self, Audit.self, RuntimeAllowCommand.self,
-            DownloadErrorReportCommand.self, TenantTUFCommand.self,
+            DownloadErrorReportCommand.self, TenantTUFCommand.self, SigningKeyCommand.self,
         ])
 
     struct Create: AsyncParsableCommand {

@@ -95,7 +95,7 @@ struct ProductCommand: AsyncParsableCommand {
 struct DeviceGroupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device-group", abstract: "Manage device groups: update policy, OS feed and maintenance window.",
-        subcommands: [Create.self, List.self, Show.self, Update.self, Delete.self])
+        subcommands: [Create.self, List.self, Show.self, Update.self, Delete.self, DeploymentCommand.self])
 
     static func show(_ groups: [DeviceGroupInfo], _ value: some Encodable, _ format: OutputFormat) throws {
         try Printer.output(value, as: format, headers: ["ID", "Product", "Name", "Update policy", "OS feed", "Window", "Devices"]) {

@@ -203,3 +203,164 @@ public struct MaintenanceWindow: Sendable, Equatable, CustomStringConvertible {
         String(format: "%02d:%02d-%02d:%02d UTC", start / 60, start % 60, end / 60, end % 60)
     }
 }
+
+/// A package signing key of a tenant.
+public struct SigningKeyInfo: Codable, Sendable, Equatable {
+    /// SHA-256 of the SubjectPublicKeyInfo.
+    public var keyId: String
+    public var publicKey: String
+    public var description: String
+    public var createdAt: Date
+    public var revokedAt: Date?
+    public init(keyId: String, publicKey: String, description: String, createdAt: Date, revokedAt: Date?) {
+        self.keyId = keyId
+        self.publicKey = publicKey
+        self.description = description
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
+}
+
+/// `GET /v1/tenants/{tenantId}/signing-keys`.
+public struct SigningKeyList: Codable, Sendable {
+    public var signingKeys: [SigningKeyInfo]
+    public init(signingKeys: [SigningKeyInfo]) { self.signingKeys = signingKeys }
+}
+
+/// `POST /v1/tenants/{tenantId}/signing-keys`.
+public struct SigningKeyRequest: APIRequest, Encodable {
+    public static let allowedKeys: Set<String> = ["publicKey", "description"]
+    /// PEM SubjectPublicKeyInfo of a P-256 key.
+    public var publicKey: String
+    public var description: String?
+    public init(publicKey: String, description: String?) {
+        self.publicKey = publicKey
+        self.description = description
+    }
+}
+
+/// An uploaded image.
+public struct ImageInfo: Codable, Sendable, Equatable {
+    public var id: RampartID
+    public var componentId: String
+    public var name: String
+    /// `app`, `runtime` or `boardConfig`.
+    public var kind: String
+    public var version: String
+    /// SHA-256 of the package file.
+    public var sha256: String
+    public var length: Int
+    /// SHA-256 of the payload: what a device measures when it runs it.
+    public var payloadSha256: String
+    public var signingKeyId: String
+    public var createdAt: Date
+    public init(
+        id: RampartID, componentId: String, name: String, kind: String, version: String, sha256: String, length: Int,
+        payloadSha256: String, signingKeyId: String, createdAt: Date
+    ) {
+        self.id = id
+        self.componentId = componentId
+        self.name = name
+        self.kind = kind
+        self.version = version
+        self.sha256 = sha256
+        self.length = length
+        self.payloadSha256 = payloadSha256
+        self.signingKeyId = signingKeyId
+        self.createdAt = createdAt
+    }
+}
+
+/// `GET /v1/tenants/{tenantId}/images`.
+public struct ImageList: Codable, Sendable {
+    public var images: [ImageInfo]
+    public init(images: [ImageInfo]) { self.images = images }
+}
+
+/// A deployment of images to a device group.
+public struct DeploymentInfo: Codable, Sendable, Equatable {
+    public var id: RampartID
+    public var deviceGroupId: RampartID
+    public var imageIds: [RampartID]
+    public var createdBy: String
+    public var createdAt: Date
+    /// Whether this is the group's current deployment.
+    public var current: Bool
+    public init(id: RampartID, deviceGroupId: RampartID, imageIds: [RampartID], createdBy: String, createdAt: Date, current: Bool) {
+        self.id = id
+        self.deviceGroupId = deviceGroupId
+        self.imageIds = imageIds
+        self.createdBy = createdBy
+        self.createdAt = createdAt
+        self.current = current
+    }
+}
+
+/// `GET /v1/tenants/{tenantId}/device-groups/{groupId}/deployments`.
+public struct DeploymentList: Codable, Sendable {
+    public var deployments: [DeploymentInfo]
+    public init(deployments: [DeploymentInfo]) { self.deployments = deployments }
+}
+
+/// `POST /v1/tenants/{tenantId}/device-groups/{groupId}/deployments`.
+public struct DeploymentRequest: APIRequest, Encodable {
+    public static let allowedKeys: Set<String> = ["imageIds"]
+    public var imageIds: [RampartID]
+    public init(imageIds: [RampartID]) { self.imageIds = imageIds }
+}
+
+/// A runtime release on a feed.
+public struct RuntimeReleaseInfo: Codable, Sendable, Equatable {
+    public var id: RampartID
+    public var feed: OSFeed
+    public var imageId: RampartID
+    public var version: String
+    public var createdAt: Date
+    public init(id: RampartID, feed: OSFeed, imageId: RampartID, version: String, createdAt: Date) {
+        self.id = id
+        self.feed = feed
+        self.imageId = imageId
+        self.version = version
+        self.createdAt = createdAt
+    }
+}
+
+/// `GET /v1/tenants/{tenantId}/runtime-releases`.
+public struct RuntimeReleaseList: Codable, Sendable {
+    public var runtimeReleases: [RuntimeReleaseInfo]
+    public init(runtimeReleases: [RuntimeReleaseInfo]) { self.runtimeReleases = runtimeReleases }
+}
+
+/// `POST /v1/tenants/{tenantId}/runtime-releases`.
+public struct RuntimeReleaseRequest: APIRequest, Encodable {
+    public static let allowedKeys: Set<String> = ["imageId", "feed"]
+    public var imageId: RampartID
+    public var feed: OSFeed
+    public init(imageId: RampartID, feed: OSFeed) {
+        self.imageId = imageId
+        self.feed = feed
+    }
+}
+
+/// `GET /v1/tuf/{tenantId}/device` (mutual TLS): what a device needs to know to look for updates.
+public struct DeviceUpdateSettings: Codable, Sendable, Equatable {
+    public var deviceId: String
+    /// `nil` while the device is in no group: it then takes runtime releases from Retail only.
+    public var deviceGroupId: RampartID?
+    public var updatePolicy: UpdatePolicy
+    public var osFeed: OSFeed
+    public var maintenanceWindow: String?
+    /// TUF path prefixes to look in: the group's role and the feed's role.
+    public var targetPrefixes: [String]
+    public init(
+        deviceId: String, deviceGroupId: RampartID?, updatePolicy: UpdatePolicy, osFeed: OSFeed, maintenanceWindow: String?,
+        targetPrefixes: [String]
+    ) {
+        self.deviceId = deviceId
+        self.deviceGroupId = deviceGroupId
+        self.updatePolicy = updatePolicy
+        self.osFeed = osFeed
+        self.maintenanceWindow = maintenanceWindow
+        self.targetPrefixes = targetPrefixes
+    }
+}

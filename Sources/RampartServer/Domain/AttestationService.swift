@@ -4,6 +4,7 @@ import RampartAttestation
 import RampartCore
 import RampartPKI
 import RampartStore
+import RampartTUF
 import Synchronization
 import SwiftASN1
 import X509
@@ -17,6 +18,7 @@ import X509
 public struct AttestationService: Sendable {
     let context: DomainContext
     let certificateAuthority: TenantCAService
+    let repository: TUFRepositoryService
     let manufacturerRoots: [Certificate]
     private let endorsementCache: EndorsementCache
 
@@ -26,6 +28,7 @@ public struct AttestationService: Sendable {
     public init(context: DomainContext, certificateAuthority: TenantCAService) throws {
         self.context = context
         self.certificateAuthority = certificateAuthority
+        repository = TUFRepositoryService(context: context)
         manufacturerRoots = try context.configuration.manufacturerRoots.flatMap { pem in
             do {
                 return try Certificate.parseBundle(pem: pem)
@@ -89,22 +92,38 @@ public struct AttestationService: Sendable {
         if tenant == nil {
             refuse(AttestationRefusal.notClaimed, "The device is not claimed by any tenant. Claim it with 'rampart device claim'.")
         }
+        var deviceGroup: RampartID?
         if refusal == nil, let tenant {
-            let references = try await context.store.read { session in try await session.referenceValues(ofTenant: tenant) }
-            // Runtime measurements must match an accepted reference value. Apps have no reference values until
-            // deployments exist, so any app measurement is unknown. Configuration is device-specific: it is
-            // recorded for the owner to inspect, not appraised.
+            let (references, accepted, group) = try await context.store.read { session in
+                (try await session.referenceValues(ofTenant: tenant),
+                 try await repository.acceptedTargets(tenant: tenant, deviceID: deviceID, now: now, session: session),
+                 try await session.deviceGroupID(ofDevice: deviceID))
+            }
+            deviceGroup = group
+            // Runtime and app measurements must match a target TUF lists for this device (its group's
+            // deployment, the previous one during the rollout grace period, or its feed's runtime releases).
+            // A runtime may also match the tenant's manual allow list ('tenant runtime-allow'), which admits
+            // builds before they are published. Configuration is device-specific: it is recorded for the
+            // owner to inspect, not appraised.
             for measurement in claims.measurements where measurement.kind != .config {
+                let listed = accepted.contains { target in
+                    guard case .string(let digest)? = target.custom?["payloadSha256"], case .string(let version)? = target.custom?["version"],
+                        case .string(let kind)? = target.custom?["kind"], case .string(let component)? = target.custom?["componentId"]
+                    else { return false }
+                    return digest == measurement.sha256 && version == measurement.version
+                        && (measurement.kind == .runtime ? kind == "runtime" : kind == "app" && component == measurement.component)
+                }
+                if listed { continue }
                 if measurement.kind == .app {
                     refuse(AttestationRefusal.measurementUnknown(measurement.component),
-                           "App \(measurement.component) has no reference value in this tenant.")
+                           "App \(measurement.component) \(measurement.version) is not in this device's deployment.")
                     break
                 }
                 guard let reference = references.first(where: { $0.sha256 == measurement.sha256 }),
                     reference.version == measurement.version
                 else {
                     refuse(AttestationRefusal.measurementUnknown(measurement.component),
-                           "\(measurement.component) \(measurement.version) (sha256 \(measurement.sha256)) is not an accepted reference value.")
+                           "\(measurement.component) \(measurement.version) (sha256 \(measurement.sha256)) is neither a runtime release of this device's feed nor in the tenant's runtime allow list.")
                     break
                 }
                 if reference.revokedAt != nil {
@@ -121,8 +140,8 @@ public struct AttestationService: Sendable {
                 tenant: tenant, deviceID: deviceID, publicKey: freshKey)
             result = AttestationResult(
                 certificateChain: [try issued.certificate.pemString, try issued.issuer.pemString],
-                notAfter: issued.certificate.notValidAfter, tenantId: tenant, productId: nil, deviceGroupId: nil,
-                repositoryURL: nil, nextAttestationAfter: now + context.configuration.limits.attestationInterval)
+                notAfter: issued.certificate.notValidAfter, tenantId: tenant, productId: nil, deviceGroupId: deviceGroup,
+                repositoryURL: "/v1/tuf/\(tenant)/", nextAttestationAfter: now + context.configuration.limits.attestationInterval)
         }
 
         // A nonce refusal may be an old token replayed by anyone who saw it: it must not change what the

@@ -63,10 +63,7 @@ public struct TUFRepositoryService: Sendable {
         let current = try await session.latestTUFMetadata(ofTenant: tenant).filter { $0.key != "root" }.mapValues {
             RepositoryPublisher.File(role: $0.role, version: $0.version, expires: $0.expiresAt, bytes: Array($0.content.utf8))
         }
-        var delegated: [String: RepositoryPublisher.DelegatedContent] = [:]
-        for group in try await session.deviceGroups(ofTenant: tenant) {
-            delegated[Self.roleName(group: group.id)] = .init(paths: ["\(group.id)/*"], targets: [:])
-        }
+        let delegated = try await Self.content(tenant: tenant, session: session)
         let files = try publisher.publish(targets: [:], delegated: delegated, current: current, now: now)
         try await store(files, tenant: tenant, now: now, session: session)
         if !files.isEmpty { try await session.pruneTUFMetadata(ofTenant: tenant, keep: Self.versionsKept) }
@@ -117,6 +114,59 @@ public struct TUFRepositoryService: Sendable {
     /// The delegated role of a device group.
     static func roleName(group: RampartID) -> String { "group-\(group)" }
 
+    /// The delegated role, and target path prefix, of a runtime feed.
+    static func roleName(feed: OSFeed) -> String { "feed-\(feed.rawValue.lowercased())" }
+
+    /// Runtime releases kept listed per feed.
+    static let releasesListed = 5
+
+    /// What the repository must list, from the database: each group's current deployment under its role,
+    /// and each feed's newest runtime releases under the feed's role. Images signed by a revoked key are
+    /// left out, so revoking a key withdraws what it signed.
+    static func content(tenant: RampartID, session: StoreSession) async throws -> [String: RepositoryPublisher.DelegatedContent] {
+        let revoked = Set(try await session.signingKeys(ofTenant: tenant).filter { $0.revokedAt != nil }.map(\.keyID))
+        var delegated: [String: RepositoryPublisher.DelegatedContent] = [:]
+        for group in try await session.deviceGroups(ofTenant: tenant) {
+            var targets: [String: TargetFile] = [:]
+            if let deployment = try await session.deployments(ofGroup: group.id, limit: 1).first {
+                for id in deployment.imageIDs {
+                    guard let image = try await session.image(id: id, tenant: tenant), !revoked.contains(image.signingKeyID) else { continue }
+                    let target = try Self.target(image, prefix: group.id.description)
+                    targets[target.path] = target
+                }
+            }
+            delegated[roleName(group: group.id)] = .init(paths: ["\(group.id)/*"], targets: targets)
+        }
+        let releases = try await session.runtimeReleases(ofTenant: tenant)
+        for feed in OSFeed.allCases {
+            var targets: [String: TargetFile] = [:]
+            for release in releases.filter({ $0.feed == feed.rawValue }).prefix(releasesListed) {
+                guard let image = try await session.image(id: release.imageID, tenant: tenant), !revoked.contains(image.signingKeyID)
+                else { continue }
+                let target = try Self.target(image, prefix: roleName(feed: feed))
+                targets[target.path] = target
+            }
+            if !targets.isEmpty || !releases.isEmpty {
+                delegated[roleName(feed: feed)] = .init(paths: ["\(roleName(feed: feed))/*"], targets: targets)
+            }
+        }
+        return delegated
+    }
+
+    /// An image as a TUF target under `prefix`: the package's length and hash, and what the device needs
+    /// in `custom`.
+    static func target(_ image: ImageRecord, prefix: String) throws -> TargetFile {
+        let manifest = try JSONValue.parse(Array(image.manifest.utf8))
+        let custom: JSONValue = .object([
+            "imageId": .string(image.id.description), "componentId": .string(image.componentID), "name": .string(image.name),
+            "kind": .string(image.kind), "version": .string(image.version),
+            "payloadSha256": manifest["payloadSha256"] ?? .null, "critical": manifest["critical"] ?? .bool(false),
+            "signingKeyId": .string(image.signingKeyID),
+        ])
+        return TargetFile(
+            path: "\(prefix)/\(image.id).rpkg", length: image.length, hashes: ["sha256": image.sha256], custom: custom)
+    }
+
     // MARK: Serving
 
     /// A metadata file by the name clients fetch: `N.root.json`, `root.json`, `timestamp.json`, or
@@ -140,6 +190,65 @@ public struct TUFRepositoryService: Sendable {
         guard let record = try await context.store.read({ try await $0.tufMetadata(ofTenant: tenant, role: wantedRole, version: wantedVersion) })
         else { throw RampartError.notFound("Metadata \(name)") }
         return record.content
+    }
+
+    /// A target file (an image package) by the name clients fetch: `<prefix>/<sha256>.<imageId>.rpkg`.
+    ///
+    /// - Throws: 404 unless the repository currently lists that target, so nothing withdrawn is served.
+    public func targetFile(tenant: RampartID, prefix: String, name: String) async throws -> [UInt8] {
+        let parts = name.split(separator: ".", maxSplits: 1)
+        guard parts.count == 2, parts[0].count == 64, parts[1].hasSuffix(".rpkg") else { throw RampartError.notFound("Target \(name)") }
+        let (digest, file) = (String(parts[0]).lowercased(), String(parts[1]))
+        return try await context.store.read { session in
+            let listed = try await Self.content(tenant: tenant, session: session).values.contains { role in
+                role.targets["\(prefix)/\(file)"]?.hashes["sha256"] == digest
+            }
+            guard listed, let bytes = try await session.imagePackage(sha256: digest) else {
+                throw RampartError.notFound("Target \(prefix)/\(name)")
+            }
+            return bytes
+        }
+    }
+
+    /// What a device needs to look for updates: its group's settings and where its targets are.
+    public func deviceSettings(tenant: RampartID, deviceID: String) async throws -> DeviceUpdateSettings {
+        try await context.store.read { session in
+            var group: DeviceGroupRecord?
+            if let id = try await session.deviceGroupID(ofDevice: deviceID) { group = try await session.deviceGroup(id: id, tenant: tenant) }
+            let feed = group.flatMap { OSFeed(rawValue: $0.osFeed) } ?? .retail
+            var prefixes = [Self.roleName(feed: feed)]
+            if let group { prefixes.insert(group.id.description, at: 0) }
+            return DeviceUpdateSettings(
+                deviceId: deviceID, deviceGroupId: group?.id,
+                updatePolicy: group.flatMap { UpdatePolicy(rawValue: $0.updatePolicy) } ?? .no3rdPartyAppUpdates, osFeed: feed,
+                maintenanceWindow: group?.maintenanceWindow, targetPrefixes: prefixes)
+        }
+    }
+
+    /// How long a group's previous deployment stays acceptable in attestation after a new one.
+    static let rolloutGrace: TimeInterval = 7 * 86_400
+
+    /// The images a device may run, as TUF targets: its group's current deployment, the previous one
+    /// during the rollout grace period, and its feed's runtime releases. Attestation appraises
+    /// measurements against these, so what may run is the one fact TUF signs.
+    func acceptedTargets(tenant: RampartID, deviceID: String, now: Date, session: StoreSession) async throws -> [TargetFile] {
+        let content = try await Self.content(tenant: tenant, session: session)
+        var group: DeviceGroupRecord?
+        if let id = try await session.deviceGroupID(ofDevice: deviceID) { group = try await session.deviceGroup(id: id, tenant: tenant) }
+        let feed = group.flatMap { OSFeed(rawValue: $0.osFeed) } ?? .retail
+        var targets = Array(content[Self.roleName(feed: feed)]?.targets.values ?? [:].values)
+        if let group {
+            targets += content[Self.roleName(group: group.id)]?.targets.values ?? [:].values
+            let recent = try await session.deployments(ofGroup: group.id, limit: 2)
+            if recent.count == 2, now.timeIntervalSince(recent[0].createdAt) < Self.rolloutGrace {
+                let revoked = Set(try await session.signingKeys(ofTenant: tenant).filter { $0.revokedAt != nil }.map(\.keyID))
+                for id in recent[1].imageIDs {
+                    guard let image = try await session.image(id: id, tenant: tenant), !revoked.contains(image.signingKeyID) else { continue }
+                    targets.append(try Self.target(image, prefix: group.id.description))
+                }
+            }
+        }
+        return targets
     }
 
     // MARK: Administration

@@ -5,20 +5,25 @@ import NIOFoundationCompat
 import RampartCore
 
 extension Request {
-    /// Decodes a JSON body strictly: bounded in size, an object, no unknown fields, every field well typed.
+    /// The whole body, refusing more than `limit` bytes.
     ///
-    /// - Throws: ``RampartError`` `bodyTooLarge`, `malformedJSON`, `unknownField` or `invalidRequest`.
-    func decodeStrict<T: APIRequest>(_ type: T.Type, limit: Int) async throws -> T {
+    /// - Throws: ``RampartError`` `bodyTooLarge` (413).
+    func collectBounded(limit: Int) async throws -> [UInt8] {
         var request = self
-        let buffer: ByteBuffer
         do {
-            buffer = try await request.collectBody(upTo: limit)
+            return Array(buffer: try await request.collectBody(upTo: limit))
         } catch is NIOTooManyBytesError {
             throw RampartError(.bodyTooLarge, "The request body exceeds \(limit) bytes.", status: 413)
         } catch let error as HTTPError where error.status == .contentTooLarge {
             throw RampartError(.bodyTooLarge, "The request body exceeds \(limit) bytes.", status: 413)
         }
-        let data = Data(buffer: buffer)
+    }
+
+    /// Decodes a JSON body strictly: bounded in size, an object, no unknown fields, every field well typed.
+    ///
+    /// - Throws: ``RampartError`` `bodyTooLarge`, `malformedJSON`, `unknownField` or `invalidRequest`.
+    func decodeStrict<T: APIRequest>(_ type: T.Type, limit: Int) async throws -> T {
+        let data = Data(try await collectBounded(limit: limit))
         let object: Any
         do {
             object = try JSONSerialization.jsonObject(with: data, options: [])
@@ -75,5 +80,24 @@ enum FileResponse {
             headers[.contentDisposition] = "attachment; filename=\"\(filename)\""
         }
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    /// A file answered whole, or the one byte range asked for (`Range: bytes=N-` or `bytes=N-M`), so that
+    /// downloads resume after a cut.
+    static func ranged(_ bytes: [UInt8], contentType: String, range: String?) -> Response {
+        var headers: HTTPFields = [.contentType: contentType, .acceptRanges: "bytes"]
+        guard let range, range.hasPrefix("bytes="), !range.contains(",") else {
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+        }
+        let bounds = range.dropFirst(6).split(separator: "-", omittingEmptySubsequences: false)
+        guard bounds.count == 2, let start = Int(bounds[0]), start >= 0,
+            bounds[1].isEmpty || Int(bounds[1]).map({ $0 >= start }) == true, start < bytes.count
+        else {
+            headers[.contentRange] = "bytes */\(bytes.count)"
+            return Response(status: .rangeNotSatisfiable, headers: headers)
+        }
+        let end = min(bounds[1].isEmpty ? bytes.count - 1 : Int(bounds[1])!, bytes.count - 1)
+        headers[.contentRange] = "bytes \(start)-\(end)/\(bytes.count)"
+        return Response(status: .partialContent, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes[start...end])))
     }
 }

@@ -6,6 +6,7 @@ import RampartCore
 struct UpdateRoutes: Sendable {
     let repository: TUFRepositoryService
     let products: ProductService
+    let images: ImageService
     let deviceAuthenticator: DeviceCertificateAuthenticator
     let bodyLimit: Int
 
@@ -17,6 +18,18 @@ struct UpdateRoutes: Sendable {
             var response = FileResponse.make(Array(content.utf8), contentType: "application/json")
             response.headers[.cacheControl] = "no-store"
             return response
+        }
+        router.get("/v1/tuf/:tenantId/targets/:prefix/:file") { request, context -> Response in
+            let tenant = try APIRoutes.tenant(context)
+            _ = try await deviceAuthenticator.authenticate(channel: context.channel, tenant: tenant)
+            let bytes = try await repository.targetFile(
+                tenant: tenant, prefix: try context.parameters.require("prefix"), name: try context.parameters.require("file"))
+            return FileResponse.ranged(bytes, contentType: "application/octet-stream", range: request.headers[.range])
+        }
+        router.get("/v1/tuf/:tenantId/device") { _, context in
+            let tenant = try APIRoutes.tenant(context)
+            let device = try await deviceAuthenticator.authenticate(channel: context.channel, tenant: tenant)
+            return try await repository.deviceSettings(tenant: tenant, deviceID: device)
         }
     }
 
@@ -92,6 +105,52 @@ struct UpdateRoutes: Sendable {
                 tenant: try APIRoutes.tenant(context), group: try Self.group(context), caller: try context.requireCaller())
             return Response(status: .noContent)
         }
+        // Signing keys, images, deployments, runtime releases
+        group.get("/v1/tenants/:tenantId/signing-keys") { _, context in
+            try await images.signingKeys(tenant: try APIRoutes.tenant(context), caller: try context.requireCaller())
+        }
+        group.post("/v1/tenants/:tenantId/signing-keys") { request, context in
+            let body = try await request.decodeStrict(SigningKeyRequest.self, limit: bodyLimit)
+            let key = try await images.addSigningKey(tenant: try APIRoutes.tenant(context), request: body, caller: try context.requireCaller())
+            return EditedResponse(status: .created, response: key)
+        }
+        group.post("/v1/tenants/:tenantId/signing-keys/:keyId/revoke") { _, context in
+            try await images.revokeSigningKey(
+                tenant: try APIRoutes.tenant(context), keyID: try context.parameters.requireDecoded("keyId"),
+                caller: try context.requireCaller())
+        }
+        group.get("/v1/tenants/:tenantId/images") { _, context in
+            try await images.images(tenant: try APIRoutes.tenant(context), caller: try context.requireCaller())
+        }
+        group.post("/v1/tenants/:tenantId/images") { request, context in
+            let bytes = try await request.collectBounded(limit: Self.maximumPackageBytes)
+            let image = try await images.addImage(tenant: try APIRoutes.tenant(context), package: bytes, caller: try context.requireCaller())
+            return EditedResponse(status: .created, response: image)
+        }
+        group.get("/v1/tenants/:tenantId/images/:imageId") { _, context in
+            try await images.image(
+                tenant: try APIRoutes.tenant(context), id: try context.parameters.requireID("imageId", what: "Image"),
+                caller: try context.requireCaller())
+        }
+        group.get("/v1/tenants/:tenantId/device-groups/:groupId/deployments") { _, context in
+            try await images.deployments(tenant: try APIRoutes.tenant(context), group: try Self.group(context), caller: try context.requireCaller())
+        }
+        group.post("/v1/tenants/:tenantId/device-groups/:groupId/deployments") { request, context in
+            let body = try await request.decodeStrict(DeploymentRequest.self, limit: bodyLimit)
+            let deployment = try await images.deploy(
+                tenant: try APIRoutes.tenant(context), group: try Self.group(context), imageIDs: body.imageIds,
+                caller: try context.requireCaller())
+            return EditedResponse(status: .created, response: deployment)
+        }
+        group.get("/v1/tenants/:tenantId/runtime-releases") { _, context in
+            try await images.runtimeReleases(tenant: try APIRoutes.tenant(context), caller: try context.requireCaller())
+        }
+        group.post("/v1/tenants/:tenantId/runtime-releases") { request, context in
+            let body = try await request.decodeStrict(RuntimeReleaseRequest.self, limit: bodyLimit)
+            let release = try await images.publishRuntime(tenant: try APIRoutes.tenant(context), request: body, caller: try context.requireCaller())
+            return EditedResponse(status: .created, response: release)
+        }
+
         group.patch("/v1/tenants/:tenantId/devices/:deviceId") { request, context in
             let body = try await request.decodeStrict(DeviceUpdateRequest.self, limit: bodyLimit)
             return try await products.moveDevice(
@@ -99,6 +158,9 @@ struct UpdateRoutes: Sendable {
                 group: body.deviceGroupId, caller: try context.requireCaller())
         }
     }
+
+    /// The largest image package accepted.
+    static let maximumPackageBytes = 64 * 1024 * 1024
 
     static func group(_ context: RampartRequestContext) throws -> RampartID {
         try context.parameters.requireID("groupId", what: "Device group")
@@ -110,3 +172,12 @@ extension ProductInfo: ResponseEncodable {}
 extension ProductList: ResponseEncodable {}
 extension DeviceGroupInfo: ResponseEncodable {}
 extension DeviceGroupList: ResponseEncodable {}
+extension SigningKeyInfo: ResponseEncodable {}
+extension SigningKeyList: ResponseEncodable {}
+extension ImageInfo: ResponseEncodable {}
+extension ImageList: ResponseEncodable {}
+extension DeploymentInfo: ResponseEncodable {}
+extension DeploymentList: ResponseEncodable {}
+extension RuntimeReleaseInfo: ResponseEncodable {}
+extension RuntimeReleaseList: ResponseEncodable {}
+extension DeviceUpdateSettings: ResponseEncodable {}
