@@ -99,7 +99,7 @@ let package = Package(
         .target(
             name: "RampartDevice",
             dependencies: [
-                "RampartCore", "RampartPKI", "RampartAttestation",
+                "RampartCore", "RampartPKI", "RampartAttestation", "RampartTUF", "RampartImage",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),

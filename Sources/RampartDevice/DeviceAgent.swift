@@ -51,12 +51,16 @@ public struct DeviceAgent: Service {
     let executable: URL
     /// Held while the agent exists, so no second runtime shares the state directory.
     let directoryLock: StateDirectoryLock?
+    /// Rung to attest before the schedule says so (after an update).
+    let attestNow: Doorbell
 
     /// Creates the agent for a manufactured state directory.
     public init(
         state: DeviceState, client: AttestationClient, schedule: Schedule = Schedule(), status: DeviceStatusBoard,
-        logger: Logger, executable: URL = Measurer.runningExecutable, directoryLock: StateDirectoryLock? = nil
+        logger: Logger, executable: URL = Measurer.runningExecutable, directoryLock: StateDirectoryLock? = nil,
+        attestNow: Doorbell = Doorbell()
     ) {
+        self.attestNow = attestNow
         self.directoryLock = directoryLock
         self.state = state
         self.client = client
@@ -70,7 +74,7 @@ public struct DeviceAgent: Service {
         let identity = try state.identity()
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let delay = await attestOnce(identity: identity)
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(delay)) }
+            try? await cancelWhenGracefulShutdown { await attestNow.wait(upTo: .seconds(delay)) }
         }
     }
 
@@ -95,6 +99,8 @@ public struct DeviceAgent: Service {
                     .certificateInvalid, "The server returned a certificate that is not for this device's fresh key.", status: 502)
             }
             try state.store(chain: result.certificateChain, key: key)
+            // A runtime fresh from an update has proven itself: the service accepted its measurements.
+            try SlotStore(state: state).confirm()
             let wait = schedule.delay(validity: leaf.notValidAfter.timeIntervalSince(leaf.notValidBefore))
             let next = now + wait
             status.update { status in

@@ -124,13 +124,23 @@ public enum Measurer {
         URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
     }
 
-    /// What this device runs: the runtime binary and its configuration.
+    /// What this device runs: the runtime binary (with the version of the package it came from, when it
+    /// runs from a slot), its configuration, and every installed app image.
     public static func measure(state: DeviceState, executable: URL = runningExecutable) throws -> [SoftwareMeasurement] {
+        let slots = SlotStore(state: state)
+        var version = RampartVersion.current
+        if let active = slots.active, executable.resolvingSymlinksInPath() == slots.executable(active).resolvingSymlinksInPath(),
+            let packaged = slots.activeVersion
+        {
+            version = packaged
+        }
         var measurements = [
-            SoftwareMeasurement(
-                component: runtimeComponent, kind: .runtime, version: RampartVersion.current,
-                sha256: try sha256(of: executable))
+            SoftwareMeasurement(component: runtimeComponent, kind: .runtime, version: version, sha256: try sha256(of: executable))
         ]
+        for app in AppStore(state: state).installed() {
+            measurements.append(
+                SoftwareMeasurement(component: app.componentID, kind: .app, version: app.version, sha256: try sha256(of: app.payloadFile)))
+        }
         let config = (try? Data(contentsOf: state.configFile)) ?? Data()
         measurements.append(
             SoftwareMeasurement(component: "device-config", kind: .config, version: "1", sha256: Hex.encode(SHA256.hash(data: config))))

@@ -92,6 +92,9 @@ public struct AppManifest: Sendable, Equatable {
         self.capabilities = capabilities
     }
 
+    /// The manifest as canonical JSON text.
+    public var jsonText: String { String(decoding: json.canonicalBytes, as: UTF8.self) }
+
     var json: JSONValue {
         .object([
             "SchemaVersion": .integer(Int64(schemaVersion)), "Name": .string(name), "ComponentId": .string(componentID),

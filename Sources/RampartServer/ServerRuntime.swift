@@ -31,6 +31,7 @@ public struct ServerRuntime: Sendable {
     public let repository: TUFRepositoryService
     public let products: ProductService
     public let images: ImageService
+    public let checks: UpdateCheckService
     let tokens: TokenAuthority
 
     /// Opens the store and builds the domain services. Nothing runs until ``services(onServerRunning:)``'s
@@ -58,6 +59,7 @@ public struct ServerRuntime: Sendable {
         repository = TUFRepositoryService(context: context)
         products = ProductService(context: context, repository: repository)
         images = ImageService(context: context, repository: repository)
+        checks = UpdateCheckService(context: context, repository: repository)
     }
 
     /// The router with every route and middleware.
@@ -77,7 +79,7 @@ public struct ServerRuntime: Sendable {
         let deviceRoutes = DeviceRoutes(
             attestation: attestation, devices: devices, bodyLimit: configuration.limits.maximumBodyBytes)
         let updateRoutes = UpdateRoutes(
-            repository: repository, products: products, images: images, deviceAuthenticator: DeviceCertificateAuthenticator(context: context),
+            repository: repository, products: products, images: images, checks: checks, deviceAuthenticator: DeviceCertificateAuthenticator(context: context),
             bodyLimit: configuration.limits.maximumBodyBytes)
         routes.addPublic(to: router)
         deviceRoutes.addPublic(to: router)

@@ -148,6 +148,12 @@ enum Migrations {
                     image_id TEXT NOT NULL REFERENCES images(id), created_at BIGINT NOT NULL)
                 """,
             ]),
+        Migration(
+            version: 4, name: "update check requests and device update reports",
+            statements: [
+                "CREATE TABLE update_requests (device_id TEXT PRIMARY KEY, requested_at BIGINT NOT NULL)",
+                "ALTER TABLE devices ADD COLUMN update_report TEXT",
+            ]),
     ]
 
     static func currentVersion(on db: any SQLDatabase) async throws -> Int {

@@ -567,3 +567,32 @@ extension StoreSession {
         try await db.raw("DELETE FROM runtime_releases WHERE image_id = \(bind: imageID.description)").run()
     }
 }
+
+extension StoreSession {
+    // MARK: Update checks and reports
+
+    /// Asks a device to check for updates now.
+    public func requestUpdateCheck(deviceID: String, at time: Date) async throws {
+        try await db.raw(
+            """
+            INSERT INTO update_requests (device_id, requested_at) VALUES (\(bind: deviceID), \(bind: time.storeMillis))
+            ON CONFLICT (device_id) DO UPDATE SET requested_at = excluded.requested_at
+            """
+        ).run()
+    }
+
+    /// Takes a pending check request for a device, if any.
+    public func takeUpdateCheck(deviceID: String) async throws -> Bool {
+        try await db.raw("DELETE FROM update_requests WHERE device_id = \(bind: deviceID) RETURNING device_id").first() != nil
+    }
+
+    /// Stores what a device reported about its updates (JSON).
+    public func setUpdateReport(deviceID: String, report: String) async throws {
+        try await db.raw("UPDATE devices SET update_report = \(bind: report) WHERE id = \(bind: deviceID)").run()
+    }
+
+    /// What a device last reported about its updates.
+    public func updateReport(deviceID: String) async throws -> String? {
+        try await db.raw("SELECT update_report FROM devices WHERE id = \(bind: deviceID)").first().flatMap { try $0.optionalString("update_report") }
+    }
+}

@@ -145,6 +145,20 @@ public struct TUFUpdater: Sendable {
         return nil
     }
 
+    /// Every target of a role that top-level targets delegates to directly (a device group's or a feed's),
+    /// verified. Call after ``refresh()``.
+    ///
+    /// - Returns: The targets, or none when `targets` does not delegate `role`.
+    public mutating func targets(ofDelegatedRole role: String) async throws -> [TargetFile] {
+        guard var set = trusted else { throw TUFError(.trustedMetadataMissing, "Refresh before looking up targets.") }
+        defer { trusted = set }
+        guard set.targets["targets"]?.delegations?.roles?.contains(where: { $0.name == role }) == true else { return [] }
+        try await loadTargets(role: role, delegator: "targets", into: &set)
+        let delegation = set.targets["targets"]!.delegations!.roles!.first { $0.name == role }!
+        // Only what the delegation trusts the role for.
+        return set.targets[role]!.targets.values.filter { delegation.covers($0.path) }.sorted { $0.path < $1.path }
+    }
+
     private func loadTargets(role: String, delegator: String, into set: inout TrustedMetadata) async throws {
         if set.targets[role] != nil { return }
         if let local = localBytes(role), (try? set.updateTargets(local, role: role, delegator: delegator)) != nil {

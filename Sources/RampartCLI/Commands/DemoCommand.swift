@@ -1,14 +1,17 @@
 import ArgumentParser
 import Foundation
 import Logging
+import Crypto
 import RampartAttestation
 import RampartCore
 import RampartDevice
+import RampartImage
 import RampartPKI
 import RampartServer
 import X509
 import RampartStore
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// `rampart demo`: the main job on the embedded default, end to end, in a temporary directory.
@@ -22,7 +25,7 @@ struct DemoCommand: AsyncParsableCommand {
 
     func run() async throws {
         var logger = Logger(label: "rampart.demo")
-        logger.logLevel = .warning
+        logger.logLevel = ProcessInfo.processInfo.environment["RAMPART_DEMO_LOG"] == "debug" ? .info : .warning
         let root = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-demo-\(RampartID())")
         let dataDirectory = DataDirectory(path: root.appendingPathComponent("data").path)
         let home = root.appendingPathComponent("home")
@@ -36,7 +39,12 @@ struct DemoCommand: AsyncParsableCommand {
         configuration.manufacturerRoots = [try manufacturer.certificate.pemString]
 
         let runtime = try await ServerRuntime(configuration: configuration, logger: logger)
-        let (serverCAPEM, quietLogger) = (try configuration.tlsTrustAnchorPEM, logger)
+        // In-process device restarts make Hummingbird log the old local API's shutdown as errors; the devices'
+        // state is shown through the service instead.
+        var deviceLogger = logger
+        if deviceLogger.logLevel > .info { deviceLogger.logLevel = .critical }
+        let quietLogger = deviceLogger
+        let serverCAPEM = try configuration.tlsTrustAnchorPEM
         try await runtime.withRunningServer(gracefulShutdownSignals: [.sigterm, .sigint]) { running in
             let server = "https://127.0.0.1:\(running.port)"
             print("1. Security service running at \(server) (SQLite, WAL).")
@@ -66,28 +74,32 @@ struct DemoCommand: AsyncParsableCommand {
                     DeviceInfo.self, .POST, "/v1/tenants/\(tenant.id)/devices", body: DeviceClaimRequest(deviceId: id))
                 states.append(state)
             }
-            let runtimeDigest = try Measurer.measure(state: states[0]).first { $0.kind == .runtime }!
+            // Demo devices run inside this process, so each measures a small stand-in runtime file; a real device
+            // measures its own binary. The factory runtime is admitted by the tenant's manual allow list.
+            let factoryRuntime = root.appendingPathComponent("demo-runtime-1.0.0")
+            try Data("rampart demo runtime 1.0.0\n".utf8).write(to: factoryRuntime)
+            let runtimeDigest = try Measurer.sha256(of: factoryRuntime)
             _ = try await client.json(
                 ReferenceValue.self, .POST, "/v1/tenants/\(tenant.id)/reference-values",
-                body: ReferenceValueRequest(sha256: runtimeDigest.sha256, version: runtimeDigest.version, description: "demo build"))
-            print("4. Manufactured and claimed 3 devices; accepted runtime \(runtimeDigest.version) (sha256 \(runtimeDigest.sha256.prefix(16))…).")
+                body: ReferenceValueRequest(sha256: runtimeDigest, version: RampartVersion.current, description: "demo factory runtime"))
+            print("4. Manufactured and claimed 3 devices; accepted factory runtime \(RampartVersion.current) (sha256 \(runtimeDigest.prefix(16))…).")
 
-            // Run the three device runtimes in-process, each with its own local API and attestation loop.
+            // Run the three device runtimes in-process, each with its own local API, attestation and update agents.
             let serverCA = root.appendingPathComponent("server-ca.pem")
             try serverCAPEM.write(to: serverCA, atomically: true, encoding: .utf8)
-            let devices = ServiceGroup(
-                configuration: .init(
-                    services: try states.flatMap {
-                        try DeviceRuntime.services(state: $0, server: server, serverCAFile: serverCA.path, logger: quietLogger)
-                    },
-                    logger: quietLogger))
             try await withThrowingTaskGroup(of: Void.self) { deviceTasks in
-                deviceTasks.addTask { try await devices.run() }
+                let stop = DemoDevices()
+                for state in states {
+                    deviceTasks.addTask {
+                        try await stop.run(state: state, server: server, serverCA: serverCA.path, factoryRuntime: factoryRuntime, logger: quietLogger)
+                    }
+                }
                 let list = try await Self.waitForAttestation(client: client, tenant: tenant.id, count: states.count)
                 print("5. The devices attested and hold 24 h certificates:")
                 Printer.table(["Device ID", "Result", "Certificate not after"], list.devices.map {
                     [$0.id, $0.lastAttestationResult ?? "", $0.certificateNotAfter.map(Timestamp.format) ?? ""]
                 })
+                try await Self.rollOut(client: client, tenant: tenant.id, devices: list.devices.map(\.id), root: root)
                 print(
                     """
 
@@ -98,6 +110,10 @@ struct DemoCommand: AsyncParsableCommand {
                       openssl x509 -in \(states[0].certificateFile.path) -noout -subject -dates
                       swift run rampart doctor --device-id \(list.devices[0].id)
                       swift run rampart tenant audit list
+                      swift run rampart device-group list
+                      swift run rampart device show-deployment-status --device-id \(list.devices[0].id)
+                      swift run rampart device image list-installed --state-dir \(states[0].directory.path)
+                      swift run rampart tenant tuf show
                     """)
                 if once {
                     print("Setup complete; stopping (--once).")
@@ -105,11 +121,82 @@ struct DemoCommand: AsyncParsableCommand {
                     print("\nPress Ctrl-C to stop the demo and remove its data.")
                     await running.waitUntilStopped()
                 }
-                await devices.triggerGracefulShutdown()
+                await stop.stopAll()
                 try await deviceTasks.waitForAll()
             }
         }
         print("Demo stopped; removed \(root.path).")
+    }
+
+    /// Steps 6–8: a product, the devices in its Production group, then a signed app deployment and a runtime
+    /// release, until every device runs both.
+    static func rollOut(client: APIClient, tenant: RampartID, devices: [String], root: URL) async throws {
+        let product = try await client.json(
+            ProductInfo.self, .POST, "/v1/tenants/\(tenant)/products", body: ProductRequest(name: "Demo Board", description: "demo"))
+        let groups = try await client.json(DeviceGroupList.self, .GET, "/v1/tenants/\(tenant)/device-groups?product=\(product.id)")
+        let production = groups.deviceGroups.first { $0.name == "Production" }!
+        for device in devices {
+            _ = try await client.send(.PATCH, "/v1/tenants/\(tenant)/devices/\(device)", body: DeviceUpdateRequest(deviceGroupId: production.id))
+        }
+        print("6. Created product '\(product.name)' with its 5 default device groups; the devices joined 'Production'.")
+
+        let signingKey = P256.Signing.PrivateKey()
+        _ = try await client.send(
+            .POST, "/v1/tenants/\(tenant)/signing-keys",
+            body: SigningKeyRequest(publicKey: signingKey.publicKey.pemRepresentation, description: "demo signing key"))
+        let component = RampartID()
+        let wasm: [UInt8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]
+        let manifest = try AppManifest(bytes: Array(#"{"SchemaVersion": 1, "Name": "hello", "ComponentId": "\#(component)", "EntryPoint": "app.wasm", "Capabilities": {}}"#.utf8))
+        let app = try ImagePackage.pack(
+            manifest: ImageManifest(
+                kind: .app, componentID: component.description, name: "hello", version: "1.0.0",
+                payloadSHA256: Hex.encode(SHA256.hash(data: Data(wasm))), payloadLength: wasm.count, appManifest: manifest),
+            payload: wasm, signingKey: signingKey)
+        let runtimeBytes = Array("rampart demo runtime 1.1.0\n".utf8)
+        let runtime = try ImagePackage.pack(
+            manifest: ImageManifest(
+                kind: .runtime, componentID: ImageManifest.runtimeComponentID, name: "rampart", version: "1.1.0",
+                payloadSHA256: Hex.encode(SHA256.hash(data: Data(runtimeBytes))), payloadLength: runtimeBytes.count),
+            payload: runtimeBytes, signingKey: signingKey)
+        var uploaded: [ImageInfo] = []
+        for package in [app, runtime] {
+            let raw = try await client.send(.POST, "/v1/tenants/\(tenant)/images", rawBody: package.bytes, contentType: "application/octet-stream")
+            uploaded.append(try JSONCoding.decoder().decode(ImageInfo.self, from: Data(raw.body)))
+        }
+        _ = try await client.send(
+            .POST, "/v1/tenants/\(tenant)/device-groups/\(production.id)/deployments", body: DeploymentRequest(imageIds: [uploaded[0].id]))
+        _ = try await client.send(
+            .POST, "/v1/tenants/\(tenant)/runtime-releases", body: RuntimeReleaseRequest(imageId: uploaded[1].id, feed: .retail))
+        print("7. Signed and uploaded app 'hello' 1.0.0 and runtime 1.1.0; deployed the app to Production and released the runtime to Retail.")
+        print("   Every change re-signed the tenant's TUF metadata; devices verify it before installing anything.")
+        for device in devices { _ = try await client.send(.POST, "/v1/tenants/\(tenant)/devices/\(device)/check-now") }
+
+        let deadline = ContinuousClock.now + .seconds(90)
+        while true {
+            var statuses: [DeploymentStatus] = []
+            for device in devices {
+                statuses.append(try await client.json(DeploymentStatus.self, .GET, "/v1/tenants/\(tenant)/devices/\(device)/deployment-status"))
+            }
+            let list = try await client.json(DeviceList.self, .GET, "/v1/tenants/\(tenant)/devices")
+            let done = statuses.allSatisfy { $0.upToDate && $0.report?.runtimeVersion == "1.1.0" && $0.report?.lastSwitch?.hasPrefix("confirmed") == true }
+                && list.devices.allSatisfy { $0.lastAttestationResult == "success" && $0.softwareVersion != nil }
+            if done {
+                print("8. Rollout complete: every device runs runtime 1.1.0 (confirmed healthy after the A/B switch) and app 'hello' 1.0.0,")
+                print("   and re-attested with the new measurements:")
+                Printer.table(["Device ID", "Runtime", "Apps", "Last switch"], statuses.map {
+                    [$0.deviceId, $0.report?.runtimeVersion ?? "", $0.report?.installedApps.map { "\($0.name) \($0.version)" }.joined(separator: ", ") ?? "",
+                     $0.report?.lastSwitch ?? ""]
+                })
+                return
+            }
+            if ContinuousClock.now > deadline {
+                let summary = statuses.map {
+                    "\($0.deviceId.prefix(8)): \($0.report?.result ?? "no report") runtime \($0.report?.runtimeVersion ?? "?") \($0.report?.lastSwitch ?? "no switch")"
+                } + list.devices.map { "\($0.id.prefix(8)) attestation \($0.lastAttestationResult ?? "none")" }
+                throw RampartError(.internalError, "The rollout did not complete within 90 s: \(summary.joined(separator: "; "))", status: 500)
+            }
+            try await Task.sleep(for: .milliseconds(300))
+        }
     }
 
     /// Polls the device list until `count` devices attested successfully (at most 60 s).
@@ -125,5 +212,42 @@ struct DemoCommand: AsyncParsableCommand {
             }
             try await Task.sleep(for: .milliseconds(200))
         }
+    }
+}
+
+/// The demo's in-process devices. A device that installed a runtime restarts in-process into its new slot,
+/// the way `rampart device run` re-executes itself.
+final class DemoDevices: Sendable {
+    private let groups = Mutex<[String: ServiceGroup]>([:])
+    private let stopping = Mutex(false)
+
+    func run(state: DeviceState, server: String, serverCA: String, factoryRuntime: URL, logger: Logger) async throws {
+        while !stopping.withLock({ $0 }) {
+            let slots = SlotStore(state: state)
+            var executable = factoryRuntime
+            if case .slot(_, let slotExecutable) = try slots.decideBoot() { executable = slotExecutable }
+            let restart = Mutex(false)
+            let box = GroupBox()
+            let group = ServiceGroup(
+                configuration: .init(
+                    services: try DeviceRuntime.services(
+                        state: state, server: server, serverCAFile: serverCA, logger: logger, executable: executable,
+                        restart: {
+                            restart.withLock { $0 = true }
+                            await box.group?.triggerGracefulShutdown()
+                        }),
+                    logger: logger))
+            box.group = group
+            groups.withLock { $0[state.directory.path] = group }
+            if stopping.withLock({ $0 }) { return }
+            try await group.run()
+            groups.withLock { $0[state.directory.path] = nil }  // releases the state directory lock
+            guard restart.withLock({ $0 }) else { return }
+        }
+    }
+
+    func stopAll() async {
+        stopping.withLock { $0 = true }
+        for group in groups.withLock({ Array($0.values) }) { await group.triggerGracefulShutdown() }
     }
 }

@@ -9,6 +9,7 @@ import RampartCore
 import RampartDevice
 import RampartPKI
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// `rampart manufacture …`: what a factory does.
@@ -55,7 +56,8 @@ struct DeviceCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "device", abstract: "Claim and inspect devices; run the device runtime.",
         subcommands: [
-                Claim.self, List.self, Show.self, DeviceUpdateCommand.self, Run.self, ShowStatus.self, ShowMeasurements.self,
+                Claim.self, List.self, Show.self, DeviceUpdateCommand.self, DeviceDeploymentStatusCommand.self, Run.self,
+                ShowStatus.self, ShowMeasurements.self, DeviceImageCommand.self,
             ])
 
     struct Claim: AsyncParsableCommand {
@@ -124,10 +126,25 @@ struct DeviceCommand: AsyncParsableCommand {
             LoggingSystem.bootstrap { StructuredLogHandler(label: $0, format: format, level: .info) }
             let state = DeviceState(directory: URL(fileURLWithPath: stateDir))
             let logger = Logger(label: "rampart.device")
-            let services = try DeviceRuntime.services(state: state, server: server, serverCAFile: serverCa, logger: logger)
+            // The supervisor step of A/B updates: run the active slot's runtime, or roll back a switch that
+            // never confirmed its health.
+            try Supervisor.bootActiveSlot(state: state, logger: logger)
+            let restartRequested = Mutex(false)
+            let box = GroupBox()
+            let services = try DeviceRuntime.services(
+                state: state, server: server, serverCAFile: serverCa, logger: logger,
+                restart: {
+                    restartRequested.withLock { $0 = true }
+                    await box.group?.triggerGracefulShutdown()
+                })
             let group = ServiceGroup(
                 configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+            box.group = group
             try await group.run()
+            if restartRequested.withLock({ $0 }) {
+                logger.info("Restarting into the active slot")
+                try Supervisor.restart(state: state)
+            }
         }
     }
 
@@ -175,7 +192,8 @@ struct DeviceCommand: AsyncParsableCommand {
 package enum DeviceRuntime {
     package static func services(
         state: DeviceState, server: String, serverCAFile: String?, logger: Logger,
-        schedule: DeviceAgent.Schedule = DeviceAgent.Schedule(), executable: URL = Measurer.runningExecutable
+        schedule: DeviceAgent.Schedule = DeviceAgent.Schedule(), executable: URL = Measurer.runningExecutable,
+        restart: @escaping @Sendable () async -> Void = {}
     ) throws -> [any Service] {
         let identity = try state.identity()
         // Before anything touches the directory (the local API replaces its socket).
@@ -189,11 +207,17 @@ package enum DeviceRuntime {
         let serverCA = try? String(contentsOf: state.serverCAFile, encoding: .utf8)
         let client = try AttestationClient(server: server, serverCAPEM: serverCA)
         let status = DeviceStatusBoard(state: state, deviceID: identity.deviceID)
+        let attestNow = Doorbell()
+        let updates = UpdateAgent(
+            state: state, server: server, serverCAPEM: serverCA, status: status, logger: logger, attestNow: attestNow,
+            restart: restart)
         return [
-            try LocalAPI.application(state: state, status: status, logger: logger),
+            try LocalAPI.application(state: state, status: status, logger: logger, checkNow: updates.checkNow),
             DeviceAgent(
                 state: state, client: client, schedule: schedule, status: status, logger: logger, executable: executable,
-                directoryLock: lock),
+                directoryLock: lock, attestNow: attestNow),
+            updates,
+            HealthWatchdog(slots: SlotStore(state: state), executable: executable, logger: logger, restart: restart),
         ]
     }
 }
@@ -201,12 +225,16 @@ package enum DeviceRuntime {
 /// Reads the local API over its Unix socket.
 package enum LocalAPIClient {
     package static func status(state: DeviceState) async throws -> DeviceStatus {
+        try await get(DeviceStatus.self, "/status", state: state)
+    }
+
+    package static func get<T: Decodable>(_ type: T.Type, _ path: String, state: DeviceState) async throws -> T {
         let socket = state.socketFile.path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
-        let request = HTTPClientRequest(url: "http+unix://\(socket)/status")
+        let request = HTTPClientRequest(url: "http+unix://\(socket)\(path)")
         do {
             let response = try await HTTPClient.shared.execute(request, timeout: .seconds(3))
             let body = try await response.body.collect(upTo: 1 << 20)
-            return try JSONCoding.decoder().decode(DeviceStatus.self, from: Data(buffer: body))
+            return try JSONCoding.decoder().decode(T.self, from: Data(buffer: body))
         } catch {
             throw RampartError(
                 .serverUnreachable,

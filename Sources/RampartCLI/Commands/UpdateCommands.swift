@@ -2,6 +2,7 @@ import ArgumentParser
 import Crypto
 import Foundation
 import RampartCore
+import RampartDevice
 import RampartTUF
 
 /// `rampart product …`.
@@ -221,7 +222,24 @@ struct DeviceGroupCommand: AsyncParsableCommand {
 
 /// `rampart device update`: move a device to a device group.
 struct DeviceUpdateCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "update", abstract: "Move a device to a device group.")
+    static let configuration = CommandConfiguration(
+        commandName: "update", abstract: "Move a device to a device group; 'update check-now' makes it look for updates now.",
+        subcommands: [CheckNow.self])
+
+    struct CheckNow: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "check-now", abstract: "Make a running device check for updates within seconds (push).")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The device ID.") var deviceId: String
+
+        func run() async throws {
+            try await global.withClient { client, profile in
+                _ = try await client.send(.POST, "/v1/tenants/\(try global.tenantID(profile))/devices/\(PathSegment.encode(deviceId))/check-now")
+                print("Device \(deviceId) will check for updates within seconds, if it is online.")
+            }
+        }
+    }
+
     @OptionGroup var global: GlobalOptions
     @Option(help: "The device ID.") var deviceId: String
     @Option(help: "The device group ID.") var deviceGroup: String
@@ -333,5 +351,52 @@ struct TenantTUFCommand: AsyncParsableCommand {
 enum PathSegment {
     static func encode(_ text: String) -> String {
         text.addingPercentEncoding(withAllowedCharacters: .alphanumerics.union(CharacterSet(charactersIn: "-._~"))) ?? text
+    }
+}
+
+/// `rampart device show-deployment-status`: what a device runs against what its group should run.
+struct DeviceDeploymentStatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show-deployment-status", abstract: "Show what a device reported installing against its group's deployment.")
+    @OptionGroup var global: GlobalOptions
+    @Option(help: "The device ID.") var deviceId: String
+
+    func run() async throws {
+        try await global.withClient { client, profile in
+            let status = try await client.json(
+                DeploymentStatus.self, .GET,
+                "/v1/tenants/\(try global.tenantID(profile))/devices/\(PathSegment.encode(deviceId))/deployment-status")
+            if global.output == .json { return try Printer.json(status) }
+            print("Device \(status.deviceId), group \(status.deviceGroupId?.description ?? "(none)")")
+            print("Deployment: \(status.targetImageIds.isEmpty ? "(nothing deployed)" : status.targetImageIds.map(\.description).joined(separator: " "))")
+            if let report = status.report {
+                print("Last update check: \(Timestamp.format(report.at)) \(report.result)\(report.message.map { " — \($0)" } ?? "")")
+                print("Runtime: \(report.runtimeVersion)\(report.lastSwitch.map { " (last switch: \($0))" } ?? "")")
+                Printer.table(["Component", "Name", "Version", "Image"], report.installedApps.map { [$0.componentId, $0.name, $0.version, $0.imageId ?? ""] })
+            } else {
+                print("The device has not reported yet.")
+            }
+            print(status.upToDate ? "Up to date." : "Not up to date yet.")
+        }
+    }
+}
+
+/// `rampart device image list-installed --state-dir D`: what a running device has installed (local API).
+struct DeviceImageCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "image", abstract: "Images installed on a device.", subcommands: [ListInstalled.self])
+
+    struct ListInstalled: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "list-installed", abstract: "List the runtime and apps a running device has installed (local API).")
+        @Option(help: "The device state directory.") var stateDir: String
+        @Option(help: "Output format: table or json.") var output: OutputFormat = .table
+
+        func run() async throws {
+            let images = try await LocalAPIClient.get(InstalledImages.self, "/images", state: DeviceState(directory: URL(fileURLWithPath: stateDir)))
+            if output == .json { return try Printer.json(images) }
+            print("Runtime \(images.runtimeVersion) (slot \(images.activeSlot))")
+            Printer.table(["Component", "Name", "Version", "Image"], images.apps.map { [$0.componentId, $0.name, $0.version, $0.imageId ?? ""] })
+        }
     }
 }

@@ -538,6 +538,8 @@ public struct DeviceStatus: Codable, Sendable, Equatable {
     public var lastAttestationMessage: String?
     public var nextAttestationAt: Date?
     public var consecutiveFailures: Int
+    /// What the update agent last did.
+    public var update: UpdateReport?
     public init(
         deviceId: String, tenantId: RampartID? = nil, certificateNotAfter: Date? = nil, certificateValid: Bool = false,
         lastAttestationAt: Date? = nil, lastAttestationResult: String? = nil, lastAttestationMessage: String? = nil,

@@ -364,3 +364,78 @@ public struct DeviceUpdateSettings: Codable, Sendable, Equatable {
         self.targetPrefixes = targetPrefixes
     }
 }
+
+/// What the update agent last did, for `device show-status` and the server's deployment status.
+public struct UpdateReport: Codable, Sendable, Equatable, APIRequest {
+    public static let allowedKeys: Set<String> = ["result", "message", "at", "runtimeVersion", "installedApps", "lastSwitch"]
+    /// `upToDate`, `installed`, `deferred`, `rolledBack`, `waiting` or a refusal code.
+    public var result: String
+    public var message: String?
+    public var at: Date
+    public var runtimeVersion: String
+    public var installedApps: [InstalledImage]
+    /// How the last runtime switch ended.
+    public var lastSwitch: String?
+
+    /// One installed image.
+    public struct InstalledImage: Codable, Sendable, Equatable {
+        public var componentId: String
+        public var name: String
+        public var version: String
+        public var imageId: String?
+        public init(componentId: String, name: String, version: String, imageId: String?) {
+            self.componentId = componentId
+            self.name = name
+            self.version = version
+            self.imageId = imageId
+        }
+    }
+
+    public init(result: String, message: String?, at: Date, runtimeVersion: String, installedApps: [InstalledImage], lastSwitch: String?) {
+        self.result = result
+        self.message = message
+        self.at = at
+        self.runtimeVersion = runtimeVersion
+        self.installedApps = installedApps
+        self.lastSwitch = lastSwitch
+    }
+}
+
+/// `GET /images` on a device's local API: what it runs.
+public struct InstalledImages: Codable, Sendable, Equatable {
+    public var runtimeVersion: String
+    /// `a`, `b`, or `factory`.
+    public var activeSlot: String
+    public var apps: [UpdateReport.InstalledImage]
+    public init(runtimeVersion: String, activeSlot: String, apps: [UpdateReport.InstalledImage]) {
+        self.runtimeVersion = runtimeVersion
+        self.activeSlot = activeSlot
+        self.apps = apps
+    }
+}
+
+/// `GET /v1/tenants/{tenantId}/devices/{deviceId}/deployment-status`: what a device runs against what its
+/// group should run.
+public struct DeploymentStatus: Codable, Sendable, Equatable {
+    public var deviceId: String
+    public var deviceGroupId: RampartID?
+    /// The images the group's current deployment and feed offer.
+    public var targetImageIds: [RampartID]
+    /// The device's last report, if it sent one.
+    public var report: UpdateReport?
+    /// Whether every offered app is installed at its deployed image.
+    public var upToDate: Bool
+    public init(deviceId: String, deviceGroupId: RampartID?, targetImageIds: [RampartID], report: UpdateReport?, upToDate: Bool) {
+        self.deviceId = deviceId
+        self.deviceGroupId = deviceGroupId
+        self.targetImageIds = targetImageIds
+        self.report = report
+        self.upToDate = upToDate
+    }
+}
+
+/// `GET /v1/tuf/{tenantId}/notifications` (mutual TLS): whether the device should check for updates now.
+public struct UpdateNotification: Codable, Sendable, Equatable {
+    public var checkNow: Bool
+    public init(checkNow: Bool) { self.checkNow = checkNow }
+}

@@ -123,10 +123,17 @@ public struct TUFRepositoryService: Sendable {
     /// What the repository must list, from the database: each group's current deployment under its role,
     /// and each feed's newest runtime releases under the feed's role. Images signed by a revoked key are
     /// left out, so revoking a key withdraws what it signed.
-    static func content(tenant: RampartID, session: StoreSession) async throws -> [String: RepositoryPublisher.DelegatedContent] {
+    ///
+    /// - Parameter scope: Only these roles' content, when a caller needs one group's or one feed's (attestation,
+    ///   target downloads); every role when `nil`.
+    static func content(tenant: RampartID, session: StoreSession, scope: Set<String>? = nil) async throws
+        -> [String: RepositoryPublisher.DelegatedContent]
+    {
         let revoked = Set(try await session.signingKeys(ofTenant: tenant).filter { $0.revokedAt != nil }.map(\.keyID))
         var delegated: [String: RepositoryPublisher.DelegatedContent] = [:]
-        for group in try await session.deviceGroups(ofTenant: tenant) {
+        var groups = try await session.deviceGroups(ofTenant: tenant)
+        if let scope { groups = groups.filter { scope.contains(roleName(group: $0.id)) } }
+        for group in groups {
             var targets: [String: TargetFile] = [:]
             if let deployment = try await session.deployments(ofGroup: group.id, limit: 1).first {
                 for id in deployment.imageIDs {
@@ -137,8 +144,9 @@ public struct TUFRepositoryService: Sendable {
             }
             delegated[roleName(group: group.id)] = .init(paths: ["\(group.id)/*"], targets: targets)
         }
-        let releases = try await session.runtimeReleases(ofTenant: tenant)
-        for feed in OSFeed.allCases {
+        let feeds = OSFeed.allCases.filter { scope?.contains(roleName(feed: $0)) ?? true }
+        let releases = feeds.isEmpty ? [] : try await session.runtimeReleases(ofTenant: tenant)
+        for feed in feeds {
             var targets: [String: TargetFile] = [:]
             for release in releases.filter({ $0.feed == feed.rawValue }).prefix(releasesListed) {
                 guard let image = try await session.image(id: release.imageID, tenant: tenant), !revoked.contains(image.signingKeyID)
@@ -200,7 +208,8 @@ public struct TUFRepositoryService: Sendable {
         guard parts.count == 2, parts[0].count == 64, parts[1].hasSuffix(".rpkg") else { throw RampartError.notFound("Target \(name)") }
         let (digest, file) = (String(parts[0]).lowercased(), String(parts[1]))
         return try await context.store.read { session in
-            let listed = try await Self.content(tenant: tenant, session: session).values.contains { role in
+            let role = prefix.hasPrefix("feed-") ? prefix : RampartID(prefix).map { Self.roleName(group: $0) } ?? prefix
+            let listed = try await Self.content(tenant: tenant, session: session, scope: [role]).values.contains { role in
                 role.targets["\(prefix)/\(file)"]?.hashes["sha256"] == digest
             }
             guard listed, let bytes = try await session.imagePackage(sha256: digest) else {
@@ -232,10 +241,12 @@ public struct TUFRepositoryService: Sendable {
     /// during the rollout grace period, and its feed's runtime releases. Attestation appraises
     /// measurements against these, so what may run is the one fact TUF signs.
     func acceptedTargets(tenant: RampartID, deviceID: String, now: Date, session: StoreSession) async throws -> [TargetFile] {
-        let content = try await Self.content(tenant: tenant, session: session)
         var group: DeviceGroupRecord?
         if let id = try await session.deviceGroupID(ofDevice: deviceID) { group = try await session.deviceGroup(id: id, tenant: tenant) }
         let feed = group.flatMap { OSFeed(rawValue: $0.osFeed) } ?? .retail
+        var scope: Set<String> = [Self.roleName(feed: feed)]
+        if let group { scope.insert(Self.roleName(group: group.id)) }
+        let content = try await Self.content(tenant: tenant, session: session, scope: scope)
         var targets = Array(content[Self.roleName(feed: feed)]?.targets.values ?? [:].values)
         if let group {
             targets += content[Self.roleName(group: group.id)]?.targets.values ?? [:].values

@@ -94,7 +94,9 @@ enum FileResponse {
             bounds[1].isEmpty || Int(bounds[1]).map({ $0 >= start }) == true, start < bytes.count
         else {
             headers[.contentRange] = "bytes */\(bytes.count)"
-            return Response(status: .rangeNotSatisfiable, headers: headers)
+            headers[.contentType] = "application/json"
+            let body = Array(#"{"code":"rangeNotSatisfiable","message":"The requested range is outside the file."}"#.utf8)
+            return Response(status: .rangeNotSatisfiable, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
         let end = min(bounds[1].isEmpty ? bytes.count - 1 : Int(bounds[1])!, bytes.count - 1)
         headers[.contentRange] = "bytes \(start)-\(end)/\(bytes.count)"

@@ -51,9 +51,12 @@ tags:
     description: Tenant devices, attestation reference values and the error report.
   - name: updates
     description: >-
-      Software updates: the tenant's TUF repository, products and device
-      groups. Devices read the repository's metadata with their device
-      certificate (mutual TLS), not a user token.
+      Software updates: the tenant's TUF repository, products, device
+      groups, package signing keys, images, deployments and runtime
+      releases. Devices read the repository's metadata and targets and
+      their own update settings, wait for requests to check for updates and
+      report what they installed with their device certificate (mutual
+      TLS), not a user token.
 
 security:
   - bearerAuth: []
@@ -295,6 +298,222 @@ paths:
         "403":
           $ref: "#/components/responses/Error"
         "404":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tuf/{tenantId}/targets/{prefix}/{file}:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/TUFTargetPrefix"
+      - $ref: "#/components/parameters/TUFTargetFile"
+    get:
+      operationId: getTUFTargetFile
+      summary: Download an image package listed by a tenant's TUF repository.
+      description: |
+        Devices authenticate with the device certificate from
+        `POST /v1/attestation` as their TLS client certificate (mutual TLS);
+        no user token is needed. Targets are named as in a consistent
+        snapshot: `<prefix>/<sha256>.<image id>.rpkg`, where the prefix is the
+        device group ID (the group's deployment) or `feed-retail` /
+        `feed-retaileval` (runtime releases), as listed in the device's
+        `targetPrefixes`. Only what the repository currently lists is served.
+
+        Downloads resume with a `Range` header of one byte range,
+        `bytes=N-` or `bytes=N-M`: the answer is 206 with `Content-Range`,
+        or 416 when the range is malformed or starts past the end of the
+        file. A `Range` that is not in bytes, or asks for several ranges, is
+        ignored and the whole file returned.
+
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 401 | `deviceCertificateRequired` | The TLS connection carries no client certificate. |
+        | 403 | `deviceCertificateInvalid` | The certificate is not a current device certificate of this tenant, or the device is not claimed by it. |
+        | 404 | `notFound` | The repository lists no such target. |
+      tags: [updates]
+      security: []
+      parameters:
+        - name: Range
+          in: header
+          required: false
+          description: >-
+            One byte range to resume a download: `bytes=N-` (from byte N to
+            the end) or `bytes=N-M` (bytes N to M inclusive).
+          schema:
+            type: string
+            pattern: "^bytes=[0-9]+-[0-9]*$"
+      responses:
+        "200":
+          description: The whole image package.
+          headers:
+            Accept-Ranges:
+              description: Always `bytes`.
+              schema:
+                type: string
+          content:
+            application/octet-stream:
+              schema:
+                type: string
+                format: binary
+        "206":
+          description: The requested byte range of the image package.
+          headers:
+            Content-Range:
+              description: "`bytes <first>-<last>/<length>`."
+              schema:
+                type: string
+            Accept-Ranges:
+              description: Always `bytes`.
+              schema:
+                type: string
+          content:
+            application/octet-stream:
+              schema:
+                type: string
+                format: binary
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "416":
+          description: >-
+            The range cannot be satisfied; no body.
+          headers:
+            Content-Range:
+              description: "`bytes */<length>`."
+              schema:
+                type: string
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tuf/{tenantId}/device:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+    get:
+      operationId: getDeviceUpdateSettings
+      summary: The calling device's update settings and where its targets are.
+      description: |
+        Devices authenticate with the device certificate from
+        `POST /v1/attestation` as their TLS client certificate (mutual TLS);
+        no user token is needed. A device in no device group takes runtime
+        releases from the `Retail` feed only (`No3rdPartyAppUpdates`).
+
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 401 | `deviceCertificateRequired` | The TLS connection carries no client certificate. |
+        | 403 | `deviceCertificateInvalid` | The certificate is not a current device certificate of this tenant, or the device is not claimed by it. |
+        | 404 | `notFound` | The tenant ID is not a UUID. |
+      tags: [updates]
+      security: []
+      responses:
+        "200":
+          description: The device's group, policy, feed, window and target prefixes.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/DeviceUpdateSettings"
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tuf/{tenantId}/notifications:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+    get:
+      operationId: waitForUpdateNotification
+      summary: Wait for a request to check for updates now (long poll).
+      description: |
+        Devices authenticate with the device certificate from
+        `POST /v1/attestation` as their TLS client certificate (mutual TLS);
+        no user token is needed. A long poll: the answer comes as soon as a
+        user asks the device to check for updates
+        (`POST /v1/tenants/{tenantId}/devices/{deviceId}/check-now`), with
+        `checkNow` true, or after `wait` seconds with `checkNow` false. A
+        request is answered once; the device then polls again.
+
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 400 | `invalidRequest` | `wait` is outside 0…55. |
+        | 401 | `deviceCertificateRequired` | The TLS connection carries no client certificate. |
+        | 403 | `deviceCertificateInvalid` | The certificate is not a current device certificate of this tenant, or the device is not claimed by it. |
+        | 404 | `notFound` | The tenant ID is not a UUID. |
+      tags: [updates]
+      security: []
+      parameters:
+        - name: wait
+          in: query
+          required: false
+          description: Seconds to wait for a request before answering with `checkNow` false.
+          schema:
+            type: integer
+            minimum: 0
+            maximum: 55
+            default: 25
+      responses:
+        "200":
+          description: Whether the device should check for updates now.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/UpdateNotification"
+        "400":
+          $ref: "#/components/responses/Error"
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tuf/{tenantId}/report:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+    post:
+      operationId: reportUpdateStatus
+      summary: Report what the calling device last did and what it runs.
+      description: |
+        Devices authenticate with the device certificate from
+        `POST /v1/attestation` as their TLS client certificate (mutual TLS);
+        no user token is needed. The body, at most 64 KiB, replaces the
+        device's previous report; users read it in
+        `GET /v1/tenants/{tenantId}/devices/{deviceId}/deployment-status`.
+
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 400 | `malformedJSON` | The body is not a valid update report. |
+        | 401 | `deviceCertificateRequired` | The TLS connection carries no client certificate. |
+        | 403 | `deviceCertificateInvalid` | The certificate is not a current device certificate of this tenant, or the device is not claimed by it. |
+        | 404 | `notFound` | The tenant ID is not a UUID. |
+        | 413 | `bodyTooLarge` | The body exceeds 64 KiB. |
+      tags: [updates]
+      security: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/UpdateReport"
+      responses:
+        "204":
+          description: The report was stored.
+        "400":
+          $ref: "#/components/responses/Error"
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "413":
           $ref: "#/components/responses/Error"
         "4XX":
           $ref: "#/components/responses/Error"
@@ -773,6 +992,59 @@ paths:
         "4XX":
           $ref: "#/components/responses/Error"
 
+  /v1/tenants/{tenantId}/devices/{deviceId}/check-now:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/DeviceId"
+    post:
+      operationId: requestUpdateCheck
+      summary: Ask a device to check for updates now (Contributors and Administrators).
+      description: >-
+        The device learns of the request from its next
+        `GET /v1/tuf/{tenantId}/notifications` long poll, within seconds
+        while it is online, and then reads its TUF metadata at once instead
+        of waiting for its next scheduled check. No body. 404 `notFound`
+        when the tenant does not hold the device.
+      tags: [updates]
+      responses:
+        "202":
+          description: The check was requested; no body.
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/devices/{deviceId}/deployment-status:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/DeviceId"
+    get:
+      operationId: getDeploymentStatus
+      summary: What a device runs against what its group should run.
+      description: >-
+        The images the device's group currently offers, the device's last
+        update report, if it sent one, and whether every offered app is
+        installed at its deployed image. 404 when the tenant does not hold
+        the device.
+      tags: [updates]
+      responses:
+        "200":
+          description: The device's deployment status.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/DeploymentStatus"
+        "401":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
   /v1/tenants/{tenantId}/reference-values:
     parameters:
       - $ref: "#/components/parameters/TenantId"
@@ -1188,6 +1460,272 @@ paths:
         "4XX":
           $ref: "#/components/responses/Error"
 
+  /v1/tenants/{tenantId}/device-groups/{groupId}/deployments:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/DeviceGroupId"
+    get:
+      operationId: listDeployments
+      summary: List a device group's deployments, newest (current) first.
+      tags: [updates]
+      responses:
+        "200":
+          description: The group's deployments.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/DeploymentList"
+        "401":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+    post:
+      operationId: createDeployment
+      summary: Deploy a set of images to a device group.
+      description: >-
+        The group's TUF role then lists exactly these images; an empty list
+        withdraws everything deployed. During the rollout grace period
+        devices may still attest with the previous deployment. 400
+        `invalidRequest` for more than 64 images, a repeated image or two
+        images of one component; 403 `signingKeyRevoked` when an image is
+        signed by a revoked key; 404 when the tenant has no such group or
+        image.
+      tags: [updates]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/DeploymentRequest"
+      responses:
+        "201":
+          description: The deployment, now the group's current one.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/DeploymentInfo"
+        "400":
+          $ref: "#/components/responses/Error"
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/signing-keys:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+    get:
+      operationId: listSigningKeys
+      summary: List a tenant's package signing keys, revoked ones included.
+      tags: [updates]
+      responses:
+        "200":
+          description: The tenant's signing keys.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/SigningKeyList"
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+    post:
+      operationId: addSigningKey
+      summary: Register a package signing key (Administrators only).
+      description: >-
+        Image packages are accepted only when signed by a registered,
+        unrevoked key of the tenant. 400 `invalidRequest` when `publicKey` is
+        not a P-256 public key in PEM; 409 `conflict` when the key is already
+        registered, or was revoked (a revoked key cannot come back).
+      tags: [updates]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/SigningKeyRequest"
+      responses:
+        "201":
+          description: The key was registered.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/SigningKeyInfo"
+        "400":
+          $ref: "#/components/responses/Error"
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "409":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/signing-keys/{keyId}/revoke:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/SigningKeyId"
+    post:
+      operationId: revokeSigningKey
+      summary: Revoke a package signing key (Administrators only).
+      description: >-
+        What the key signed is withdrawn from every deployment and feed, and
+        uploads signed by it are refused with 403 `signingKeyRevoked`. 404
+        when the tenant has no such key.
+      tags: [updates]
+      responses:
+        "200":
+          description: The revoked key.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/SigningKeyInfo"
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/images:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+    get:
+      operationId: listImages
+      summary: List a tenant's uploaded images.
+      tags: [updates]
+      responses:
+        "200":
+          description: The tenant's images.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/ImageList"
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+    post:
+      operationId: uploadImage
+      summary: Upload a signed image package.
+      description: |
+        The body is the image package file as built by
+        `rampart image-package`, at most 64 MiB. Uploading a package the
+        tenant already has returns the stored image.
+
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 400 | `packageMalformed` | The body is not a well-formed image package. |
+        | 403 | `packageSignatureInvalid` | No registered key of the tenant signed the package, or the signature does not verify. |
+        | 403 | `signingKeyRevoked` | The key that signed the package was revoked. |
+        | 413 | `bodyTooLarge` | The package exceeds 64 MiB. |
+      tags: [updates]
+      requestBody:
+        required: true
+        content:
+          application/octet-stream:
+            schema:
+              type: string
+              format: binary
+      responses:
+        "201":
+          description: The image was stored.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/ImageInfo"
+        "400":
+          $ref: "#/components/responses/Error"
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "413":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/images/{imageId}:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/ImageId"
+    get:
+      operationId: getImage
+      summary: Get an image.
+      tags: [updates]
+      responses:
+        "200":
+          description: The image.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/ImageInfo"
+        "401":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/runtime-releases:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+    get:
+      operationId: listRuntimeReleases
+      summary: List a tenant's runtime releases on both feeds.
+      tags: [updates]
+      responses:
+        "200":
+          description: The tenant's runtime releases.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/RuntimeReleaseList"
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+    post:
+      operationId: publishRuntimeRelease
+      summary: Publish a runtime image to a feed (Administrators only).
+      description: >-
+        Device groups following the feed take the release from their next
+        TUF metadata on. 400 `invalidRequest` when the image is not a
+        runtime; 404 when the tenant has no such image.
+      tags: [updates]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/RuntimeReleaseRequest"
+      responses:
+        "201":
+          description: The release was published.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/RuntimeReleaseInfo"
+        "400":
+          $ref: "#/components/responses/Error"
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
 components:
   securitySchemes:
     bearerAuth:
@@ -1251,6 +1789,24 @@ components:
         have 404.
       schema:
         $ref: "#/components/schemas/Uuid"
+    SigningKeyId:
+      name: keyId
+      in: path
+      required: true
+      description: >-
+        Signing key ID: SHA-256 of the key's SubjectPublicKeyInfo, 64 hex
+        digits in either case. 404 when the tenant has no such key.
+      schema:
+        type: string
+        pattern: "^[0-9a-fA-F]{64}$"
+    ImageId:
+      name: imageId
+      in: path
+      required: true
+      description: >-
+        Image ID. 404 when it is not a UUID or the tenant has no such image.
+      schema:
+        $ref: "#/components/schemas/Uuid"
     TUFMetadataFile:
       name: file
       in: path
@@ -1265,6 +1821,27 @@ components:
         minLength: 1
         maxLength: 128
         pattern: "^[A-Za-z0-9._-]+[.]json$"
+    TUFTargetPrefix:
+      name: prefix
+      in: path
+      required: true
+      description: >-
+        Target path prefix: a device group ID (the group's deployment), or
+        `feed-retail` / `feed-retaileval` (runtime releases).
+      schema:
+        type: string
+        pattern: "^([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|feed-retail|feed-retaileval)$"
+    TUFTargetFile:
+      name: file
+      in: path
+      required: true
+      description: >-
+        Target file name as in a consistent snapshot:
+        `<sha256 of the package>.<image id>.rpkg`. 404 unless the
+        repository currently lists it.
+      schema:
+        type: string
+        pattern: "^[0-9a-fA-F]{64}[.][0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}[.]rpkg$"
 
   responses:
     Error:
@@ -2054,6 +2631,304 @@ components:
       properties:
         deviceGroupId:
           $ref: "#/components/schemas/Uuid"
+
+    SigningKeyRequest:
+      type: object
+      additionalProperties: false
+      required: [publicKey]
+      properties:
+        publicKey:
+          type: string
+          minLength: 1
+          maxLength: 4096
+          description: PEM-encoded SubjectPublicKeyInfo of a P-256 public key.
+        description:
+          $ref: "#/components/schemas/Description"
+
+    SigningKeyInfo:
+      type: object
+      additionalProperties: false
+      required: [keyId, publicKey, description, createdAt]
+      properties:
+        keyId:
+          type: string
+          pattern: "^[0-9a-f]{64}$"
+          description: SHA-256 of the key's DER SubjectPublicKeyInfo, lowercase hex.
+        publicKey:
+          type: string
+          description: PEM-encoded SubjectPublicKeyInfo of the P-256 public key.
+        description:
+          type: string
+        createdAt:
+          $ref: "#/components/schemas/Timestamp"
+        revokedAt:
+          type: [string, "null"]
+          format: date-time
+          description: When the key was revoked; null or absent while it is not.
+
+    SigningKeyList:
+      type: object
+      additionalProperties: false
+      required: [signingKeys]
+      properties:
+        signingKeys:
+          type: array
+          items:
+            $ref: "#/components/schemas/SigningKeyInfo"
+
+    ImageKind:
+      type: string
+      enum: [app, runtime, boardConfig]
+      description: >-
+        `app`: a WebAssembly app; `runtime`: the rampart runtime itself (what
+        feeds publish); `boardConfig`: a board configuration.
+
+    ImageInfo:
+      type: object
+      additionalProperties: false
+      required:
+        - id
+        - componentId
+        - name
+        - kind
+        - version
+        - sha256
+        - length
+        - payloadSha256
+        - signingKeyId
+        - createdAt
+      properties:
+        id:
+          $ref: "#/components/schemas/Uuid"
+        componentId:
+          type: string
+        name:
+          type: string
+        kind:
+          $ref: "#/components/schemas/ImageKind"
+        version:
+          type: string
+        sha256:
+          type: string
+          pattern: "^[0-9a-f]{64}$"
+          description: SHA-256 of the package file, lowercase hex.
+        length:
+          type: integer
+          minimum: 0
+          description: Size of the package file in bytes.
+        payloadSha256:
+          type: string
+          pattern: "^[0-9a-f]{64}$"
+          description: >-
+            SHA-256 of the payload, lowercase hex: what a device measures when
+            it runs the image.
+        signingKeyId:
+          type: string
+          pattern: "^[0-9a-f]{64}$"
+          description: ID of the signing key that signed the package.
+        createdAt:
+          $ref: "#/components/schemas/Timestamp"
+
+    ImageList:
+      type: object
+      additionalProperties: false
+      required: [images]
+      properties:
+        images:
+          type: array
+          items:
+            $ref: "#/components/schemas/ImageInfo"
+
+    DeploymentRequest:
+      type: object
+      additionalProperties: false
+      required: [imageIds]
+      properties:
+        imageIds:
+          type: array
+          maxItems: 64
+          uniqueItems: true
+          description: >-
+            The images the group gets, at most one per component; empty
+            withdraws everything deployed.
+          items:
+            $ref: "#/components/schemas/Uuid"
+
+    DeploymentInfo:
+      type: object
+      additionalProperties: false
+      required: [id, deviceGroupId, imageIds, createdBy, createdAt, current]
+      properties:
+        id:
+          $ref: "#/components/schemas/Uuid"
+        deviceGroupId:
+          $ref: "#/components/schemas/Uuid"
+        imageIds:
+          type: array
+          items:
+            $ref: "#/components/schemas/Uuid"
+        createdBy:
+          type: string
+          description: Email of the user who deployed.
+        createdAt:
+          $ref: "#/components/schemas/Timestamp"
+        current:
+          type: boolean
+          description: Whether this is the group's current deployment.
+
+    DeploymentList:
+      type: object
+      additionalProperties: false
+      required: [deployments]
+      properties:
+        deployments:
+          type: array
+          description: Newest first; only the first is current.
+          items:
+            $ref: "#/components/schemas/DeploymentInfo"
+
+    RuntimeReleaseRequest:
+      type: object
+      additionalProperties: false
+      required: [imageId, feed]
+      properties:
+        imageId:
+          $ref: "#/components/schemas/Uuid"
+        feed:
+          $ref: "#/components/schemas/OSFeed"
+
+    RuntimeReleaseInfo:
+      type: object
+      additionalProperties: false
+      required: [id, feed, imageId, version, createdAt]
+      properties:
+        id:
+          $ref: "#/components/schemas/Uuid"
+        feed:
+          $ref: "#/components/schemas/OSFeed"
+        imageId:
+          $ref: "#/components/schemas/Uuid"
+        version:
+          type: string
+          description: The runtime image's version.
+        createdAt:
+          $ref: "#/components/schemas/Timestamp"
+
+    RuntimeReleaseList:
+      type: object
+      additionalProperties: false
+      required: [runtimeReleases]
+      properties:
+        runtimeReleases:
+          type: array
+          items:
+            $ref: "#/components/schemas/RuntimeReleaseInfo"
+
+    DeviceUpdateSettings:
+      type: object
+      additionalProperties: false
+      required: [deviceId, updatePolicy, osFeed, targetPrefixes]
+      properties:
+        deviceId:
+          $ref: "#/components/schemas/DeviceId"
+        deviceGroupId:
+          type: [string, "null"]
+          format: uuid
+          description: >-
+            The device's group; null or absent while it is in none (it then
+            takes runtime releases from `Retail` only).
+        updatePolicy:
+          $ref: "#/components/schemas/UpdatePolicy"
+        osFeed:
+          $ref: "#/components/schemas/OSFeed"
+        maintenanceWindow:
+          type: [string, "null"]
+          description: >-
+            `HH:MM-HH:MM UTC`, e.g. `02:00-04:00 UTC`; null or absent when the
+            device updates at any time.
+        targetPrefixes:
+          type: array
+          description: >-
+            TUF target path prefixes to look in: the group ID (its
+            deployment), if any, then `feed-retail` or `feed-retaileval`.
+          items:
+            type: string
+
+    UpdateNotification:
+      type: object
+      additionalProperties: false
+      required: [checkNow]
+      properties:
+        checkNow:
+          type: boolean
+          description: >-
+            Whether a user asked the device to check for updates; false when
+            the wait ended without a request.
+
+    InstalledImage:
+      type: object
+      additionalProperties: false
+      required: [componentId, name, version]
+      properties:
+        componentId:
+          type: string
+        name:
+          type: string
+        version:
+          type: string
+        imageId:
+          type: string
+          description: The image ID, when the image came from the tenant's repository.
+
+    UpdateReport:
+      type: object
+      additionalProperties: false
+      required: [result, at, runtimeVersion, installedApps]
+      properties:
+        result:
+          type: string
+          description: >-
+            `upToDate`, `installed`, `deferred`, `rolledBack`, `waiting` or a
+            refusal code.
+        message:
+          type: string
+          description: Human-readable detail of the result.
+        at:
+          $ref: "#/components/schemas/Timestamp"
+        runtimeVersion:
+          type: string
+          description: The version of the runtime the device runs.
+        installedApps:
+          type: array
+          items:
+            $ref: "#/components/schemas/InstalledImage"
+        lastSwitch:
+          type: string
+          description: How the last runtime switch ended.
+
+    DeploymentStatus:
+      type: object
+      additionalProperties: false
+      required: [deviceId, targetImageIds, upToDate]
+      properties:
+        deviceId:
+          $ref: "#/components/schemas/DeviceId"
+        deviceGroupId:
+          type: [string, "null"]
+          format: uuid
+          description: The device's group; null or absent while it is in none.
+        targetImageIds:
+          type: array
+          description: The images the group's current deployment offers.
+          items:
+            $ref: "#/components/schemas/Uuid"
+        report:
+          $ref: "#/components/schemas/UpdateReport"
+        upToDate:
+          type: boolean
+          description: >-
+            Whether the device sent a report (`report`, absent until it does)
+            and every offered app is installed at its deployed image.
 
 """#
 }

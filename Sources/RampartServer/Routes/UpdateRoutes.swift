@@ -7,6 +7,7 @@ struct UpdateRoutes: Sendable {
     let repository: TUFRepositoryService
     let products: ProductService
     let images: ImageService
+    let checks: UpdateCheckService
     let deviceAuthenticator: DeviceCertificateAuthenticator
     let bodyLimit: Int
 
@@ -25,6 +26,22 @@ struct UpdateRoutes: Sendable {
             let bytes = try await repository.targetFile(
                 tenant: tenant, prefix: try context.parameters.require("prefix"), name: try context.parameters.require("file"))
             return FileResponse.ranged(bytes, contentType: "application/octet-stream", range: request.headers[.range])
+        }
+        router.get("/v1/tuf/:tenantId/notifications") { request, context in
+            let tenant = try APIRoutes.tenant(context)
+            let device = try await deviceAuthenticator.authenticate(channel: context.channel, tenant: tenant)
+            let text = request.uri.queryParameters.get("wait") ?? "25"
+            guard let seconds = Int(text), (0...55).contains(seconds) else {
+                throw RampartError.invalidRequest("'wait' must be a whole number of seconds from 0 to 55.")
+            }
+            return try await checks.waitForCheck(deviceID: device, wait: .seconds(seconds))
+        }
+        router.post("/v1/tuf/:tenantId/report") { request, context -> Response in
+            let tenant = try APIRoutes.tenant(context)
+            let device = try await deviceAuthenticator.authenticate(channel: context.channel, tenant: tenant)
+            let report = try await request.decodeStrict(UpdateReport.self, limit: 64 * 1024)
+            try await checks.report(deviceID: device, report: report)
+            return Response(status: .noContent)
         }
         router.get("/v1/tuf/:tenantId/device") { _, context in
             let tenant = try APIRoutes.tenant(context)
@@ -151,6 +168,17 @@ struct UpdateRoutes: Sendable {
             return EditedResponse(status: .created, response: release)
         }
 
+        group.post("/v1/tenants/:tenantId/devices/:deviceId/check-now") { _, context -> Response in
+            try await checks.checkNow(
+                tenant: try APIRoutes.tenant(context), deviceID: try context.parameters.requireDecoded("deviceId"),
+                caller: try context.requireCaller())
+            return Response(status: .accepted)
+        }
+        group.get("/v1/tenants/:tenantId/devices/:deviceId/deployment-status") { _, context in
+            try await checks.deploymentStatus(
+                tenant: try APIRoutes.tenant(context), deviceID: try context.parameters.requireDecoded("deviceId"),
+                caller: try context.requireCaller())
+        }
         group.patch("/v1/tenants/:tenantId/devices/:deviceId") { request, context in
             let body = try await request.decodeStrict(DeviceUpdateRequest.self, limit: bodyLimit)
             return try await products.moveDevice(
@@ -160,7 +188,7 @@ struct UpdateRoutes: Sendable {
     }
 
     /// The largest image package accepted.
-    static let maximumPackageBytes = 64 * 1024 * 1024
+    static let maximumPackageBytes = 256 * 1024 * 1024
 
     static func group(_ context: RampartRequestContext) throws -> RampartID {
         try context.parameters.requireID("groupId", what: "Device group")
@@ -181,3 +209,5 @@ extension DeploymentList: ResponseEncodable {}
 extension RuntimeReleaseInfo: ResponseEncodable {}
 extension RuntimeReleaseList: ResponseEncodable {}
 extension DeviceUpdateSettings: ResponseEncodable {}
+extension DeploymentStatus: ResponseEncodable {}
+extension UpdateNotification: ResponseEncodable {}

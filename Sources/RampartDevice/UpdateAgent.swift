@@ -1,0 +1,368 @@
+import AsyncHTTPClient
+import Crypto
+import Foundation
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+import NIOSSL
+import RampartCore
+import RampartImage
+import RampartTUF
+import ServiceLifecycle
+import Synchronization
+
+/// A wake-up signal for a sleeping loop: `ring()` ends the current `wait(upTo:)` early.
+public final class Doorbell: Sendable {
+    private let state = Mutex<(rung: Bool, waiter: CheckedContinuation<Void, Never>?)>((false, nil))
+
+    public init() {}
+
+    /// Wakes the waiter, or the next one.
+    public func ring() {
+        let waiter = state.withLock { state -> CheckedContinuation<Void, Never>? in
+            defer { state.waiter = nil }
+            if state.waiter == nil { state.rung = true }
+            return state.waiter
+        }
+        waiter?.resume()
+    }
+
+    /// Waits until rung, `duration` passes, or the task is cancelled.
+    public func wait(upTo duration: Duration) async {
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { try? await Task.sleep(for: duration) }
+            group.addTask {
+                await withTaskCancellationHandler {
+                    await withCheckedContinuation { continuation in
+                        let resumeNow = self.state.withLock { state -> Bool in
+                            if state.rung {
+                                state.rung = false
+                                return true
+                            }
+                            state.waiter = continuation
+                            return false
+                        }
+                        if resumeNow { continuation.resume() }
+                    }
+                } onCancel: {
+                    self.ring()
+                }
+            }
+            await group.next()
+            group.cancelAll()
+            self.ring()  // release the other child if it is the continuation
+            _ = self.state.withLock { $0.rung = false }
+        }
+    }
+}
+
+/// The device's update agent (DESIGN §4–5): checks at start, every 20 h with jitter, and on push; verifies
+/// everything through TUF; installs apps atomically and runtimes into the inactive slot; reports.
+public struct UpdateAgent: Service {
+    let state: DeviceState
+    let server: String
+    let serverCAPEM: String?
+    let status: DeviceStatusBoard
+    let logger: Logger
+    /// Rings the attestation agent after apps change, so the new measurements are appraised.
+    let attestNow: Doorbell
+    /// Rung by push notifications and `check-now`.
+    public let checkNow: Doorbell
+    /// Called after a runtime was installed: the process should restart into the new slot.
+    let restart: @Sendable () async -> Void
+    var schedule = DeviceAgent.Schedule()
+    var httpClient: HTTPClient = .shared
+
+    public init(
+        state: DeviceState, server: String, serverCAPEM: String?, status: DeviceStatusBoard, logger: Logger,
+        attestNow: Doorbell, checkNow: Doorbell = Doorbell(), restart: @escaping @Sendable () async -> Void
+    ) {
+        self.state = state
+        self.server = server.hasSuffix("/") ? String(server.dropLast()) : server
+        self.serverCAPEM = serverCAPEM
+        self.status = status
+        self.logger = logger
+        self.attestNow = attestNow
+        self.checkNow = checkNow
+        self.restart = restart
+    }
+
+    var metadataDirectory: URL { state.directory.appendingPathComponent("tuf") }
+    var downloads: URL { state.directory.appendingPathComponent("downloads") }
+
+    public func run() async throws {
+        AppStore(state: state).recover()
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { await listenForPush() }
+            group.addTask {
+                var failures = 0
+                while !Task.isCancelled && !Task.isShuttingDownGracefully {
+                    let delay: TimeInterval
+                    let switching = SlotStore(state: state).pending != nil
+                    do {
+                        let report = try await checkOnce()
+                        await send(report)
+                        failures = 0
+                        // Soon again while waiting for a certificate, or for a new runtime to confirm its health,
+                        // so the service hears how the switch ended.
+                        delay = report.result == "waiting" || switching ? 5 : schedule.delay(validity: 24 * 3600)
+                        if report.result == "restart" {
+                            // Ask for the restart, then stay until the group shuts down: a service that returns
+                            // early would make the group stop with an error instead of a clean restart.
+                            await restart()
+                            try? await gracefulShutdown()
+                            return
+                        }
+                    } catch {
+                        failures += 1
+                        delay = schedule.backoff(failures: failures)
+                        let failure = error as? RampartError ?? RampartError(.internalError, "\(error)", status: 500)
+                        let report = UpdateReport(
+                            result: failure.code.rawValue, message: failure.message, at: Date(), runtimeVersion: runtimeVersion,
+                            installedApps: installedImages, lastSwitch: lastSwitch)
+                        record(report)
+                        await send(report)
+                        logger.warning("Update check failed", metadata: ["code": "\(failure.code)", "message": "\(failure.message)"])
+                    }
+                    await cancelWhenGracefulShutdownOrRing(delay)
+                }
+            }
+            await group.next()
+            group.cancelAll()
+        }
+    }
+
+    private func cancelWhenGracefulShutdownOrRing(_ delay: TimeInterval) async {
+        try? await cancelWhenGracefulShutdown { await checkNow.wait(upTo: .seconds(delay)) }
+    }
+
+    /// Long-polls the server for "check now" and rings ``checkNow``.
+    func listenForPush() async {
+        var failures = 0
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do {
+                guard let tenant = status.snapshot.tenantId, let tls = try deviceTLS() else {
+                    try await Task.sleep(for: .seconds(5))
+                    continue
+                }
+                var poll = HTTPClientRequest(url: "\(server)/v1/tuf/\(tenant)/notifications?wait=25")
+                poll.tlsConfiguration = tls
+                let request = poll
+                let client = httpClient
+                let response = try await cancelWhenGracefulShutdown { try await client.execute(request, timeout: .seconds(40)) }
+                let body = try await response.body.collect(upTo: 4096)
+                guard response.status == .ok else { throw RampartError(.serverUnreachable, "notifications answered \(response.status.code)") }
+                failures = 0
+                if let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any], object["checkNow"] as? Bool == true {
+                    logger.info("Update check requested by the service")
+                    checkNow.ring()
+                }
+            } catch {
+                failures += 1
+                try? await Task.sleep(for: .seconds(schedule.backoff(failures: failures)))
+            }
+        }
+    }
+
+    /// Tells the service what the device runs now (best effort: the next check sends it again).
+    public func send(_ report: UpdateReport) async {
+        guard let tenant = status.snapshot.tenantId, let tls = try? deviceTLS(), let body = try? JSONCoding.encoder().encode(report) else { return }
+        var request = HTTPClientRequest(url: "\(server)/v1/tuf/\(tenant)/report")
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(data: body))
+        request.tlsConfiguration = tls
+        _ = try? await httpClient.execute(request, timeout: .seconds(30))
+    }
+
+    func deviceTLS() throws -> TLSConfiguration? {
+        guard let certificate = state.validCertificate() else { return nil }
+        return try DeviceTLS.configuration(serverCAPEM: serverCAPEM, certificate: certificate)
+    }
+
+    var runtimeVersion: String { SlotStore(state: state).activeVersion ?? RampartVersion.current }
+    var lastSwitch: String? {
+        SlotStore(state: state).lastOutcome.map { "\($0.result) \($0.version)\($0.reason.map { ": \($0)" } ?? "")" }
+    }
+    var installedImages: [UpdateReport.InstalledImage] {
+        AppStore(state: state).installed().map { .init(componentId: $0.componentID, name: $0.name, version: $0.version, imageId: $0.imageID) }
+    }
+
+    func record(_ report: UpdateReport) {
+        status.update { $0.update = report }
+    }
+
+    /// One update check.
+    ///
+    /// - Returns: What happened; `restart` when a runtime was installed and the process must restart.
+    @discardableResult
+    public func checkOnce(now: Date = Date()) async throws -> UpdateReport {
+        guard let tenant = status.snapshot.tenantId, let tls = try deviceTLS() else {
+            let report = UpdateReport(
+                result: "waiting", message: "No valid device certificate yet; updates start after attestation.", at: now,
+                runtimeVersion: runtimeVersion, installedApps: installedImages, lastSwitch: lastSwitch)
+            record(report)
+            return report
+        }
+        let fetcher = HTTPFetcher(client: httpClient, tlsConfiguration: tls)
+        let base = "\(server)/v1/tuf/\(tenant)"
+        guard let settingsBytes = try await fetcher.fetch("\(base)/device", maximumLength: 65_536) else {
+            throw RampartError(.serverUnreachable, "The service does not know this device's update settings.")
+        }
+        let settings = try JSONCoding.decoder().decode(DeviceUpdateSettings.self, from: Data(settingsBytes))
+
+        // Trust: the TUF root, first fetched over the pinned, mutually authenticated channel, then only
+        // ever replaced through TUF's own root rotation.
+        if !FileManager.default.fileExists(atPath: metadataDirectory.appendingPathComponent("root.json").path) {
+            guard let root = try await fetcher.fetch("\(base)/metadata/1.root.json", maximumLength: TUFLimits().rootMaximumLength) else {
+                throw RampartError(.trustedMetadataMissing, "The service has no TUF root for this tenant.")
+            }
+            try TUFUpdater.initialize(metadataDirectory: metadataDirectory, trustedRoot: Data(root))
+        }
+        var updater = TUFUpdater(metadataDirectory: metadataDirectory, metadataBaseURL: "\(base)/metadata/", fetcher: fetcher)
+        try await updater.refresh()
+        var offered: [TargetFile] = []
+        for prefix in settings.targetPrefixes {
+            let role = prefix.hasPrefix("feed-") ? prefix : "group-\(prefix)"
+            offered += try await updater.targets(ofDelegatedRole: role)
+        }
+
+        guard settings.updatePolicy != .noUpdates else {
+            return finish("upToDate", "This device's group takes no updates (NoUpdates).", now)
+        }
+        let critical = offered.contains { $0.custom?["critical"] == .bool(true) && $0.custom?["kind"] == .string("runtime") }
+        if let text = settings.maintenanceWindow, let window = try? MaintenanceWindow(parsing: text), !window.contains(now), !critical {
+            return finish("deferred", "Outside the maintenance window \(window).", now)
+        }
+
+        // Apps: the group's deployment, exactly, unless the policy keeps apps as they are.
+        var appsChanged = false
+        if settings.updatePolicy == .updateAll {
+            let store = AppStore(state: state)
+            let wanted = offered.filter { $0.custom?["kind"] == .string("app") }
+            let installed = Dictionary(uniqueKeysWithValues: store.installed().map { ($0.componentID, $0) })
+            for target in wanted {
+                guard case .string(let component)? = target.custom?["componentId"], case .string(let imageID)? = target.custom?["imageId"]
+                else { continue }
+                if installed[component]?.imageID == imageID { continue }
+                let package = try await download(target, base: base, fetcher: fetcher)
+                try store.install(package, imageID: imageID)
+                appsChanged = true
+                logger.info("Installed app", metadata: ["component": "\(component)", "version": "\(package.manifest.version)"])
+            }
+            let wantedComponents = Set(wanted.compactMap { target -> String? in
+                if case .string(let component)? = target.custom?["componentId"] { return component }
+                return nil
+            })
+            for component in installed.keys where !wantedComponents.contains(component) {
+                try store.remove(componentID: component)
+                appsChanged = true
+                logger.info("Removed app no longer deployed", metadata: ["component": "\(component)"])
+            }
+        }
+
+        // System software: the newest runtime offered, if newer than what runs.
+        let runtimes = offered.filter { $0.custom?["kind"] == .string("runtime") }
+        if let newest = runtimes.max(by: { Self.precedes(Self.version($0), Self.version($1)) }),
+            Self.precedes(Self.versionParts(runtimeVersion), Self.version(newest)),
+            SlotStore(state: state).pending == nil
+        {
+            let package = try await download(newest, base: base, fetcher: fetcher)
+            try SlotStore(state: state).install(payload: package.payload, manifestJSON: package.manifest.jsonText, version: package.manifest.version)
+            let report = finish("installed", "Runtime \(package.manifest.version) installed in the inactive slot; restarting into it.", now)
+            logger.info("Installed runtime; restarting", metadata: ["version": "\(package.manifest.version)"])
+            var restarting = report
+            restarting.result = "restart"
+            return restarting
+        }
+        if appsChanged {
+            attestNow.ring()
+            return finish("installed", "Apps updated to the group's deployment.", now)
+        }
+        return finish("upToDate", nil, now)
+    }
+
+    private func finish(_ result: String, _ message: String?, _ now: Date) -> UpdateReport {
+        let report = UpdateReport(
+            result: result, message: message, at: now, runtimeVersion: runtimeVersion, installedApps: installedImages,
+            lastSwitch: lastSwitch)
+        record(report)
+        return report
+    }
+
+    /// Downloads a target, resuming a partial file with HTTP Range, and verifies it against TUF and the
+    /// package's own signed manifest before anything is installed.
+    func download(_ target: TargetFile, base: String, fetcher: HTTPFetcher) async throws -> ImagePackage {
+        guard let digest = target.hashes["sha256"] else {
+            throw RampartError(.lengthOrHashMismatch, "\(target.path) has no SHA-256 in TUF.")
+        }
+        try FileManager.default.createDirectory(at: downloads, withIntermediateDirectories: true)
+        let partial = downloads.appendingPathComponent("\(digest).part")
+        var have = (try? Data(contentsOf: partial)) ?? Data()
+        if have.count > target.length { have = Data() }
+        if have.count < target.length {
+            let slash = target.path.lastIndex(of: "/")!
+            let url = "\(base)/targets/\(target.path[..<slash])/\(digest).\(target.path[target.path.index(after: slash)...])"
+            var request = HTTPClientRequest(url: url)
+            request.tlsConfiguration = fetcher.tlsConfiguration
+            if !have.isEmpty { request.headers.add(name: "Range", value: "bytes=\(have.count)-") }
+            let response = try await httpClient.execute(request, timeout: .seconds(300))
+            switch response.status.code {
+            case 206: break
+            case 200: have = Data()  // the server ignored the range: start over
+            default: throw RampartError(.downloadFailed, "Downloading \(target.path) answered HTTP \(response.status.code).")
+            }
+            let handle: FileHandle
+            if !FileManager.default.fileExists(atPath: partial.path) || have.isEmpty {
+                FileManager.default.createFile(atPath: partial.path, contents: nil)
+            }
+            handle = try FileHandle(forWritingTo: partial)
+            defer { try? handle.close() }
+            try handle.truncate(atOffset: UInt64(have.count))
+            try handle.seekToEnd()
+            var count = have.count
+            for try await chunk in response.body {
+                count += chunk.readableBytes
+                guard count <= target.length else {
+                    try? FileManager.default.removeItem(at: partial)
+                    throw RampartError(.downloadTooLarge, "\(target.path) is longer than the \(target.length) bytes TUF allows.")
+                }
+                try handle.write(contentsOf: Data(buffer: chunk))
+            }
+            try handle.synchronize()
+            have = try Data(contentsOf: partial)
+        }
+        do {
+            try TrustedMetadata.verifyLengthAndHashes(have, length: target.length, hashes: target.hashes, what: target.path)
+        } catch {
+            try? FileManager.default.removeItem(at: partial)
+            throw error
+        }
+        let package = try ImagePackage(bytes: Array(have))
+        guard case .string(let keyID)? = target.custom?["signingKeyId"], keyID == package.keyID,
+            case .string(let payload)? = target.custom?["payloadSha256"], payload == package.manifest.payloadSHA256,
+            case .string(let component)? = target.custom?["componentId"], component == package.manifest.componentID
+        else {
+            try? FileManager.default.removeItem(at: partial)
+            throw RampartError(.packageSignatureInvalid, "\(target.path) does not match what TUF says about it (signing key, payload, component).")
+        }
+        try? FileManager.default.removeItem(at: partial)
+        return package
+    }
+
+    static func version(_ target: TargetFile) -> [Int] {
+        if case .string(let text)? = target.custom?["version"] { return versionParts(text) }
+        return []
+    }
+
+    /// Numeric dotted-version order: 1.9 < 1.10.
+    static func precedes(_ lhs: [Int], _ rhs: [Int]) -> Bool {
+        for (a, b) in zip(lhs, rhs) where a != b { return a < b }
+        return lhs.count < rhs.count
+    }
+
+    static func versionParts(_ text: String) -> [Int] {
+        text.split(separator: ".").map { Int($0.prefix { $0.isNumber }) ?? 0 }
+    }
+}

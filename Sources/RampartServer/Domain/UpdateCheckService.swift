@@ -1,0 +1,80 @@
+import Foundation
+import RampartCore
+import RampartStore
+import RampartTUF
+
+/// Push "check now" to devices through a long-poll, and their update reports back.
+///
+/// Requests live in the database, so any replica can take the device's poll.
+public struct UpdateCheckService: Sendable {
+    let context: DomainContext
+    let repository: TUFRepositoryService
+
+    /// How often a waiting poll looks for a request.
+    static let pollInterval: Duration = .milliseconds(250)
+
+    public init(context: DomainContext, repository: TUFRepositoryService) {
+        self.context = context
+        self.repository = repository
+    }
+
+    /// Asks a device to check for updates within seconds (Contributor or above).
+    public func checkNow(tenant: RampartID, deviceID rawID: String, caller: UserRecord) async throws {
+        let deviceID = rawID.lowercased()
+        try await context.audited(Actor(user: caller), tenant: tenant, action: "device.update-check", target: deviceID) { session in
+            _ = try await context.authorize(caller, tenant: tenant, .update, session: session)
+            guard let device = try await session.device(id: deviceID), device.tenantID == tenant else {
+                throw RampartError.notFound("Device \(deviceID)")
+            }
+            try await session.requestUpdateCheck(deviceID: deviceID, at: context.clock.now())
+        }
+    }
+
+    /// A device's long-poll: answers as soon as a check is requested, or after `wait`.
+    public func waitForCheck(deviceID: String, wait: Duration) async throws -> UpdateNotification {
+        let deadline = ContinuousClock.now + wait
+        while true {
+            if try await context.store.transaction({ try await $0.takeUpdateCheck(deviceID: deviceID) }) {
+                return UpdateNotification(checkNow: true)
+            }
+            guard ContinuousClock.now < deadline, !Task.isCancelled else { return UpdateNotification(checkNow: false) }
+            try await Task.sleep(for: Self.pollInterval)
+        }
+    }
+
+    /// Stores a device's update report.
+    public func report(deviceID: String, report: UpdateReport) async throws {
+        let text = String(decoding: try JSONCoding.encoder().encode(report), as: UTF8.self)
+        try await context.store.transaction { try await $0.setUpdateReport(deviceID: deviceID, report: text) }
+    }
+
+    /// What a device runs against what it should run.
+    public func deploymentStatus(tenant: RampartID, deviceID rawID: String, caller: UserRecord) async throws -> DeploymentStatus {
+        let deviceID = rawID.lowercased()
+        return try await context.store.read { session in
+            _ = try await context.authorize(caller, tenant: tenant, .read, session: session)
+            guard let device = try await session.device(id: deviceID), device.tenantID == tenant else {
+                throw RampartError.notFound("Device \(deviceID)")
+            }
+            let group = try await session.deviceGroupID(ofDevice: deviceID)
+            let content = try await TUFRepositoryService.content(
+                tenant: tenant, session: session, scope: Set(group.map { [TUFRepositoryService.roleName(group: $0)] } ?? []))
+            let offered = group.flatMap { content[TUFRepositoryService.roleName(group: $0)]?.targets.values.map { $0 } } ?? []
+            let ids = offered.compactMap { target -> RampartID? in
+                if case .string(let text)? = target.custom?["imageId"] { return RampartID(text) }
+                return nil
+            }
+            let report = try await session.updateReport(deviceID: deviceID).flatMap {
+                try? JSONCoding.decoder().decode(UpdateReport.self, from: Data($0.utf8))
+            }
+            let wantedApps = Set(offered.filter { $0.custom?["kind"] == .string("app") }.compactMap { target -> String? in
+                if case .string(let text)? = target.custom?["imageId"] { return text }
+                return nil
+            })
+            let installed = Set(report?.installedApps.compactMap(\.imageId) ?? [])
+            return DeploymentStatus(
+                deviceId: deviceID, deviceGroupId: group, targetImageIds: ids.sorted { $0.description < $1.description },
+                report: report, upToDate: report != nil && wantedApps == installed)
+        }
+    }
+}
