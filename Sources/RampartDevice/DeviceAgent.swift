@@ -162,7 +162,7 @@ public final class DeviceStatusBoard: Sendable {
         return status
     }
 
-    func update(_ change: (inout DeviceStatus) -> Void) {
+    package func update(_ change: (inout DeviceStatus) -> Void) {
         let status = current.withLock { status -> DeviceStatus in
             change(&status)
             return status

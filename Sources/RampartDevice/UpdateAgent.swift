@@ -72,7 +72,13 @@ public struct UpdateAgent: Service {
     /// Called after a runtime was installed: the process should restart into the new slot.
     let restart: @Sendable () async -> Void
     var schedule = DeviceAgent.Schedule()
-    var httpClient: HTTPClient = .shared
+    /// How long one push long-poll waits; each empty poll costs a few hundred bytes on the wire, so this
+    /// trades push latency for data on metered links. 0 disables push.
+    public var pushWaitSeconds = UpdateAgent.defaultPushWaitSeconds
+    /// The default push long-poll wait.
+    public static let defaultPushWaitSeconds = 1200
+    /// The HTTP client; the shared one by default.
+    public var httpClient: HTTPClient = .shared
 
     public init(
         state: DeviceState, server: String, serverCAPEM: String?, status: DeviceStatusBoard, logger: Logger,
@@ -94,7 +100,7 @@ public struct UpdateAgent: Service {
     public func run() async throws {
         AppStore(state: state).recover()
         await withTaskGroup(of: Void.self) { group in
-            group.addTask { await listenForPush() }
+            if pushWaitSeconds > 0 { group.addTask { await listenForPush() } }
             group.addTask {
                 var failures = 0
                 while !Task.isCancelled && !Task.isShuttingDownGracefully {
@@ -146,11 +152,12 @@ public struct UpdateAgent: Service {
                     try await Task.sleep(for: .seconds(5))
                     continue
                 }
-                var poll = HTTPClientRequest(url: "\(server)/v1/tuf/\(tenant)/notifications?wait=25")
+                var poll = HTTPClientRequest(url: "\(server)/v1/tuf/\(tenant)/notifications?wait=\(pushWaitSeconds)")
                 poll.tlsConfiguration = tls
                 let request = poll
                 let client = httpClient
-                let response = try await cancelWhenGracefulShutdown { try await client.execute(request, timeout: .seconds(40)) }
+                let timeout = TimeAmount.seconds(Int64(pushWaitSeconds) + 30)
+                let response = try await cancelWhenGracefulShutdown { try await client.execute(request, timeout: timeout) }
                 let body = try await response.body.collect(upTo: 4096)
                 guard response.status == .ok else { throw RampartError(.serverUnreachable, "notifications answered \(response.status.code)") }
                 failures = 0

@@ -15,7 +15,7 @@ import X509
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks, reported side by side with a reference measured in the same run.",
-        subcommands: [Attest.self])
+        subcommands: [Attest.self, Poll.self, DataUsage.self])
 
     struct Attest: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -49,7 +49,7 @@ struct BenchCommand: AsyncParsableCommand {
                 try await measure(server: server, serverCA: ca, manufacturer: manufacturer,
                                   client: try APIClient(profile: profile, server: server), tenant: tenant)
             } else {
-                try await withInProcessServer(logger: logger) { server, serverCA, manufacturer, client, tenant in
+                try await BenchCommand.withInProcessServer(logger: logger) { server, serverCA, manufacturer, client, tenant, _ in
                     try await measure(server: server, serverCA: serverCA, manufacturer: manufacturer, client: client, tenant: tenant)
                 }
             }
@@ -134,32 +134,34 @@ struct BenchCommand: AsyncParsableCommand {
                 throw RampartError(.internalError, "\(failures) of \(total) attestations failed.", status: 500)
             }
         }
+    }
+}
 
-        /// Starts a server on SQLite in a temporary directory that trusts a fresh manufacturer CA.
-        func withInProcessServer(
-            logger: Logger,
-            _ body: @Sendable (String, String, ManufacturerCA, APIClient, RampartID) async throws -> Void
-        ) async throws {
-            let root = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-bench-\(RampartID().description.prefix(8))")
-            defer { try? FileManager.default.removeItem(at: root) }
-            let data = DataDirectory(path: root.appendingPathComponent("data").path)
-            try data.initialize(hostnames: [], writeMasterKey: true, now: Date())
-            let manufacturer = try ManufacturerCA.create(in: root.appendingPathComponent("manufacturer"), name: "Bench")
-            var configuration = try data.serverConfiguration()
-            configuration.port = 0
-            configuration.manufacturerRoots = [try manufacturer.certificate.pemString]
-            let serverCA = try configuration.tlsTrustAnchorPEM
-            let runtime = try await ServerRuntime(configuration: configuration, logger: logger)
-            try await runtime.withRunningServer { running in
-                let url = "https://127.0.0.1:\(running.port)"
-                let invitation = try await runtime.users.inviteServerAdministrator(email: "bench@rampart.local")
-                let home = root.appendingPathComponent("home")
-                _ = try await Registration.register(server: url, invitation: invitation.text, directory: home)
-                let client = try APIClient(profile: try ClientProfile.load(from: home))
-                let tenant = try await client.json(TenantInfo.self, .POST, "/v1/tenants", body: TenantNameRequest(name: "Bench"))
-                print("In-process server at \(url) on SQLite (\(data.sqliteFile.path)).")
-                try await body(url, serverCA, manufacturer, client, tenant.id)
-            }
+extension BenchCommand {
+    /// Starts a server on SQLite in a temporary directory that trusts a fresh manufacturer CA.
+    static func withInProcessServer(
+        logger: Logger,
+        _ body: @Sendable (String, String, ManufacturerCA, APIClient, RampartID, DataDirectory) async throws -> Void
+    ) async throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-bench-\(RampartID().description.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let data = DataDirectory(path: root.appendingPathComponent("data").path)
+        try data.initialize(hostnames: [], writeMasterKey: true, now: Date())
+        let manufacturer = try ManufacturerCA.create(in: root.appendingPathComponent("manufacturer"), name: "Bench")
+        var configuration = try data.serverConfiguration()
+        configuration.port = 0
+        configuration.manufacturerRoots = [try manufacturer.certificate.pemString]
+        let serverCA = try configuration.tlsTrustAnchorPEM
+        let runtime = try await ServerRuntime(configuration: configuration, logger: logger)
+        try await runtime.withRunningServer { running in
+            let url = "https://127.0.0.1:\(running.port)"
+            let invitation = try await runtime.users.inviteServerAdministrator(email: "bench@rampart.local")
+            let home = root.appendingPathComponent("home")
+            _ = try await Registration.register(server: url, invitation: invitation.text, directory: home)
+            let client = try APIClient(profile: try ClientProfile.load(from: home))
+            let tenant = try await client.json(TenantInfo.self, .POST, "/v1/tenants", body: TenantNameRequest(name: "Bench"))
+            print("In-process server at \(url) on SQLite (\(data.sqliteFile.path)).")
+            try await body(url, serverCA, manufacturer, client, tenant.id, data)
         }
     }
 }

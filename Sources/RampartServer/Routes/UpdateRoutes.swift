@@ -31,8 +31,8 @@ struct UpdateRoutes: Sendable {
             let tenant = try APIRoutes.tenant(context)
             let device = try await deviceAuthenticator.authenticate(channel: context.channel, tenant: tenant)
             let text = request.uri.queryParameters.get("wait") ?? "25"
-            guard let seconds = Int(text), (0...55).contains(seconds) else {
-                throw RampartError.invalidRequest("'wait' must be a whole number of seconds from 0 to 55.")
+            guard let seconds = Int(text), (0...1800).contains(seconds) else {
+                throw RampartError.invalidRequest("'wait' must be a whole number of seconds from 0 to 1800.")
             }
             return try await checks.waitForCheck(deviceID: device, wait: .seconds(seconds))
         }
