@@ -63,6 +63,7 @@ public struct AppStore: Sendable {
         try SecureFile.write(
             try JSONSerialization.data(withJSONObject: try JSONSerialization.jsonObject(with: Data(app.jsonText.utf8)), options: [.sortedKeys, .prettyPrinted]),
             to: staging.appendingPathComponent("app_manifest.json"), mode: 0o644)
+        CrashPoint.reach("app-staged")
         try swapIn(staging, as: manifest.componentID)
     }
 
@@ -101,6 +102,7 @@ public struct AppStore: Sendable {
         let fm = FileManager.default
         try? fm.removeItem(at: retired)
         if fm.fileExists(atPath: live.path) { try rename(live, retired) }
+        CrashPoint.reach("app-retired")
         try rename(staging, live)
         try? fm.removeItem(at: retired)
     }

@@ -98,15 +98,22 @@ public struct SlotStore: Sendable {
         let slotDirectory = file(target.rawValue)
         try FileManager.default.createDirectory(at: slotDirectory, withIntermediateDirectories: true)
         try SecureFile.write(Data(payload), to: executable(target), mode: 0o755)
+        CrashPoint.reach("slot-written")
         try SecureFile.write(manifestJSON, to: manifestFile(target), mode: 0o644)
         let pending = Pending(slot: target, previous: active, deadline: now + healthDeadline, boots: 0, version: version)
         try SecureFile.write(try JSONCoding.encoder(pretty: true).encode(pending), to: file("pending.json"), mode: 0o644)
+        CrashPoint.reach("slot-pending")
         try SecureFile.write(target.rawValue + "\n", to: file("active"), mode: 0o644)
+        CrashPoint.reach("slot-switched")
     }
 
     /// Decides what to run on this start, rolling back an unconfirmed switch whose deadline or boots ran
     /// out, and counting the start otherwise.
     public func decideBoot(now: Date = Date()) throws -> BootDecision {
+        if let stale = pending, active != stale.slot {
+            // The power went before the switch: the half-prepared slot is simply not used.
+            try FileManager.default.removeItem(at: file("pending.json"))
+        }
         if var pending, active == pending.slot {
             if pending.deadline <= now || pending.boots >= maximumBoots || !FileManager.default.isExecutableFile(atPath: executable(pending.slot).path) {
                 let reason = pending.deadline <= now

@@ -98,3 +98,16 @@ public struct HealthWatchdog: Service {
         }
     }
 }
+
+/// Named points in the update path where the power-loss check (scripts/external-checks) cuts the power:
+/// with `RAMPART_CRASH_AT=<name>` in the environment the process kills itself with SIGKILL on reaching
+/// that point, exactly as a power cut would stop it. Without the variable this does nothing.
+public enum CrashPoint {
+    static let requested = ProcessInfo.processInfo.environment["RAMPART_CRASH_AT"]
+
+    /// Kills the process if `name` is the requested crash point.
+    public static func reach(_ name: String) {
+        guard let requested, requested == name else { return }
+        kill(getpid(), SIGKILL)
+    }
+}

@@ -336,6 +336,7 @@ public struct UpdateAgent: Service {
                     throw RampartError(.downloadTooLarge, "\(target.path) is longer than the \(target.length) bytes TUF allows.")
                 }
                 try handle.write(contentsOf: Data(buffer: chunk))
+                CrashPoint.reach("download")
             }
             try handle.synchronize()
             have = try Data(contentsOf: partial)
