@@ -1,9 +1,11 @@
+import Crypto
 import Foundation
 import NIOCore
 import NIOSSL
 import RampartCore
 import RampartStore
 import SwiftASN1
+import Synchronization
 import X509
 
 /// Authenticates devices by the 24 h certificate they present in the TLS handshake (mutual TLS).
@@ -13,6 +15,11 @@ import X509
 /// names (CN) a device claimed by that tenant.
 public struct DeviceCertificateAuthenticator: Sendable {
     let context: DomainContext
+    private let cache = AuthenticationCache()
+
+    /// How long a successful check is reused: revoking a CA or moving a device out of the tenant takes
+    /// effect within this time.
+    static let cacheLifetime: TimeInterval = 60
 
     public init(context: DomainContext) {
         self.context = context
@@ -34,8 +41,14 @@ public struct DeviceCertificateAuthenticator: Sendable {
                 .deviceCertificateRequired,
                 "This endpoint is for devices: present the device certificate from attestation (mutual TLS).", status: 401)
         }
-        let leaf = try Certificate(derEncoded: try presented.toDERBytes())
-        return try await authenticate(leaf, tenant: tenant)
+        let der = try presented.toDERBytes()
+        let key = CacheKey(tenant: tenant, certificate: Data(SHA256.hash(data: der)))
+        let now = context.clock.now()
+        if let deviceID = cache.lookup(key, at: now) { return deviceID }
+        let leaf = try Certificate(derEncoded: der)
+        let deviceID = try await authenticate(leaf, tenant: tenant)
+        cache.store(key, deviceID: deviceID, until: min(leaf.notValidAfter, now + Self.cacheLifetime))
+        return deviceID
     }
 
     /// Checks a presented device certificate for `tenant`.
@@ -68,4 +81,32 @@ extension RampartError.Code {
     public static let deviceCertificateRequired: Self = "deviceCertificateRequired"
     /// The client certificate is not a current device certificate of the tenant.
     public static let deviceCertificateInvalid: Self = "deviceCertificateInvalid"
+}
+
+struct CacheKey: Hashable {
+    let tenant: RampartID
+    let certificate: Data
+}
+
+/// Device certificates that passed, by tenant and certificate hash, so keep-alive polls do not verify the
+/// chain and read the database on every request.
+final class AuthenticationCache: Sendable {
+    private let entries = Mutex<[CacheKey: (deviceID: String, until: Date)]>([:])
+    private let capacity = 100_000
+
+    func lookup(_ key: CacheKey, at time: Date) -> String? {
+        entries.withLock { entries in
+            guard let entry = entries[key] else { return nil }
+            if entry.until > time { return entry.deviceID }
+            entries[key] = nil
+            return nil
+        }
+    }
+
+    func store(_ key: CacheKey, deviceID: String, until: Date) {
+        entries.withLock { entries in
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[key] = (deviceID, until)
+        }
+    }
 }

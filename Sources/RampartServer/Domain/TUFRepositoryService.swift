@@ -5,6 +5,7 @@ import RampartCore
 import RampartPKI
 import RampartStore
 import RampartTUF
+import Synchronization
 
 /// One TUF repository per tenant (DESIGN §4): online targets, snapshot, timestamp and delegation keys held
 /// sealed by the server; root keys held by the server until administrators take them into offline custody
@@ -13,6 +14,13 @@ import RampartTUF
 /// Top-level `targets` delegates one role per device group, `group-<groupId>`, trusted for `<groupId>/*`.
 public struct TUFRepositoryService: Sendable {
     let context: DomainContext
+    /// Shared by every instance in the process, so that publishing anywhere invalidates it.
+    private static let timestampCache = TimestampCache()
+    private var timestampCache: TimestampCache { Self.timestampCache }
+
+    /// How long a served timestamp.json is reused before the database is read again. Polling clients see a
+    /// new timestamp at most this much later; every replica converges within it.
+    static let timestampCacheLifetime: TimeInterval = 1
 
     /// Old versions of non-root metadata kept for clients mid-update.
     static let versionsKept = 20
@@ -102,6 +110,7 @@ public struct TUFRepositoryService: Sendable {
     }
 
     private func store(_ files: [RepositoryPublisher.File], tenant: RampartID, now: Date, session: StoreSession) async throws {
+        if files.contains(where: { $0.role == "timestamp" }) { timestampCache.remove(tenant) }
         for file in files {
             try await session.insertTUFMetadata(
                 TUFMetadataRecord(
@@ -194,9 +203,15 @@ public struct TUFRepositoryService: Sendable {
         if version == nil, role != "timestamp", role != "root" {
             throw RampartError.notFound("Metadata \(name)")  // consistent snapshots: versioned names only
         }
+        if version == nil, role == "timestamp", let cached = timestampCache.lookup(tenant, at: context.clock.now()) {
+            return cached
+        }
         let (wantedRole, wantedVersion) = (role, version)
         guard let record = try await context.store.read({ try await $0.tufMetadata(ofTenant: tenant, role: wantedRole, version: wantedVersion) })
         else { throw RampartError.notFound("Metadata \(name)") }
+        if version == nil, role == "timestamp" {
+            timestampCache.store(tenant, record.content, until: context.clock.now() + Self.timestampCacheLifetime)
+        }
         return record.content
     }
 
@@ -359,5 +374,28 @@ public struct TUFRepositoryService: Sendable {
             return parsed.common.version
         }
         return try await status(tenant: tenant, caller: caller)
+    }
+}
+
+/// The newest timestamp.json per tenant, for a second: devices poll it far more than it changes.
+final class TimestampCache: Sendable {
+    private let entries = Mutex<[RampartID: (content: String, until: Date)]>([:])
+
+    func lookup(_ tenant: RampartID, at time: Date) -> String? {
+        entries.withLock { entries in
+            guard let entry = entries[tenant], entry.until > time else { return nil }
+            return entry.content
+        }
+    }
+
+    func remove(_ tenant: RampartID) {
+        _ = entries.withLock { $0.removeValue(forKey: tenant) }
+    }
+
+    func store(_ tenant: RampartID, _ content: String, until: Date) {
+        entries.withLock { entries in
+            if entries.count > 100_000 { entries.removeAll(keepingCapacity: true) }
+            entries[tenant] = (content, until)
+        }
     }
 }
