@@ -191,6 +191,8 @@ public struct TUFRepositoryService: Sendable {
     ///
     /// - Throws: 404 `notFound` for anything else.
     public func metadataFile(tenant: RampartID, name: String) async throws -> String {
+        // The hot path: devices poll timestamp.json.
+        if name == "timestamp.json", let cached = timestampCache.lookup(tenant, at: context.clock.now()) { return cached }
         guard name.hasSuffix(".json") else { throw RampartError.notFound("Metadata \(name)") }
         let stem = String(name.dropLast(5))
         var role = stem
@@ -202,9 +204,6 @@ public struct TUFRepositoryService: Sendable {
         role = role.removingPercentEncoding ?? role
         if version == nil, role != "timestamp", role != "root" {
             throw RampartError.notFound("Metadata \(name)")  // consistent snapshots: versioned names only
-        }
-        if version == nil, role == "timestamp", let cached = timestampCache.lookup(tenant, at: context.clock.now()) {
-            return cached
         }
         let (wantedRole, wantedVersion) = (role, version)
         guard let record = try await context.store.read({ try await $0.tufMetadata(ofTenant: tenant, role: wantedRole, version: wantedVersion) })
