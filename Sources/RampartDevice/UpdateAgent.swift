@@ -350,10 +350,12 @@ public struct UpdateAgent: Service {
         let package = try ImagePackage(bytes: Array(have))
         guard case .string(let keyID)? = target.custom?["signingKeyId"], keyID == package.keyID,
             case .string(let payload)? = target.custom?["payloadSha256"], payload == package.manifest.payloadSHA256,
-            case .string(let component)? = target.custom?["componentId"], component == package.manifest.componentID
+            case .string(let component)? = target.custom?["componentId"], component == package.manifest.componentID,
+            case .string(let pem)? = target.custom?["signingKey"], let key = try? P256.Signing.PublicKey(pemRepresentation: pem),
+            package.verifySignature(with: key)
         else {
             try? FileManager.default.removeItem(at: partial)
-            throw RampartError(.packageSignatureInvalid, "\(target.path) does not match what TUF says about it (signing key, payload, component).")
+            throw RampartError(.packageSignatureInvalid, "\(target.path) does not match what TUF says about it (signing key and signature, payload, component).")
         }
         try? FileManager.default.removeItem(at: partial)
         return package

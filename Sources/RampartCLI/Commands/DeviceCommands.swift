@@ -118,6 +118,8 @@ struct DeviceCommand: AsyncParsableCommand {
         @Option(help: "The security service URL, e.g. https://127.0.0.1:8443.") var server: String
         @Option(help: "A PEM CA that signs the server's TLS certificate (kept in the state directory).") var serverCa: String?
         @Option(help: "Log format: json or text.") var logFormat: String = "text"
+        @Option(help: "How long each push long-poll waits, in seconds (0 turns push off; each empty poll costs ~330 bytes).")
+        var pushWaitSeconds = UpdateAgent.defaultPushWaitSeconds
 
         func run() async throws {
             guard let format = StructuredLogHandler.Format(rawValue: logFormat) else {
@@ -133,6 +135,7 @@ struct DeviceCommand: AsyncParsableCommand {
             let box = GroupBox()
             let services = try DeviceRuntime.services(
                 state: state, server: server, serverCAFile: serverCa, logger: logger,
+                pushWaitSeconds: pushWaitSeconds,
                 restart: {
                     restartRequested.withLock { $0 = true }
                     await box.group?.triggerGracefulShutdown()
@@ -193,7 +196,7 @@ package enum DeviceRuntime {
     package static func services(
         state: DeviceState, server: String, serverCAFile: String?, logger: Logger,
         schedule: DeviceAgent.Schedule = DeviceAgent.Schedule(), executable: URL = Measurer.runningExecutable,
-        restart: @escaping @Sendable () async -> Void = {}
+        pushWaitSeconds: Int = UpdateAgent.defaultPushWaitSeconds, restart: @escaping @Sendable () async -> Void = {}
     ) throws -> [any Service] {
         let identity = try state.identity()
         // Before anything touches the directory (the local API replaces its socket).
@@ -208,9 +211,10 @@ package enum DeviceRuntime {
         let client = try AttestationClient(server: server, serverCAPEM: serverCA)
         let status = DeviceStatusBoard(state: state, deviceID: identity.deviceID)
         let attestNow = Doorbell()
-        let updates = UpdateAgent(
+        var updates = UpdateAgent(
             state: state, server: server, serverCAPEM: serverCA, status: status, logger: logger, attestNow: attestNow,
             restart: restart)
+        updates.pushWaitSeconds = pushWaitSeconds
         return [
             try LocalAPI.application(state: state, status: status, logger: logger, checkNow: updates.checkNow),
             DeviceAgent(

@@ -59,7 +59,7 @@ struct ImagePackageCommand: AsyncParsableCommand {
     struct PackRuntime: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Pack system software: a rampart runtime binary.")
         @Option(help: "The runtime executable (default: this rampart binary).") var executable: String?
-        @Flag(help: "A security-critical update: it may exceed data budgets.") var critical = false
+        @Flag(help: "A security-critical update: devices install it even outside their maintenance window.") var critical = false
         @OptionGroup var signing: Signing
 
         func run() async throws {

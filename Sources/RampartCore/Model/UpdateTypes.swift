@@ -419,11 +419,11 @@ public struct InstalledImages: Codable, Sendable, Equatable {
 public struct DeploymentStatus: Codable, Sendable, Equatable {
     public var deviceId: String
     public var deviceGroupId: RampartID?
-    /// The images the group's current deployment and feed offer.
+    /// The images of the group's current deployment.
     public var targetImageIds: [RampartID]
     /// The device's last report, if it sent one.
     public var report: UpdateReport?
-    /// Whether every offered app is installed at its deployed image.
+    /// Whether the device reported exactly the deployment's apps installed (runtimes are in `report`).
     public var upToDate: Bool
     public init(deviceId: String, deviceGroupId: RampartID?, targetImageIds: [RampartID], report: UpdateReport?, upToDate: Bool) {
         self.deviceId = deviceId

@@ -138,7 +138,9 @@ public struct TUFRepositoryService: Sendable {
     static func content(tenant: RampartID, session: StoreSession, scope: Set<String>? = nil) async throws
         -> [String: RepositoryPublisher.DelegatedContent]
     {
-        let revoked = Set(try await session.signingKeys(ofTenant: tenant).filter { $0.revokedAt != nil }.map(\.keyID))
+        let allKeys = try await session.signingKeys(ofTenant: tenant)
+        let revoked = Set(allKeys.filter { $0.revokedAt != nil }.map(\.keyID))
+        let keys = Dictionary(allKeys.map { ($0.keyID, $0.publicKey) }, uniquingKeysWith: { a, _ in a })
         var delegated: [String: RepositoryPublisher.DelegatedContent] = [:]
         var groups = try await session.deviceGroups(ofTenant: tenant)
         if let scope { groups = groups.filter { scope.contains(roleName(group: $0.id)) } }
@@ -147,7 +149,7 @@ public struct TUFRepositoryService: Sendable {
             if let deployment = try await session.deployments(ofGroup: group.id, limit: 1).first {
                 for id in deployment.imageIDs {
                     guard let image = try await session.image(id: id, tenant: tenant), !revoked.contains(image.signingKeyID) else { continue }
-                    let target = try Self.target(image, prefix: group.id.description)
+                    let target = try Self.target(image, prefix: group.id.description, signingKeys: keys)
                     targets[target.path] = target
                 }
             }
@@ -160,7 +162,7 @@ public struct TUFRepositoryService: Sendable {
             for release in releases.filter({ $0.feed == feed.rawValue }).prefix(releasesListed) {
                 guard let image = try await session.image(id: release.imageID, tenant: tenant), !revoked.contains(image.signingKeyID)
                 else { continue }
-                let target = try Self.target(image, prefix: roleName(feed: feed))
+                let target = try Self.target(image, prefix: roleName(feed: feed), signingKeys: keys)
                 targets[target.path] = target
             }
             if !targets.isEmpty || !releases.isEmpty {
@@ -172,13 +174,13 @@ public struct TUFRepositoryService: Sendable {
 
     /// An image as a TUF target under `prefix`: the package's length and hash, and what the device needs
     /// in `custom`.
-    static func target(_ image: ImageRecord, prefix: String) throws -> TargetFile {
+    static func target(_ image: ImageRecord, prefix: String, signingKeys: [String: String]) throws -> TargetFile {
         let manifest = try JSONValue.parse(Array(image.manifest.utf8))
         let custom: JSONValue = .object([
             "imageId": .string(image.id.description), "componentId": .string(image.componentID), "name": .string(image.name),
             "kind": .string(image.kind), "version": .string(image.version),
             "payloadSha256": manifest["payloadSha256"] ?? .null, "critical": manifest["critical"] ?? .bool(false),
-            "signingKeyId": .string(image.signingKeyID),
+            "signingKeyId": .string(image.signingKeyID), "signingKey": signingKeys[image.signingKeyID].map { .string($0) } ?? .null,
         ])
         return TargetFile(
             path: "\(prefix)/\(image.id).rpkg", length: image.length, hashes: ["sha256": image.sha256], custom: custom)
@@ -266,10 +268,12 @@ public struct TUFRepositoryService: Sendable {
             targets += content[Self.roleName(group: group.id)]?.targets.values ?? [:].values
             let recent = try await session.deployments(ofGroup: group.id, limit: 2)
             if recent.count == 2, now.timeIntervalSince(recent[0].createdAt) < Self.rolloutGrace {
-                let revoked = Set(try await session.signingKeys(ofTenant: tenant).filter { $0.revokedAt != nil }.map(\.keyID))
+                let allKeys = try await session.signingKeys(ofTenant: tenant)
+                let revoked = Set(allKeys.filter { $0.revokedAt != nil }.map(\.keyID))
+                let keys = Dictionary(allKeys.map { ($0.keyID, $0.publicKey) }, uniquingKeysWith: { a, _ in a })
                 for id in recent[1].imageIDs {
                     guard let image = try await session.image(id: id, tenant: tenant), !revoked.contains(image.signingKeyID) else { continue }
-                    targets.append(try Self.target(image, prefix: group.id.description))
+                    targets.append(try Self.target(image, prefix: group.id.description, signingKeys: keys))
                 }
             }
         }

@@ -2,6 +2,7 @@ import Foundation
 import RampartCore
 import RampartStore
 import RampartTUF
+import Synchronization
 
 /// Push "check now" to devices through a long-poll, and their update reports back.
 ///
@@ -10,8 +11,13 @@ public struct UpdateCheckService: Sendable {
     let context: DomainContext
     let repository: TUFRepositoryService
 
-    /// How often a waiting poll looks for a request.
-    static let pollInterval: Duration = .milliseconds(250)
+    /// How often a waiting poll looks at this process's signals (memory), and at the database, where a
+    /// request made through another replica shows up.
+    static let signalInterval: Duration = .milliseconds(250)
+    static let databaseInterval = 20  // signal intervals: every 5 s
+
+    /// Requests made through this process, by device, so its waiting polls answer at once.
+    static let signals = Mutex<[String: Int]>([:])
 
     public init(context: DomainContext, repository: TUFRepositoryService) {
         self.context = context
@@ -28,17 +34,26 @@ public struct UpdateCheckService: Sendable {
             }
             try await session.requestUpdateCheck(deviceID: deviceID, at: context.clock.now())
         }
+        Self.signals.withLock { $0[deviceID, default: 0] += 1 }
     }
 
     /// A device's long-poll: answers as soon as a check is requested, or after `wait`.
     public func waitForCheck(deviceID: String, wait: Duration) async throws -> UpdateNotification {
         let deadline = ContinuousClock.now + wait
+        var seen = Self.signals.withLock { $0[deviceID] }
+        var ticks = 0
         while true {
-            if try await context.store.transaction({ try await $0.takeUpdateCheck(deviceID: deviceID) }) {
-                return UpdateNotification(checkNow: true)
+            let signal = Self.signals.withLock { $0[deviceID] }
+            if ticks % Self.databaseInterval == 0 || signal != seen {
+                seen = signal
+                if try await context.store.transaction({ try await $0.takeUpdateCheck(deviceID: deviceID) }) {
+                    Self.signals.withLock { _ = $0.removeValue(forKey: deviceID) }
+                    return UpdateNotification(checkNow: true)
+                }
             }
             guard ContinuousClock.now < deadline, !Task.isCancelled else { return UpdateNotification(checkNow: false) }
-            try await Task.sleep(for: Self.pollInterval)
+            ticks += 1
+            try await Task.sleep(for: Self.signalInterval)
         }
     }
 

@@ -440,7 +440,7 @@ paths:
 
         | Status | Code | Meaning |
         | ------ | ---- | ------- |
-        | 400 | `invalidRequest` | `wait` is outside 0…55. |
+        | 400 | `invalidRequest` | `wait` is not a whole number from 0 to 1800. |
         | 401 | `deviceCertificateRequired` | The TLS connection carries no client certificate. |
         | 403 | `deviceCertificateInvalid` | The certificate is not a current device certificate of this tenant, or the device is not claimed by it. |
         | 404 | `notFound` | The tenant ID is not a UUID. |
@@ -454,7 +454,7 @@ paths:
           schema:
             type: integer
             minimum: 0
-            maximum: 55
+            maximum: 1800
             default: 25
       responses:
         "200":
@@ -2888,8 +2888,9 @@ components:
         result:
           type: string
           description: >-
-            `upToDate`, `installed`, `deferred`, `rolledBack`, `waiting` or a
-            refusal code.
+            `upToDate`, `installed`, `deferred`, `waiting`, `restart` (a runtime
+            was installed and the device is restarting into it) or a refusal
+            code. How a runtime switch ended is in `lastSwitch`.
         message:
           type: string
           description: Human-readable detail of the result.
