@@ -202,6 +202,8 @@ struct KeyMaintenanceService: Service {
                     try await repository.ensureRepository(tenant: tenant)
                 }
                 _ = try await repository.resignDue()
+                let now = certificateAuthority.context.clock.now()
+                try await store.transaction { try await $0.purgeNonces(before: now - 300) }
             } catch {
                 logger.warning("Key maintenance failed; will retry", metadata: ["error": "\(error)"])
             }

@@ -91,12 +91,6 @@ public struct ErrorEventRecord: Sendable, Equatable {
     }
 }
 
-/// How a nonce looked when it was taken.
-public enum NonceState: Sendable, Equatable {
-    case unknown
-    case used
-    case taken(deviceID: String, expiresAt: Date)
-}
 
 extension StoreSession {
     // MARK: Devices
@@ -160,26 +154,17 @@ extension StoreSession {
 
     // MARK: Nonces
 
-    /// Stores a challenge nonce issued to a device.
-    public func insertNonce(_ nonce: String, deviceID: String, expiresAt: Date) async throws {
+    /// Marks a nonce used.
+    ///
+    /// - Returns: `false` when it had been used before.
+    public func spendNonce(_ nonce: String, deviceID: String, expiresAt: Date, at time: Date) async throws -> Bool {
         try await db.raw(
-            "INSERT INTO attestation_nonces (nonce, device_id, expires_at) VALUES (\(bind: nonce), \(bind: deviceID), \(bind: expiresAt.storeMillis))"
-        ).run()
-    }
-
-    /// Takes a nonce for single use.
-    public func takeNonce(_ nonce: String, at time: Date) async throws -> NonceState {
-        let taken = try await db.raw(
             """
-            UPDATE attestation_nonces SET used_at = \(bind: time.storeMillis)
-            WHERE nonce = \(bind: nonce) AND used_at IS NULL RETURNING device_id, expires_at
+            INSERT INTO attestation_nonces (nonce, device_id, expires_at, used_at)
+            VALUES (\(bind: nonce), \(bind: deviceID), \(bind: expiresAt.storeMillis), \(bind: time.storeMillis))
+            ON CONFLICT (nonce) DO NOTHING RETURNING nonce
             """
-        ).first()
-        if let taken {
-            return .taken(deviceID: try taken.string("device_id"), expiresAt: try taken.date("expires_at"))
-        }
-        let exists = try await db.raw("SELECT nonce FROM attestation_nonces WHERE nonce = \(bind: nonce)").first()
-        return exists == nil ? .unknown : .used
+        ).first() != nil
     }
 
     /// Deletes nonces that expired before `time`.

@@ -21,6 +21,7 @@ public struct AttestationService: Sendable {
     let repository: TUFRepositoryService
     let manufacturerRoots: [Certificate]
     private let endorsementCache: EndorsementCache
+    private let nonceKey: SymmetricKey
 
     /// Creates the service.
     ///
@@ -37,19 +38,45 @@ public struct AttestationService: Sendable {
             }
         }
         endorsementCache = EndorsementCache()
+        nonceKey = context.sealer.derivedKey(purpose: "attestation-nonce")
     }
 
     /// Issues a single-use nonce to a device, valid for a minute.
+    ///
+    /// The nonce is stateless: 16 random bytes, the expiry, and an HMAC binding both to the device ID under a
+    /// key derived from the master key, so issuing one writes nothing and any replica can check it. Single
+    /// use is enforced when it is spent (``spend(_:deviceID:now:)``).
     public func challenge(deviceID rawID: String) async throws -> AttestationChallenge {
         let deviceID = try DeviceID.validated(rawID)
-        let now = context.clock.now()
-        let nonce = Base64URL.encode(SymmetricKey(size: .bits256).withUnsafeBytes { Array($0) })
-        let expiry = now + context.configuration.limits.attestationNonceLifetime
-        try await context.store.transaction { session in
-            try await session.purgeNonces(before: now - 300)
-            try await session.insertNonce(nonce, deviceID: deviceID, expiresAt: expiry)
+        let expiry = context.clock.now() + context.configuration.limits.attestationNonceLifetime
+        let random = SymmetricKey(size: .bits128).withUnsafeBytes { Array($0) }
+        let seconds = UInt64(expiry.timeIntervalSince1970.rounded(.up))
+        let body = random + (0..<8).map { UInt8(truncatingIfNeeded: seconds >> (56 - 8 * $0)) }
+        let nonce = Base64URL.encode(body + Self.tag(body, deviceID: deviceID, key: nonceKey))
+        return AttestationChallenge(nonce: nonce, expiresAt: Date(timeIntervalSince1970: Double(seconds)))
+    }
+
+    static func tag(_ body: [UInt8], deviceID: String, key: SymmetricKey) -> [UInt8] {
+        Array(HMAC<SHA256>.authenticationCode(for: body + Array(deviceID.utf8), using: key)).prefix(16).map { $0 }
+    }
+
+    /// What spending a nonce found.
+    enum NonceCheck {
+        case fresh, unknown, expired, replayed
+    }
+
+    /// Checks a nonce's HMAC and expiry, then marks it used (a write that fails if it was used before).
+    func spend(_ nonce: String, deviceID: String, now: Date) async throws -> NonceCheck {
+        guard let bytes = Base64URL.decode(nonce).map(Array.init), bytes.count == 40,
+            Self.tag(Array(bytes[0..<24]), deviceID: deviceID, key: nonceKey) == Array(bytes[24..<40])
+        else { return .unknown }
+        let seconds = bytes[16..<24].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
+        let expiry = Date(timeIntervalSince1970: Double(seconds))
+        guard expiry > now else { return .expired }
+        let firstUse = try await context.store.transaction { session in
+            try await session.spendNonce(nonce, deviceID: deviceID, expiresAt: expiry, at: now)
         }
-        return AttestationChallenge(nonce: nonce, expiresAt: expiry)
+        return firstUse ? .fresh : .replayed
     }
 
     /// Appraises evidence and, if it passes, issues the device certificate.
@@ -66,17 +93,15 @@ public struct AttestationService: Sendable {
             if refusal == nil { refusal = AttestationRefusal.error(code, message) }
         }
 
-        switch try await context.store.transaction({ session in try await session.takeNonce(claims.eat_nonce, at: now) }) {
+        switch try await spend(claims.eat_nonce, deviceID: deviceID, now: now) {
         case .unknown:
-            refuse(AttestationRefusal.nonceUnknown, "The nonce was not issued by this server. Request a new challenge.")
-        case .used:
+            refuse(AttestationRefusal.nonceUnknown, "The nonce was not issued by this server to this device. Request a new challenge.")
+        case .replayed:
             refuse(AttestationRefusal.nonceReplayed, "The nonce was already used. Every attestation needs a fresh challenge.")
-        case .taken(let owner, let expiry):
-            if owner != deviceID {
-                refuse(AttestationRefusal.nonceUnknown, "The nonce was issued to another device.")
-            } else if expiry <= now {
-                refuse(AttestationRefusal.nonceExpired, "The nonce expired; answer a challenge within a minute.")
-            }
+        case .expired:
+            refuse(AttestationRefusal.nonceExpired, "The nonce expired; answer a challenge within a minute.")
+        case .fresh:
+            break
         }
         let authentic = parsed.signatureVerifies()
         if !authentic {

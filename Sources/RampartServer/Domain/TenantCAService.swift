@@ -4,6 +4,7 @@ import RampartCore
 import RampartPKI
 import RampartStore
 import SwiftASN1
+import Synchronization
 import X509
 
 /// The tenant certificate authority: creation, rotation, revocation, downloads and proofs of possession.
@@ -99,6 +100,7 @@ public struct TenantCAService: Sendable {
     }
 
     private func apply(_ step: Step, tenant: RampartID, now: Date, session: StoreSession) async throws {
+        Self.issuers.remove(tenant)
         switch step {
         case .createActive(let retiring):
             if let retiring { try await session.setCAStatus(id: retiring.id, .inactive) }
@@ -181,26 +183,41 @@ public struct TenantCAService: Sendable {
     func issueDeviceCertificate(tenant: RampartID, deviceID: String, publicKey: P256.Signing.PublicKey) async throws
         -> (certificate: Certificate, issuer: Certificate)
     {
-        try await rotateIfDue(tenant: tenant)
-        let cas = try await context.store.read { session in try await session.cas(ofTenant: tenant) }
-        let record = try Self.find("active", in: cas)
-        let ca = try Certificate(derEncoded: record.certificateDER)
         let now = context.clock.now()
+        let issuer: IssuerCache.Issuer
+        if let cached = Self.issuers.lookup(tenant, at: now) {
+            issuer = cached
+        } else {
+            try await rotateIfDue(tenant: tenant)
+            let cas = try await context.store.read { session in try await session.cas(ofTenant: tenant) }
+            let record = try Self.find("active", in: cas)
+            issuer = IssuerCache.Issuer(
+                certificate: try Certificate(derEncoded: record.certificateDER),
+                key: try context.sealer.open(record.sealedKey, owner: "ca:\(record.id)"), notAfter: record.notAfter)
+            Self.issuers.store(tenant, issuer, until: now + Self.issuerCacheLifetime)
+        }
         let start = now - CertificateIssuer.backdate
-        let end = min(start + context.configuration.limits.deviceCertificateLifetime, record.notAfter)
+        let end = min(start + context.configuration.limits.deviceCertificateLifetime, issuer.notAfter)
         let certificate = try CertificateIssuer.issueLeaf(
-            subject: try DistinguishedName { CommonName(deviceID) }, publicKey: publicKey, issuer: ca,
-            issuerKey: try context.sealer.open(record.sealedKey, owner: "ca:\(record.id)"), notBefore: start,
-            notAfter: end, profile: .client, backdate: 0)
-        return (certificate, ca)
+            subject: try DistinguishedName { CommonName(deviceID) }, publicKey: publicKey, issuer: issuer.certificate,
+            issuerKey: issuer.key, notBefore: start, notAfter: end, profile: .client, backdate: 0)
+        return (certificate, issuer.certificate)
     }
+
+    /// How long the Active CA, unsealed, is reused for issuing device certificates. A revocation or rotation
+    /// in this process takes effect at once; on other replicas within this time.
+    static let issuerCacheLifetime: TimeInterval = 30
+    /// Shared by every instance in the process, so that a revocation anywhere clears it.
+    static let issuers = IssuerCache()
 
     /// Revokes a CA. Revoking the Active CA promotes a valid successor or creates a new Active CA at once.
     public func revoke(tenant: RampartID, thumbprint: String, caller: UserRecord) async throws -> CACertificateInfo {
-        try await context.audited(Actor(user: caller), tenant: tenant, action: "ca.revoke", target: thumbprint) {
+        defer { Self.issuers.remove(tenant) }  // again after the commit, in case an issuance cached it meanwhile
+        return try await context.audited(Actor(user: caller), tenant: tenant, action: "ca.revoke", target: thumbprint) {
             session in
             _ = try await context.authorize(caller, tenant: tenant, .delete, session: session)
             try await session.lockTenant(tenant)
+            Self.issuers.remove(tenant)
             let record = try await Self.find(thumbprint, in: session.cas(ofTenant: tenant))
             guard record.status != .revoked else {
                 throw RampartError.conflict(.conflict, "CA \(record.thumbprint) is already revoked.")
@@ -245,5 +262,35 @@ public struct TenantCAService: Sendable {
 
     static func compactTimestamp(_ date: Date) -> String {
         Timestamp.format(date).replacingOccurrences(of: "-", with: "").replacingOccurrences(of: ":", with: "")
+    }
+}
+
+/// The Active CA of each tenant, unsealed, for a short time: attestation issues a certificate per device per
+/// day, and reading and unsealing the CA each time showed in the profile.
+final class IssuerCache: Sendable {
+    struct Issuer: Sendable {
+        let certificate: Certificate
+        let key: P256.Signing.PrivateKey
+        let notAfter: Date
+    }
+
+    private let entries = Mutex<[RampartID: (issuer: Issuer, until: Date)]>([:])
+
+    func lookup(_ tenant: RampartID, at time: Date) -> Issuer? {
+        entries.withLock { entries in
+            guard let entry = entries[tenant], entry.until > time, entry.issuer.notAfter > time else { return nil }
+            return entry.issuer
+        }
+    }
+
+    func store(_ tenant: RampartID, _ issuer: Issuer, until: Date) {
+        entries.withLock { entries in
+            if entries.count > 100_000 { entries.removeAll(keepingCapacity: true) }
+            entries[tenant] = (issuer, until)
+        }
+    }
+
+    func remove(_ tenant: RampartID) {
+        _ = entries.withLock { $0.removeValue(forKey: tenant) }
     }
 }
