@@ -32,23 +32,36 @@ extension Certificate {
     }
 }
 
-/// Base64url without padding (RFC 4648 §5), as JOSE and our tokens use.
+/// Base64url without padding (RFC 4648 §5), as JOSE and our tokens use. Byte-level: attestation encodes
+/// and decodes several per request, and Foundation's string replacing showed in the profile.
 public enum Base64URL {
     /// Encodes bytes.
     public static func encode(_ bytes: some Sequence<UInt8>) -> String {
-        Data(bytes).base64EncodedString()
-            .replacingOccurrences(of: "+", with: "-")
-            .replacingOccurrences(of: "/", with: "_")
-            .replacingOccurrences(of: "=", with: "")
+        var out = Array(Data(bytes).base64EncodedString().utf8)
+        while out.last == UInt8(ascii: "=") { out.removeLast() }
+        for index in out.indices {
+            switch out[index] {
+            case UInt8(ascii: "+"): out[index] = UInt8(ascii: "-")
+            case UInt8(ascii: "/"): out[index] = UInt8(ascii: "_")
+            default: break
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Decodes text; `nil` when it is not base64url.
     public static func decode(_ text: String) -> Data? {
-        guard text.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "-" || $0 == "_") }) else {
-            return nil
+        var bytes = Array(text.utf8)
+        for index in bytes.indices {
+            switch bytes[index] {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+                break
+            case UInt8(ascii: "-"): bytes[index] = UInt8(ascii: "+")
+            case UInt8(ascii: "_"): bytes[index] = UInt8(ascii: "/")
+            default: return nil
+            }
         }
-        var base64 = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
-        while base64.count % 4 != 0 { base64 += "=" }
-        return Data(base64Encoded: base64)
+        while bytes.count % 4 != 0 { bytes.append(UInt8(ascii: "=")) }
+        return Data(base64Encoded: Data(bytes))
     }
 }
