@@ -70,7 +70,7 @@ public struct AppStore: Sendable {
     /// Removes an installed app.
     public func remove(componentID: String) throws {
         let target = directory.appendingPathComponent(componentID)
-        let retired = directory.appendingPathComponent(".old-\(componentID)")
+        let retired = directory.appendingPathComponent(".removed-\(componentID)")
         guard FileManager.default.fileExists(atPath: target.path) else { return }
         try? FileManager.default.removeItem(at: retired)
         try rename(target, retired)
@@ -82,7 +82,7 @@ public struct AppStore: Sendable {
         let fm = FileManager.default
         for name in (try? fm.contentsOfDirectory(atPath: directory.path)) ?? [] {
             let path = directory.appendingPathComponent(name)
-            if name.hasPrefix(".staging-") {
+            if name.hasPrefix(".staging-") || name.hasPrefix(".removed-") {
                 try? fm.removeItem(at: path)
             } else if name.hasPrefix(".old-") {
                 let component = String(name.dropFirst(5))

@@ -100,7 +100,7 @@ public struct DeviceAgent: Service {
             }
             try state.store(chain: result.certificateChain, key: key)
             // A runtime fresh from an update has proven itself: the service accepted its measurements.
-            try SlotStore(state: state).confirm()
+            try SlotStore(state: state).confirm(executable: executable)
             let wait = schedule.delay(validity: leaf.notValidAfter.timeIntervalSince(leaf.notValidBefore))
             let next = now + wait
             status.update { status in

@@ -129,9 +129,15 @@ public struct SlotStore: Sendable {
         return .slot(active, executable: executable(active))
     }
 
-    /// Marks the pending switch healthy: called once the new runtime attested successfully.
-    public func confirm(now: Date = Date()) throws {
+    /// Marks the pending switch healthy: called once the new runtime attested successfully. Only the new
+    /// slot's own process may confirm it (the old one may still finish an attestation while it stops).
+    ///
+    /// - Parameter executable: What the calling process measures as its runtime.
+    public func confirm(executable: URL, now: Date = Date()) throws {
         guard let pending, active == pending.slot else { return }
+        let bootedFromSlot = ProcessInfo.processInfo.environment[Supervisor.slotVariable] == pending.slot.rawValue
+        guard bootedFromSlot || executable.resolvingSymlinksInPath() == self.executable(pending.slot).resolvingSymlinksInPath()
+        else { return }
         try record(Outcome(version: pending.version, result: "confirmed", reason: nil, at: now))
         try FileManager.default.removeItem(at: file("pending.json"))
     }

@@ -12,6 +12,8 @@ import Glibc
 public enum Supervisor {
     /// Set in the environment once a start has been counted, so the slot's runtime does not count it again.
     static let decidedVariable = "RAMPART_BOOT_DECIDED"
+    /// Set to the slot a process was started from (kept across a slot runtime that execs another binary).
+    static let slotVariable = "RAMPART_BOOTED_SLOT"
 
     /// Decides the slot for this start (rolling back an unconfirmed switch whose deadline or starts ran
     /// out) and, when the active slot's runtime is not the running binary, replaces this process with it.
@@ -25,7 +27,11 @@ public enum Supervisor {
         if let outcome = slots.lastOutcome, outcome.result == "rolledBack", outcome.at >= now.addingTimeInterval(-1) {
             logger.error("Rolled back a runtime update", metadata: ["version": "\(outcome.version)", "reason": "\(outcome.reason ?? "")"])
         }
-        guard case .slot(_, let executable) = decision else { return }
+        guard case .slot(let slot, let executable) = decision else {
+            unsetenv(slotVariable)
+            return
+        }
+        setenv(slotVariable, slot.rawValue, 1)
         let running = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         guard running != executable.resolvingSymlinksInPath() else { return }
         setenv(decidedVariable, "1", 1)
@@ -36,6 +42,7 @@ public enum Supervisor {
     /// with the same arguments; the new process counts its own start.
     public static func restart(state: DeviceState) throws {
         unsetenv(decidedVariable)
+        unsetenv(slotVariable)
         let slots = SlotStore(state: state)
         let executable = slots.active.map(slots.executable) ?? URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         try exec(executable)

@@ -36,7 +36,8 @@ public final class Doorbell: Sendable {
                 await withTaskCancellationHandler {
                     await withCheckedContinuation { continuation in
                         let resumeNow = self.state.withLock { state -> Bool in
-                            if state.rung {
+                            // Cancelled before registering: the group is done; never wait unwoken.
+                            if state.rung || Task.isCancelled {
                                 state.rung = false
                                 return true
                             }
@@ -270,12 +271,22 @@ public struct UpdateAgent: Service {
         }
 
         // System software: the newest runtime offered, if newer than what runs.
-        let runtimes = offered.filter { $0.custom?["kind"] == .string("runtime") }
+        // Runtimes come from the feed only (deployments hold apps), and a version that already rolled back
+        // here is not tried again: only a newer release is.
+        let failed = SlotStore(state: state).lastOutcome.flatMap { $0.result == "rolledBack" ? $0.version : nil }
+        let runtimes = offered.filter { target in
+            guard target.custom?["kind"] == .string("runtime"), target.path.hasPrefix("feed-") else { return false }
+            if case .string(let version)? = target.custom?["version"], version == failed { return false }
+            return true
+        }
         if let newest = runtimes.max(by: { Self.precedes(Self.version($0), Self.version($1)) }),
             Self.precedes(Self.versionParts(runtimeVersion), Self.version(newest)),
             SlotStore(state: state).pending == nil
         {
             let package = try await download(newest, base: base, fetcher: fetcher)
+            guard package.manifest.kind == .runtime, newest.custom?["version"] == .string(package.manifest.version) else {
+                throw RampartError(.packageSignatureInvalid, "\(newest.path) is not the runtime version TUF describes.")
+            }
             try SlotStore(state: state).install(payload: package.payload, manifestJSON: package.manifest.jsonText, version: package.manifest.version)
             let report = finish("installed", "Runtime \(package.manifest.version) installed in the inactive slot; restarting into it.", now)
             logger.info("Installed runtime; restarting", metadata: ["version": "\(package.manifest.version)"])

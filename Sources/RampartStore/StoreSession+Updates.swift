@@ -241,6 +241,12 @@ extension StoreSession {
 
     /// Deletes a product and its device groups.
     public func deleteProduct(id: RampartID) async throws {
+        try await db.raw(
+            "UPDATE devices SET device_group_id = NULL WHERE device_group_id IN (SELECT id FROM device_groups WHERE product_id = \(bind: id.description))"
+        ).run()
+        try await db.raw(
+            "DELETE FROM deployments WHERE device_group_id IN (SELECT id FROM device_groups WHERE product_id = \(bind: id.description))"
+        ).run()
         try await db.raw("DELETE FROM device_groups WHERE product_id = \(bind: id.description)").run()
         try await db.raw("DELETE FROM products WHERE id = \(bind: id.description)").run()
     }
@@ -300,6 +306,7 @@ extension StoreSession {
     /// Deletes a device group; its devices leave it.
     public func deleteDeviceGroup(id: RampartID) async throws {
         try await db.raw("UPDATE devices SET device_group_id = NULL WHERE device_group_id = \(bind: id.description)").run()
+        try await db.raw("DELETE FROM deployments WHERE device_group_id = \(bind: id.description)").run()
         try await db.raw("DELETE FROM device_groups WHERE id = \(bind: id.description)").run()
     }
 

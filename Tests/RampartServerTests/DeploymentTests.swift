@@ -186,9 +186,36 @@ struct DeploymentTests {
             try await h.deploy([newer], to: production)
             _ = try await h.attest(try device.evidence(nonce: try await h.challenge(device), measurements: [published, appMeasurement]))
 
+            // Runtimes reach groups through feeds, never through deployments.
+            await expectAPIError("invalidRequest", status: 400) { try await h.deploy([runtime], to: production) }
+            // A group that had deployments can be deleted once it holds no devices.
+            let spare = groups["Field Test"]!
+            try await h.deploy([newer], to: spare)
+            _ = try await h.admin.client.send(.DELETE, "/v1/tenants/\(h.tenant.id)/device-groups/\(spare.id)")
+
             // Revoking the signing key withdraws everything it signed.
             _ = try await h.admin.client.send(.POST, "/v1/tenants/\(h.tenant.id)/signing-keys/\(runtime.signingKeyId)/revoke")
             await h.expectRefusal("measurementUnknown:rampart-runtime", try device.evidence(nonce: try await h.challenge(device), measurements: [published]))
+        }
+    }
+}
+
+extension DeploymentTests {
+    @Test("a runtime digest revoked in the tenant's list is refused even while its feed lists it")
+    func revokedDigestBeatsFeed() async throws {
+        try await AttestationHarness.run { h in
+            let factory = PackageFactory()
+            try await h.register(factory)
+            let runtime = try await h.upload(try factory.runtime(version: "3.0.0", payload: Array("runtime 3".utf8)))
+            _ = try await h.admin.client.send(
+                .POST, "/v1/tenants/\(h.tenant.id)/runtime-releases", body: RuntimeReleaseRequest(imageId: runtime.id, feed: .retail))
+            let device = try await h.device()
+            let measured = TestDevice.runtime(runtime.payloadSha256, version: "3.0.0")
+            _ = try await h.attest(try device.evidence(nonce: try await h.challenge(device), measurements: [measured]))
+            _ = try await h.admin.client.send(
+                .POST, "/v1/tenants/\(h.tenant.id)/reference-values", body: ReferenceValueRequest(sha256: runtime.payloadSha256, version: "3.0.0"))
+            _ = try await h.admin.client.send(.DELETE, "/v1/tenants/\(h.tenant.id)/reference-values/\(runtime.payloadSha256)")
+            await h.expectRefusal("measurementRevoked:rampart-runtime", try device.evidence(nonce: try await h.challenge(device), measurements: [measured]))
         }
     }
 }

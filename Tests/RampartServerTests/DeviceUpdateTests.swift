@@ -179,7 +179,9 @@ struct SlotTests {
         #expect(slots.lastOutcome?.result == "rolledBack" && slots.lastOutcome?.reason?.contains("2 starts") == true)
 
         try slots.install(payload: Array("v3".utf8), manifestJSON: #"{"version":"3.0.0"}"#, version: "3.0.0", now: now)
-        try slots.confirm(now: now)
+        try slots.confirm(executable: URL(fileURLWithPath: "/elsewhere"), now: now)  // the old runtime cannot confirm
+        #expect(slots.pending != nil)
+        try slots.confirm(executable: slots.executable(slots.active!), now: now)
         #expect(slots.pending == nil && slots.lastOutcome?.result == "confirmed")
         try slots.install(payload: Array("v4".utf8), manifestJSON: #"{"version":"4.0.0"}"#, version: "4.0.0", now: now)
         let current = slots.active

@@ -134,6 +134,14 @@ struct UpdateTests {
                     .POST, "/v1/tenants/\(h.tenant.id)/tuf/root",
                     body: TUFRootRotationRequest(root: try next(v2, signers: newer + [offline[0]], rootKeys: newer, threshold: 1)))
             }
+            // A root without consistent snapshots would strand every client of this repository.
+            var flat = v2
+            flat.consistentSnapshot = false
+            await expectAPIError("invalidRequest", status: 400) {
+                _ = try await h.admin.client.send(
+                    .POST, "/v1/tenants/\(h.tenant.id)/tuf/root",
+                    body: TUFRootRotationRequest(root: try next(flat, signers: newer + offline, rootKeys: newer, threshold: 1)))
+            }
             // Not a root at all.
             await expectAPIError("invalidRequest", status: 400) {
                 _ = try await h.admin.client.send(

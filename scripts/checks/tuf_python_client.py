@@ -1,9 +1,10 @@
 """python-tuf's ngclient against a Rampart tenant repository, as a device would use it.
 
-Usage: tuf_python_client.py METADATA_URL ROOT_JSON SERVER_CA DEVICE_CERT DEVICE_KEY WORK_DIR EXPECTED_ROLES...
+Usage: tuf_python_client.py METADATA_URL ROOT_JSON SERVER_CA DEVICE_CERT DEVICE_KEY WORK_DIR TARGET PACKAGE EXPECTED_ROLES...
 
 The fetcher presents the device certificate (mutual TLS) and trusts the server's CA. Checks that
-refresh succeeds, that the top-level targets delegate exactly EXPECTED_ROLES, and that a request
+refresh succeeds, that the top-level targets delegate exactly EXPECTED_ROLES, that the deployed
+TARGET (a group's image package) downloads and equals the PACKAGE file uploaded, and that a request
 without a client certificate is refused.
 """
 import os
@@ -27,7 +28,7 @@ class DeviceFetcher(Urllib3Fetcher):
 
 
 def main():
-    url, root, ca, cert, key, work, *expected = sys.argv[1:]
+    url, root, ca, cert, key, work, target_path, package, *expected = sys.argv[1:]
     root_bytes = open(root, "rb").read()
     metadata_dir = os.path.join(work, "metadata")
     os.makedirs(metadata_dir, exist_ok=True)
@@ -43,6 +44,17 @@ def main():
         group = role.removeprefix("group-")
         assert updater.get_targetinfo(f"{group}/not-deployed.wasm") is None
     assert os.path.exists(os.path.join(metadata_dir, f"{expected[0]}.json")) if expected else True
+
+    target_dir = os.path.join(work, "targets")
+    os.makedirs(target_dir, exist_ok=True)
+    downloader = Updater(metadata_dir, url, target_dir=target_dir, target_base_url=url.replace("/metadata/", "/targets/"),
+                         fetcher=DeviceFetcher(ca, cert, key), bootstrap=None)
+    downloader.refresh()
+    info = downloader.get_targetinfo(target_path)
+    assert info is not None, f"{target_path} is not in the repository"
+    path = downloader.download_target(info)
+    assert open(path, "rb").read() == open(package, "rb").read(), "the downloaded target differs from the uploaded package"
+    print(f"python-tuf downloaded {target_path} ({info.length} bytes, custom {sorted(info.custom)}) and it matches")
 
     anonymous_dir = os.path.join(work, "anonymous")
     os.makedirs(anonymous_dir, exist_ok=True)

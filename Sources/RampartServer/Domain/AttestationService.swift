@@ -68,8 +68,10 @@ public struct AttestationService: Sendable {
     /// Checks a nonce's HMAC and expiry, then marks it used (a write that fails if it was used before).
     func spend(_ nonce: String, deviceID: String, now: Date) async throws -> NonceCheck {
         guard let bytes = Base64URL.decode(nonce).map(Array.init), bytes.count == 40,
-            Self.tag(Array(bytes[0..<24]), deviceID: deviceID, key: nonceKey) == Array(bytes[24..<40])
+            Base64URL.encode(bytes) == nonce  // one spelling per nonce, so single use cannot be sidestepped
         else { return .unknown }
+        let expected = Self.tag(Array(bytes[0..<24]), deviceID: deviceID, key: nonceKey)
+        guard zip(expected, bytes[24..<40]).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0 else { return .unknown }
         let seconds = bytes[16..<24].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         let expiry = Date(timeIntervalSince1970: Double(seconds))
         guard expiry > now else { return .expired }
@@ -138,7 +140,8 @@ public struct AttestationService: Sendable {
                     return digest == measurement.sha256 && version == measurement.version
                         && (measurement.kind == .runtime ? kind == "runtime" : kind == "app" && component == measurement.component)
                 }
-                if listed { continue }
+                let revokedDigest = references.contains { $0.sha256 == measurement.sha256 && $0.revokedAt != nil }
+                if listed && !revokedDigest { continue }
                 if measurement.kind == .app {
                     refuse(AttestationRefusal.measurementUnknown(measurement.component),
                            "App \(measurement.component) \(measurement.version) is not in this device's deployment.")

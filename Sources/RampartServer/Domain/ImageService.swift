@@ -133,6 +133,10 @@ public struct ImageService: Sendable {
             var components: Set<String> = []
             for imageID in imageIDs {
                 guard let image = try await session.image(id: imageID, tenant: tenant) else { throw RampartError.notFound("Image \(imageID)") }
+                guard image.kind != "runtime" else {
+                    throw RampartError.invalidRequest(
+                        "Image \(imageID) is a runtime: runtimes reach groups through their feed ('runtime-release publish'), not deployments.")
+                }
                 guard !revoked.contains(image.signingKeyID) else {
                     throw RampartError(.signingKeyRevoked, "Image \(imageID) is signed by a revoked key.", status: 403)
                 }

@@ -93,6 +93,7 @@ public struct ProductService: Sendable {
     public func deleteProduct(tenant: RampartID, product reference: String, caller: UserRecord) async throws {
         try await context.audited(Actor(user: caller), tenant: tenant, action: "product.delete", target: reference) { session in
             _ = try await context.authorize(caller, tenant: tenant, .delete, session: session)
+            try await session.lockTenant(tenant)
             let product = try await Self.product(reference, tenant: tenant, session: session)
             for group in try await session.deviceGroups(ofTenant: tenant, product: product.id) {
                 let count = try await session.deviceCount(inGroup: group.id)
@@ -171,6 +172,7 @@ public struct ProductService: Sendable {
             guard request.product == nil else {
                 throw RampartError.invalidRequest("A device group cannot move to another product; create a new group.")
             }
+            try await session.lockTenant(tenant)
             var group = try await Self.group(id, tenant: tenant, session: session)
             let product = try await Self.product(group.productID.description, tenant: tenant, session: session)
             if let rawName = request.name {
@@ -197,6 +199,7 @@ public struct ProductService: Sendable {
         try await context.audited(Actor(user: caller), tenant: tenant, action: "device-group.delete", target: id.description) {
             session in
             _ = try await context.authorize(caller, tenant: tenant, .delete, session: session)
+            try await session.lockTenant(tenant)
             let group = try await Self.group(id, tenant: tenant, session: session)
             let count = try await session.deviceCount(inGroup: group.id)
             guard count == 0 else {

@@ -350,6 +350,9 @@ public struct TUFRepositoryService: Sendable {
             } catch let error as RampartError {
                 throw RampartError.invalidRequest("The new root would be refused by devices: \(error.message)")
             }
+            guard parsed.consistentSnapshot else {
+                throw RampartError.invalidRequest("The new root must keep consistent_snapshot true: this repository serves versioned files only.")
+            }
             // The online roles must keep keys the server holds, or it could not publish any more.
             for role in [TopLevelRole.targets, .snapshot, .timestamp] {
                 let held = Set(keys.filter { $0.role == role.rawValue }.map(\.keyID))

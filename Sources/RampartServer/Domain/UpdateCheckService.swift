@@ -2,6 +2,7 @@ import Foundation
 import RampartCore
 import RampartStore
 import RampartTUF
+import ServiceLifecycle
 import Synchronization
 
 /// Push "check now" to devices through a long-poll, and their update reports back.
@@ -38,7 +39,18 @@ public struct UpdateCheckService: Sendable {
     }
 
     /// A device's long-poll: answers as soon as a check is requested, or after `wait`.
+    ///
+    /// A server shutting down answers waiting polls at once (`checkNow` false) instead of holding its
+    /// shutdown for up to the whole wait.
     public func waitForCheck(deviceID: String, wait: Duration) async throws -> UpdateNotification {
+        do {
+            return try await cancelWhenGracefulShutdown { try await poll(deviceID: deviceID, wait: wait) }
+        } catch is CancellationError {
+            return UpdateNotification(checkNow: false)
+        }
+    }
+
+    private func poll(deviceID: String, wait: Duration) async throws -> UpdateNotification {
         let deadline = ContinuousClock.now + wait
         var seen = Self.signals.withLock { $0[deviceID] }
         var ticks = 0
@@ -51,7 +63,9 @@ public struct UpdateCheckService: Sendable {
                     return UpdateNotification(checkNow: true)
                 }
             }
-            guard ContinuousClock.now < deadline, !Task.isCancelled else { return UpdateNotification(checkNow: false) }
+            guard ContinuousClock.now < deadline, !Task.isCancelled, !Task.isShuttingDownGracefully else {
+                return UpdateNotification(checkNow: false)
+            }
             ticks += 1
             try await Task.sleep(for: Self.signalInterval)
         }
