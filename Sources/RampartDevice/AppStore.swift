@@ -111,5 +111,6 @@ public struct AppStore: Sendable {
         guard Foundation.rename(from.path, to.path) == 0 else {
             throw RampartError(.configurationInvalid, "Cannot move \(from.path) to \(to.path): errno \(errno).")
         }
+        SecureFile.synchronizeDirectory(of: to)
     }
 }

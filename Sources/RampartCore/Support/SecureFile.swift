@@ -22,6 +22,16 @@ public enum SecureFile {
         if rename(temporary.path, url.path) != 0 {
             throw RampartError(.configurationInvalid, "Cannot move \(temporary.path) into place: errno \(errno).")
         }
+        synchronizeDirectory(of: url)
+    }
+
+    /// Flushes a directory entry change (a rename) to disk, so that renames in different directories
+    /// reach the disk in the order they were made.
+    public static func synchronizeDirectory(of url: URL) {
+        let descriptor = open(url.deletingLastPathComponent().path, O_RDONLY)
+        guard descriptor >= 0 else { return }
+        fsync(descriptor)
+        close(descriptor)
     }
 }
 
