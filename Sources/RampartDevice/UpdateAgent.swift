@@ -216,7 +216,10 @@ public struct UpdateAgent: Service {
         let fetcher = HTTPFetcher(client: httpClient, tlsConfiguration: tls)
         let base = "\(server)/v1/tuf/\(tenant)"
         guard let settingsBytes = try await fetcher.fetch("\(base)/device", maximumLength: 65_536) else {
-            throw RampartError(.serverUnreachable, "The service does not know this device's update settings.")
+            // 403/404: the service no longer accepts this certificate (a revoked CA, a device moved between
+            // tenants). A fresh attestation is the remedy, so ask for one now rather than in a day.
+            attestNow.ring()
+            throw RampartError(.serverUnreachable, "The service refused this device's certificate for updates; attesting again.")
         }
         let settings = try JSONCoding.decoder().decode(DeviceUpdateSettings.self, from: Data(settingsBytes))
 
