@@ -115,6 +115,9 @@ public struct SlotStore: Sendable {
             try FileManager.default.removeItem(at: file("pending.json"))
         }
         if var pending, active == pending.slot {
+            // The deadline runs from the new runtime's first start, not from the install: a device that was
+            // off in between still gives it the whole time.
+            if pending.boots == 0 { pending.deadline = now + healthDeadline }
             if pending.deadline <= now || pending.boots >= maximumBoots || !FileManager.default.isExecutableFile(atPath: executable(pending.slot).path) {
                 let reason = pending.deadline <= now
                     ? "the new runtime did not confirm its health before the deadline"

@@ -185,7 +185,8 @@ struct SlotTests {
         #expect(slots.pending == nil && slots.lastOutcome?.result == "confirmed")
         try slots.install(payload: Array("v4".utf8), manifestJSON: #"{"version":"4.0.0"}"#, version: "4.0.0", now: now)
         let current = slots.active
-        #expect(try slots.decideBoot(now: now + 3600) == .slot(current!.other, executable: slots.executable(current!.other)))
+        #expect(try slots.decideBoot(now: now + 86_400) == .slot(current!, executable: slots.executable(current!)))  // off for a day: its time starts now
+        #expect(try slots.decideBoot(now: now + 86_400 + 3600) == .slot(current!.other, executable: slots.executable(current!.other)))
         #expect(slots.lastOutcome?.reason?.contains("deadline") == true && slots.activeVersion == "3.0.0")
     }
 
