@@ -323,9 +323,7 @@ public struct UpdateAgent: Service {
         var have = (try? Data(contentsOf: partial)) ?? Data()
         if have.count > target.length { have = Data() }
         if have.count < target.length {
-            let slash = target.path.lastIndex(of: "/")!
-            let url = "\(base)/targets/\(target.path[..<slash])/\(digest).\(target.path[target.path.index(after: slash)...])"
-            var request = HTTPClientRequest(url: url)
+            var request = HTTPClientRequest(url: "\(base)/targets/\(target.hashPrefixedPath)")
             request.tlsConfiguration = fetcher.tlsConfiguration
             if !have.isEmpty { request.headers.add(name: "Range", value: "bytes=\(have.count)-") }
             let response = try await httpClient.execute(request, timeout: .seconds(300))

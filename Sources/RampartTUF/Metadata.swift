@@ -363,6 +363,14 @@ public struct TargetFile: Sendable, Hashable {
         self.init(path: path, length: data.count, hashes: ["sha256": Hex.encode(SHA256.hash(data: data))], custom: custom)
     }
 
+    /// The name a consistent-snapshot repository serves this target under: the hash in front of the
+    /// file name, `dir/<hash>.name` (sha256 when listed, else the first algorithm in order).
+    public var hashPrefixedPath: String {
+        let hash = hashes["sha256"] ?? hashes[hashes.keys.sorted()[0]]!
+        guard let slash = path.lastIndex(of: "/") else { return "\(hash).\(path)" }
+        return "\(path[...slash])\(hash).\(path[path.index(after: slash)...])"
+    }
+
     init(path: String, _ value: JSONValue) throws {
         let context = "targets: '\(path)'"
         guard case .object(let members) = value else { throw TUFError.malformed("\(context) must be an object.") }

@@ -187,15 +187,7 @@ public struct TUFUpdater: Sendable {
         {
             return destination
         }
-        var remotePath = target.path
-        if trusted?.root.consistentSnapshot ?? false {
-            let hash = target.hashes["sha256"] ?? target.hashes[target.hashes.keys.sorted()[0]]!
-            if let slash = remotePath.lastIndex(of: "/") {
-                remotePath = "\(remotePath[...slash])\(hash).\(remotePath[remotePath.index(after: slash)...])"
-            } else {
-                remotePath = "\(hash).\(remotePath)"
-            }
-        }
+        let remotePath = trusted?.root.consistentSnapshot ?? false ? target.hashPrefixedPath : target.path
         let base = baseURL.hasSuffix("/") ? baseURL : baseURL + "/"
         guard let bytes = try await fetcher.fetch(base + remotePath, maximumLength: target.length) else {
             throw TUFError(.downloadFailed, "The repository has no file for target \(target.path).")

@@ -45,6 +45,13 @@ struct CanonicalJSONTests {
         }
     }
 
+    @Test("consistent-snapshot targets are served with the hash in front of the file name")
+    func hashPrefixedPath() {
+        let nested = TargetFile(path: "group/app.rpkg", length: 1, hashes: ["sha512": "bb", "sha256": "aa"])
+        #expect(nested.hashPrefixedPath == "group/aa.app.rpkg")
+        #expect(TargetFile(path: "top.txt", length: 1, hashes: ["sha512": "cc"]).hashPrefixedPath == "cc.top.txt")
+    }
+
     @Test("delegation path patterns match per segment, as python-tuf does")
     func pathPatterns() {
         let role = { (patterns: [String]) in

@@ -166,18 +166,25 @@ extension BenchCommand {
     }
 }
 
+/// Reference tools (openssl, nginx) run from the benchmarks.
+enum ReferenceTool {
+    /// A process for `arguments` with every signal unblocked: this process's threads keep signals blocked and
+    /// a child inherits the mask, which breaks tools that rely on signals (openssl speed's SIGALRM, nginx's
+    /// master/worker signals). perl unblocks them and execs the tool.
+    static func process(_ arguments: [String]) -> Process {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["perl", "-MPOSIX", "-e", "sigprocmask(SIG_SETMASK, POSIX::SigSet->new); exec @ARGV or die"] + arguments
+        return process
+    }
+}
+
 /// `openssl speed` as the crypto reference for a benchmark.
 enum OpenSSLSpeed {
     /// ECDSA P-256 signs and verifies per second on one core, or `nil` if openssl is missing.
     static func ecdsaP256(seconds: Int) -> (sign: Double, verify: Double)? {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        // openssl speed times itself with SIGALRM, which this process's threads keep blocked (the signal mask is
-        // inherited); perl unblocks every signal before it execs openssl.
-        process.arguments = [
-            "perl", "-MPOSIX", "-e", "sigprocmask(SIG_SETMASK, POSIX::SigSet->new); exec @ARGV or die",
-            "openssl", "speed", "-seconds", "\(seconds)", "ecdsap256",
-        ]
+        // openssl speed times itself with SIGALRM.
+        let process = ReferenceTool.process(["openssl", "speed", "-seconds", "\(seconds)", "ecdsap256"])
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice

@@ -97,12 +97,7 @@ extension BenchCommand {
                     }
                     """
                 try conf.write(to: site.appendingPathComponent("nginx.conf"), atomically: true, encoding: .utf8)
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-                process.arguments = [
-                    "perl", "-MPOSIX", "-e", "sigprocmask(SIG_SETMASK, POSIX::SigSet->new); exec @ARGV or die",
-                    nginx, "-p", site.path, "-c", site.appendingPathComponent("nginx.conf").path,
-                ]
+                let process = ReferenceTool.process([nginx, "-p", site.path, "-c", site.appendingPathComponent("nginx.conf").path])
                 process.standardOutput = FileHandle.nullDevice
                 process.standardError = FileHandle.nullDevice
                 try process.run()

@@ -129,7 +129,7 @@ public struct ImageService: Sendable {
             guard imageIDs.count <= 64, Set(imageIDs).count == imageIDs.count else {
                 throw RampartError.invalidRequest("A deployment holds at most 64 distinct images.")
             }
-            let revoked = Set(try await session.signingKeys(ofTenant: tenant).filter { $0.revokedAt != nil }.map(\.keyID))
+            let revoked = try await SigningKeyIndex(tenant: tenant, session: session).revoked
             var components: Set<String> = []
             for imageID in imageIDs {
                 guard let image = try await session.image(id: imageID, tenant: tenant) else { throw RampartError.notFound("Image \(imageID)") }

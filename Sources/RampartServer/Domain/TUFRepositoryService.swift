@@ -138,18 +138,14 @@ public struct TUFRepositoryService: Sendable {
     static func content(tenant: RampartID, session: StoreSession, scope: Set<String>? = nil) async throws
         -> [String: RepositoryPublisher.DelegatedContent]
     {
-        let allKeys = try await session.signingKeys(ofTenant: tenant)
-        let revoked = Set(allKeys.filter { $0.revokedAt != nil }.map(\.keyID))
-        let keys = Dictionary(allKeys.map { ($0.keyID, $0.publicKey) }, uniquingKeysWith: { a, _ in a })
+        let keys = try await SigningKeyIndex(tenant: tenant, session: session)
         var delegated: [String: RepositoryPublisher.DelegatedContent] = [:]
         var groups = try await session.deviceGroups(ofTenant: tenant)
         if let scope { groups = groups.filter { scope.contains(roleName(group: $0.id)) } }
         for group in groups {
             var targets: [String: TargetFile] = [:]
             if let deployment = try await session.deployments(ofGroup: group.id, limit: 1).first {
-                for id in deployment.imageIDs {
-                    guard let image = try await session.image(id: id, tenant: tenant), !revoked.contains(image.signingKeyID) else { continue }
-                    let target = try Self.target(image, prefix: group.id.description, signingKeys: keys)
+                for target in try await Self.targets(of: deployment.imageIDs, prefix: group.id.description, keys: keys, session: session) {
                     targets[target.path] = target
                 }
             }
@@ -159,10 +155,8 @@ public struct TUFRepositoryService: Sendable {
         let releases = feeds.isEmpty ? [] : try await session.runtimeReleases(ofTenant: tenant)
         for feed in feeds {
             var targets: [String: TargetFile] = [:]
-            for release in releases.filter({ $0.feed == feed.rawValue }).prefix(releasesListed) {
-                guard let image = try await session.image(id: release.imageID, tenant: tenant), !revoked.contains(image.signingKeyID)
-                else { continue }
-                let target = try Self.target(image, prefix: roleName(feed: feed), signingKeys: keys)
+            let released = releases.filter { $0.feed == feed.rawValue }.prefix(releasesListed).map(\.imageID)
+            for target in try await Self.targets(of: released, prefix: roleName(feed: feed), keys: keys, session: session) {
                 targets[target.path] = target
             }
             if !targets.isEmpty || !releases.isEmpty {
@@ -170,6 +164,28 @@ public struct TUFRepositoryService: Sendable {
             }
         }
         return delegated
+    }
+
+    /// The targets of these images under `prefix`, leaving out images that are gone or signed by a revoked key.
+    static func targets(of imageIDs: [RampartID], prefix: String, keys: SigningKeyIndex, session: StoreSession) async throws
+        -> [TargetFile]
+    {
+        var out: [TargetFile] = []
+        for id in imageIDs {
+            guard let image = try await session.image(id: id, tenant: keys.tenant), !keys.revoked.contains(image.signingKeyID)
+            else { continue }
+            out.append(try target(image, prefix: prefix, signingKeys: keys.publicKeys))
+        }
+        return out
+    }
+
+    /// A device's group, if it is in one, and the feed it follows (Retail outside any group).
+    static func placement(ofDevice deviceID: String, tenant: RampartID, session: StoreSession) async throws
+        -> (group: DeviceGroupRecord?, feed: OSFeed)
+    {
+        var group: DeviceGroupRecord?
+        if let id = try await session.deviceGroupID(ofDevice: deviceID) { group = try await session.deviceGroup(id: id, tenant: tenant) }
+        return (group, group.flatMap { OSFeed(rawValue: $0.osFeed) } ?? .retail)
     }
 
     /// An image as a TUF target under `prefix`: the package's length and hash, and what the device needs
@@ -238,9 +254,7 @@ public struct TUFRepositoryService: Sendable {
     /// What a device needs to look for updates: its group's settings and where its targets are.
     public func deviceSettings(tenant: RampartID, deviceID: String) async throws -> DeviceUpdateSettings {
         try await context.store.read { session in
-            var group: DeviceGroupRecord?
-            if let id = try await session.deviceGroupID(ofDevice: deviceID) { group = try await session.deviceGroup(id: id, tenant: tenant) }
-            let feed = group.flatMap { OSFeed(rawValue: $0.osFeed) } ?? .retail
+            let (group, feed) = try await Self.placement(ofDevice: deviceID, tenant: tenant, session: session)
             var prefixes = [Self.roleName(feed: feed)]
             if let group { prefixes.insert(group.id.description, at: 0) }
             return DeviceUpdateSettings(
@@ -257,9 +271,7 @@ public struct TUFRepositoryService: Sendable {
     /// during the rollout grace period, and its feed's runtime releases. Attestation appraises
     /// measurements against these, so what may run is the one fact TUF signs.
     func acceptedTargets(tenant: RampartID, deviceID: String, now: Date, session: StoreSession) async throws -> [TargetFile] {
-        var group: DeviceGroupRecord?
-        if let id = try await session.deviceGroupID(ofDevice: deviceID) { group = try await session.deviceGroup(id: id, tenant: tenant) }
-        let feed = group.flatMap { OSFeed(rawValue: $0.osFeed) } ?? .retail
+        let (group, feed) = try await Self.placement(ofDevice: deviceID, tenant: tenant, session: session)
         var scope: Set<String> = [Self.roleName(feed: feed)]
         if let group { scope.insert(Self.roleName(group: group.id)) }
         let content = try await Self.content(tenant: tenant, session: session, scope: scope)
@@ -268,13 +280,8 @@ public struct TUFRepositoryService: Sendable {
             targets += content[Self.roleName(group: group.id)]?.targets.values ?? [:].values
             let recent = try await session.deployments(ofGroup: group.id, limit: 2)
             if recent.count == 2, now.timeIntervalSince(recent[0].createdAt) < Self.rolloutGrace {
-                let allKeys = try await session.signingKeys(ofTenant: tenant)
-                let revoked = Set(allKeys.filter { $0.revokedAt != nil }.map(\.keyID))
-                let keys = Dictionary(allKeys.map { ($0.keyID, $0.publicKey) }, uniquingKeysWith: { a, _ in a })
-                for id in recent[1].imageIDs {
-                    guard let image = try await session.image(id: id, tenant: tenant), !revoked.contains(image.signingKeyID) else { continue }
-                    targets.append(try Self.target(image, prefix: group.id.description, signingKeys: keys))
-                }
+                let keys = try await SigningKeyIndex(tenant: tenant, session: session)
+                targets += try await Self.targets(of: recent[1].imageIDs, prefix: group.id.description, keys: keys, session: session)
             }
         }
         return targets
@@ -403,5 +410,19 @@ final class TimestampCache: Sendable {
             if entries.count > 100_000 { entries.removeAll(keepingCapacity: true) }
             entries[tenant] = (content, until)
         }
+    }
+}
+
+/// A tenant's package signing keys as publishing needs them: which are revoked, and each key's PEM.
+struct SigningKeyIndex {
+    let tenant: RampartID
+    let revoked: Set<String>
+    let publicKeys: [String: String]
+
+    init(tenant: RampartID, session: StoreSession) async throws {
+        let keys = try await session.signingKeys(ofTenant: tenant)
+        self.tenant = tenant
+        revoked = Set(keys.filter { $0.revokedAt != nil }.map(\.keyID))
+        publicKeys = Dictionary(keys.map { ($0.keyID, $0.publicKey) }, uniquingKeysWith: { first, _ in first })
     }
 }
