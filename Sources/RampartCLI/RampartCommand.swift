@@ -11,7 +11,7 @@ public struct RampartCommand: AsyncParsableCommand {
             DemoCommand.self, ServerCommand.self, RegisterUserCommand.self, LoginCommand.self, TenantCommand.self,
             RoleCommand.self, CACertificateCommand.self, DeviceCommand.self, ManufactureCommand.self, DoctorCommand.self, BenchCommand.self,
             ProductCommand.self, DeviceGroupCommand.self, ImagePackageCommand.self, ImageCommand.self,
-            RuntimeReleaseCommand.self, DeploymentCommand.self, TUFClientCommand.self,
+            RuntimeReleaseCommand.self, DeploymentCommand.self, TUFClientCommand.self, GatewayCommand.self,
         ])
 
     public init() {}
