@@ -6,6 +6,7 @@ import NIOCore
 import NIOPosix
 import Prometheus
 import RampartCore
+import RampartDevice
 import ServiceLifecycle
 
 /// A gateway assembled from its configuration: the MQTT listener, store and forward, deliveries to local
@@ -35,8 +36,8 @@ public struct Gateway: Sendable {
         } catch {
             throw RampartError(
                 .configurationInvalid,
-                "Cannot read the trust bundle \(configuration.trust.bundle). Download the tenant CAs with "
-                    + "`rampart ca-certificate download-chain` (PEM), or pass --trust-bundle.")
+                "Cannot read the trust bundle \(configuration.trust.bundle). Save the tenant CAs with "
+                    + "`rampart ca-certificate bundle --destination FILE` (PEM), or pass --trust-bundle.")
         }
         tls = try GatewayTLS(
             certificateFile: configuration.listener.certificate, keyFile: configuration.listener.privateKey, bundlePEM: bundle)
@@ -58,7 +59,25 @@ public struct Gateway: Sendable {
         store = try MessageStore(configuration: storeConfiguration, logger: logger)
         var brokerConfiguration = Broker.Configuration()
         brokerConfiguration.routes = routes
-        if configuration.children == .registered { brokerConfiguration.registeredChildren = [] }
+        brokerConfiguration.forwarders = Set(configuration.forwarders)
+        brokerConfiguration.moduleHost = configuration.identity.deviceID ?? configuration.identity.deviceState.flatMap {
+            try? DeviceState(directory: URL(fileURLWithPath: $0)).identity().deviceID
+        }
+        if configuration.trust.refreshFromServer || configuration.children == .registered,
+            configuration.identity.server != nil,
+            configuration.identity.tenant == nil || configuration.identity.deviceState == nil
+        {
+            throw RampartError(
+                .configurationInvalid, "Refreshing from the server needs [identity] tenant and device_state besides server.")
+        }
+        if configuration.trust.refreshFromServer, configuration.identity.server == nil {
+            throw RampartError(.configurationInvalid, "trust.refresh_from_server needs [identity] server, tenant and device_state.")
+        }
+        if configuration.children == .registered {
+            // Until the first refresh: the list cached by the last one; without a server, [children] registered.
+            brokerConfiguration.registeredChildren = configuration.identity.server == nil
+                ? Set(configuration.registeredChildren) : ServerRefresher.cachedChildren(configuration) ?? []
+        }
         broker = Broker(configuration: brokerConfiguration, store: store, metrics: metrics, logger: logger)
     }
 
@@ -71,6 +90,10 @@ public struct Gateway: Sendable {
     public func services(
         listenerBound: @escaping @Sendable (Int) -> Void = { _ in }, metricsBound: @escaping @Sendable (Int) -> Void = { _ in }
     ) throws -> [any Service] {
+        if configuration.hubRole, broker.configuration.withLockedValue({ $0.routes.contains { $0.statement.sink == .upstream } }) {
+            logger.warning(
+                "Hub role: messages routed to $upstream wait in the store until their TTL, counted as expired; storing them on the server is not built yet")
+        }
         var services: [any Service] = [StoreService(store: store, metrics: metrics)]
         let endpoints = Set(broker.configuration.withLockedValue { $0.routes.map(\.statement.sink) })
         for sink in endpoints {
@@ -81,7 +104,10 @@ public struct Gateway: Sendable {
         if let upstream = configuration.upstream {
             services.append(try UpstreamBridge(configuration: upstream, identity: configuration.identity, store: store, metrics: metrics, logger: logger))
         }
-        if configuration.metrics.port > 0 || configuration.metrics.host != "127.0.0.1" {
+        if configuration.identity.server != nil, configuration.trust.refreshFromServer || configuration.children == .registered {
+            services.append(ServerRefresher(configuration: configuration, tls: tls, broker: broker, logger: logger))
+        }
+        if configuration.metrics.port > 0 {
             services.append(metricsApplication(onBound: metricsBound))
         }
         services.append(
@@ -136,6 +162,7 @@ struct StoreService: Service {
 
     func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            store.purgeExpired()
             metrics.refreshStoreGauges(store)
             try? await gracefulShutdownOrSleep(for: .seconds(5))
         }

@@ -76,10 +76,12 @@ public struct ServerRuntime: Sendable {
         let routes = APIRoutes(
             users: users, tenants: tenants, certificateAuthority: certificateAuthority,
             bodyLimit: configuration.limits.maximumBodyBytes)
+        let deviceAuthenticator = DeviceCertificateAuthenticator(context: context)
         let deviceRoutes = DeviceRoutes(
-            attestation: attestation, devices: devices, bodyLimit: configuration.limits.maximumBodyBytes)
+            attestation: attestation, devices: devices, certificateAuthority: certificateAuthority,
+            deviceAuthenticator: deviceAuthenticator, bodyLimit: configuration.limits.maximumBodyBytes)
         let updateRoutes = UpdateRoutes(
-            repository: repository, products: products, images: images, checks: checks, deviceAuthenticator: DeviceCertificateAuthenticator(context: context),
+            repository: repository, products: products, images: images, checks: checks, deviceAuthenticator: deviceAuthenticator,
             bodyLimit: configuration.limits.maximumBodyBytes)
         routes.addPublic(to: router)
         deviceRoutes.addPublic(to: router)

@@ -154,6 +154,12 @@ enum Migrations {
                 "CREATE TABLE update_requests (device_id TEXT PRIMARY KEY, requested_at BIGINT NOT NULL)",
                 "ALTER TABLE devices ADD COLUMN update_report TEXT",
             ]),
+        Migration(
+            version: 5, name: "device parents (gateways and their children)",
+            statements: [
+                "ALTER TABLE devices ADD COLUMN parent_id TEXT",
+                "CREATE INDEX devices_parent ON devices (parent_id)",
+            ]),
     ]
 
     static func currentVersion(on db: any SQLDatabase) async throws -> Int {

@@ -18,6 +18,8 @@ public struct DeviceRecord: Sendable, Equatable {
     public var certificateNotAfter: Date?
     /// The last measurements, as JSON.
     public var measurements: String?
+    /// The gateway this device connects through (`device set-parent`).
+    public var parentID: String?
 }
 
 /// What an attestation attempt by an authentic device leaves on its row.
@@ -149,7 +151,21 @@ extension StoreSession {
             softwareVersion: try row.optionalString("swversion"),
             lastAttestationAt: try row.optionalDate("last_attestation_at"), lastResult: try row.optionalString("last_result"),
             certificateNotAfter: try row.optionalDate("certificate_not_after"),
-            measurements: try row.optionalString("measurements"))
+            measurements: try row.optionalString("measurements"), parentID: try row.optionalString("parent_id"))
+    }
+
+    // MARK: Parents
+
+    /// Sets (or, with `nil`, clears) the gateway a device connects through.
+    public func setParent(of deviceID: String, to parentID: String?) async throws {
+        try await db.raw("UPDATE devices SET parent_id = \(bind: parentID) WHERE id = \(bind: deviceID)").run()
+    }
+
+    /// The devices of `tenant` registered as children of `parentID`.
+    public func children(of parentID: String, tenant: RampartID) async throws -> [String] {
+        try await db.raw(
+            "SELECT id FROM devices WHERE parent_id = \(bind: parentID) AND tenant_id = \(bind: tenant.description) ORDER BY id"
+        ).all().map { try $0.string("id") }
     }
 
     // MARK: Nonces

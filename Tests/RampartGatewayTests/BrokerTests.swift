@@ -15,6 +15,7 @@ struct BrokerTests {
     /// A configuration whose device telemetry goes to a local module, so that a test can read it.
     static func moduleConfiguration(_ directory: TemporaryDirectory, trust: [TestTenantCA]) throws -> GatewayConfiguration {
         var configuration = try GatewayHarness.configuration(directory: directory, trust: trust)
+        configuration.identity.deviceID = "edge"
         configuration.routes = [
             .init(name: "toModule", query: #"FROM /messages/* WHERE NOT IS_DEFINED($connectionModuleId) INTO BrokeredEndpoint("/modules/sink/inputs/in")"#)
         ]
@@ -100,6 +101,53 @@ struct BrokerTests {
             tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(gateway.caFile))
             settings.tls = tls
             await #expect(throws: MQTTClientError.self) { _ = try await MQTTClient.connect(settings) }
+        }
+    }
+
+    @Test("With children = registered, only registered children are admitted, and the list can change while running")
+    func registeredChildren() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let tenant = try TestTenantCA()
+        var configuration = try Self.moduleConfiguration(directory, trust: [tenant])
+        configuration.children = .registered
+        try await GatewayHarness.run(configuration) { gateway in
+            let child = try tenant.device("child")
+            await #expect {
+                _ = try await gateway.connect(child, version: .v5)
+            } throws: { error in
+                (error as? MQTTClientError)?.reasonCode == .notAuthorized
+            }
+            gateway.broker.setRegisteredChildren(["child"])
+            let client = try await gateway.connect(child, version: .v5)
+            try await client.publish(.telemetry("child", "hello")).get()
+            await client.disconnect()
+            await #expect(throws: MQTTClientError.self) { _ = try await gateway.connect(try tenant.device("stranger")) }
+        }
+    }
+
+    @Test("Only the gateway's own modules receive routed messages, and only forwarders may name another origin")
+    func moduleHostAndForwarders() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let tenant = try TestTenantCA()
+        var configuration = try Self.moduleConfiguration(directory, trust: [tenant])
+        configuration.forwarders = ["downstream"]
+        try await GatewayHarness.run(configuration) { gateway in
+            // A device that is not the gateway connects as a module called "sink": it gets nothing.
+            let rogue = try await gateway.connect(try tenant.device("rogue"), clientID: "rogue/sink")
+            _ = try await rogue.subscribe([.init(topicFilter: "devices/rogue/modules/sink/inputs/#", qos: .atLeastOnce, noLocal: false, retainAsPublished: false, retainHandling: 0)])
+            let module = try await gateway.connect(try tenant.device("edge"), clientID: "edge/sink")
+            _ = try await module.subscribe([.init(topicFilter: "devices/edge/modules/sink/inputs/#", qos: .atLeastOnce, noLocal: false, retainAsPublished: false, retainHandling: 0)])
+            let liar = try await gateway.connect(try tenant.device("liar"))
+            try await liar.publish(.telemetry("liar", "a", properties: "$.cdid=victim")).get()
+            let forwarder = try await gateway.connect(try tenant.device("downstream"))
+            try await forwarder.publish(.telemetry("downstream", "b", properties: "$.cdid=child")).get()
+            let received = await collect(module.messages, count: 2)
+            #expect(received.map(\.text) == ["a", "b"])
+            #expect(received.first?.topic.contains("$.cdid=liar") == true)
+            #expect(received.last?.topic.contains("$.cdid=child") == true)
+            #expect(await collect(rogue.messages, count: 1, timeout: .milliseconds(300)).isEmpty)
         }
     }
 

@@ -98,7 +98,7 @@ enum GatewayHarness {
 
     /// Runs a gateway for the duration of `body`, then shuts it down gracefully.
     static func run<T: Sendable>(
-        _ configuration: GatewayConfiguration, _ body: @Sendable (RunningGateway) async throws -> T
+        _ configuration: GatewayConfiguration, _ body: @escaping @Sendable (RunningGateway) async throws -> T
     ) async throws -> T {
         let gateway = try Gateway(configuration: configuration, logger: logger)
         let (ports, continuation) = AsyncStream.makeStream(of: Int.self)
@@ -107,25 +107,32 @@ enum GatewayHarness {
         return try await withThrowingTaskGroup(of: T?.self) { tasks in
             tasks.addTask {
                 try await group.run()
-                return nil
+                throw GatewayStopped()
             }
             var iterator = ports.makeAsyncIterator()
             guard let port = await iterator.next() else { throw CancellationError() }
             let directory = URL(fileURLWithPath: configuration.listener.certificate).deletingLastPathComponent().path
             let running = RunningGateway(gateway: gateway, port: port, directory: directory)
+            // Whichever ends first: the body, or the gateway (which must not stop on its own).
+            tasks.addTask { try await body(running) }
             do {
-                let result = try await body(running)
+                let result = try await tasks.next()!
                 await group.triggerGracefulShutdown()
-                try await tasks.waitForAll()
-                return result
+                tasks.cancelAll()
+                while (try? await tasks.next()) != nil {}
+                return result!
             } catch {
                 await group.triggerGracefulShutdown()
-                try? await tasks.waitForAll()
+                tasks.cancelAll()
+                while (try? await tasks.next()) != nil {}
                 throw error
             }
         }
     }
 }
+
+/// The gateway's services ended while a test was still using it.
+struct GatewayStopped: Error {}
 
 extension MQTTPublish {
     /// A QoS 1 telemetry message.

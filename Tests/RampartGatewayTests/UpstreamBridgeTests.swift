@@ -21,6 +21,8 @@ struct UpstreamBridgeTests {
         let hubDirectory = try TemporaryDirectory()
         defer { hubDirectory.remove() }
         var hubConfiguration = try GatewayHarness.configuration(directory: hubDirectory, trust: [tenant])
+        hubConfiguration.identity.deviceID = "hub"
+        hubConfiguration.forwarders = ["edge-gw"]
         hubConfiguration.routes = [.init(name: "all", query: #"FROM /messages/* WHERE NOT IS_DEFINED($connectionModuleId) INTO BrokeredEndpoint("/modules/app/inputs/in")"#)]
         // Pick the hub's port first so that the edge can be configured with it.
         let hubPort = try await GatewayHarness.run(hubConfiguration) { $0.port }

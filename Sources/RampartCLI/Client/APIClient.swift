@@ -46,7 +46,7 @@ public final class APIClient: Sendable {
 
     /// The HTTP methods the API uses.
     package enum Method: String, Sendable {
-        case GET, POST, PATCH, DELETE
+        case GET, POST, PUT, PATCH, DELETE
         var nio: HTTPMethod { HTTPMethod(rawValue: rawValue) }
     }
 

@@ -57,7 +57,7 @@ struct DeviceCommand: AsyncParsableCommand {
         commandName: "device", abstract: "Claim and inspect devices; run the device runtime.",
         subcommands: [
                 Claim.self, List.self, Show.self, DeviceUpdateCommand.self, DeviceDeploymentStatusCommand.self, Run.self,
-                ShowStatus.self, ShowMeasurements.self, DeviceImageCommand.self,
+                ShowStatus.self, ShowMeasurements.self, DeviceImageCommand.self, SetParent.self,
             ])
 
     struct Claim: AsyncParsableCommand {
@@ -103,11 +103,35 @@ struct DeviceCommand: AsyncParsableCommand {
         }
     }
 
+    struct SetParent: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-parent",
+            abstract: "Register the gateway a device connects through (Contributor or above), or clear it with --clear.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The child device ID.") var deviceId: String
+        @Option(help: "The gateway's device ID.") var parentId: String?
+        @Flag(help: "Remove the device's parent.") var clear = false
+
+        func validate() throws {
+            guard (parentId == nil) == clear else { throw ValidationError("Give either --parent-id or --clear.") }
+        }
+
+        func run() async throws {
+            try await global.withClient { client, profile in
+                let device = try await client.json(
+                    DeviceInfo.self, .PUT,
+                    "/v1/tenants/\(try global.tenantID(profile))/devices/\(try DeviceID.validated(deviceId))/parent",
+                    body: SetParentRequest(parentId: try parentId.map(DeviceID.validated)))
+                try DeviceCommand.show([device], global.output, single: true)
+            }
+        }
+    }
+
     static func show(_ devices: [DeviceInfo], _ format: OutputFormat, single: Bool) throws {
         if single, format == .json, let device = devices.first { return try Printer.json(device) }
-        Printer.table(["Device ID", "Last attestation", "Result", "Certificate not after", "Hardware model"], devices.map {
+        Printer.table(["Device ID", "Last attestation", "Result", "Certificate not after", "Hardware model", "Parent"], devices.map {
             [$0.id, $0.lastAttestationAt.map(Timestamp.format) ?? "never", $0.lastAttestationResult ?? "",
-             $0.certificateNotAfter.map(Timestamp.format) ?? "", $0.hardwareModel ?? ""]
+             $0.certificateNotAfter.map(Timestamp.format) ?? "", $0.hardwareModel ?? "", $0.parentId.map { String($0.prefix(12)) + "…" } ?? ""]
         })
     }
 

@@ -23,7 +23,7 @@ struct GatewayCommand: AsyncParsableCommand {
             let result = try GatewaySetup.initialize(directory: out, hostname: hostname)
             print("Gateway CA (install on devices): \(result.caCertificate)")
             print("Configuration: \(result.configuration)")
-            print("Next: put the tenant CAs in \(out)/trust-bundle.pem (rampart ca-certificate download-chain), then")
+            print("Next: put the tenant CAs in \(out)/trust-bundle.pem (rampart ca-certificate bundle --destination FILE), then")
             print("  rampart gateway run --config \(result.configuration)")
         }
     }

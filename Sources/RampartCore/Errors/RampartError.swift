@@ -55,6 +55,7 @@ extension RampartError.Code {
     public static let storeUnavailable: Self = "storeUnavailable"
     public static let serverUnreachable: Self = "serverUnreachable"
     public static let configurationInvalid: Self = "configurationInvalid"
+    public static let invalidParent: Self = "invalidParent"
     public static let internalError: Self = "internalError"
 }
 

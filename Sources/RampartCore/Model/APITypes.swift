@@ -381,11 +381,14 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
     /// `success` or the refusal code of the last attestation.
     public var lastAttestationResult: String?
     public var certificateNotAfter: Date?
+    /// The gateway the device connects through, if one is registered.
+    public var parentId: String?
     public init(
         id: String, tenantId: RampartID, claimedAt: Date?, firstSeenAt: Date?, lastSeenAt: Date?,
         hardwareModel: String?, softwareVersion: String?, lastAttestationAt: Date?, lastAttestationResult: String?,
-        certificateNotAfter: Date?
+        certificateNotAfter: Date?, parentId: String? = nil
     ) {
+        self.parentId = parentId
         self.id = id
         self.tenantId = tenantId
         self.claimedAt = claimedAt
@@ -410,7 +413,30 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
         try c.encode(lastAttestationAt, forKey: .lastAttestationAt)
         try c.encode(lastAttestationResult, forKey: .lastAttestationResult)
         try c.encode(certificateNotAfter, forKey: .certificateNotAfter)
+        try c.encode(parentId, forKey: .parentId)
     }
+}
+
+/// `device set-parent`: the gateway a device connects through; `null` clears it.
+public struct SetParentRequest: APIRequest, Codable, Equatable {
+    public static let allowedKeys: Set<String> = ["parentId"]
+    public var parentId: String?
+    public init(parentId: String?) { self.parentId = parentId }
+    private enum CodingKeys: String, CodingKey { case parentId }
+    public init(from decoder: any Decoder) throws {
+        // The key is required, so that a request that forgot it does not clear the parent by accident.
+        parentId = try decoder.container(keyedBy: CodingKeys.self).decode(String?.self, forKey: .parentId)
+    }
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.container(keyedBy: CodingKeys.self)
+        try container.encode(parentId, forKey: .parentId)
+    }
+}
+
+/// A gateway's registered children.
+public struct ChildList: Codable, Sendable, Equatable {
+    public var children: [String]
+    public init(children: [String]) { self.children = children }
 }
 
 /// `GET /v1/tenants/{id}/devices`.

@@ -67,6 +67,11 @@ public final class Broker: Sendable {
         public var maximumInFlight = 256
         /// Cloud-to-device messages held for one offline device.
         public var maximumHeldMessages = 1000
+        /// The device whose modules (`{device}/{module}`) receive `BrokeredEndpoint` routes: the gateway's
+        /// own device ID. `nil`: no module receives routed messages.
+        public var moduleHost: String? = nil
+        /// Downstream gateways whose `$.cdid`/`$.cmid` (the device a message came from) are believed.
+        public var forwarders: Set<String> = []
         /// Creates default settings.
         public init() {}
     }
@@ -92,9 +97,14 @@ public final class Broker: Sendable {
         configuration.withLockedValue { $0.registeredChildren = children }
     }
 
-    /// Whether `deviceID` may connect under the child policy.
+    /// Whether `deviceID` may connect under the child policy. The gateway's own modules always may.
     func admits(_ deviceID: String) -> Bool {
-        configuration.withLockedValue { $0.registeredChildren?.contains(deviceID) ?? true }
+        configuration.withLockedValue { $0.moduleHost == deviceID || ($0.registeredChildren?.contains(deviceID) ?? true) }
+    }
+
+    /// Whether messages from `deviceID` may name another device as their origin.
+    func acceptsOrigin(from deviceID: String) -> Bool {
+        configuration.withLockedValue { $0.forwarders.contains(deviceID) }
     }
 
     // MARK: - Sessions
@@ -210,11 +220,12 @@ public final class Broker: Sendable {
         }
     }
 
-    /// The client ID of a connected module, if any.
+    /// The client ID of the connected module `moduleID` of the gateway's own device, if any. Modules of
+    /// other devices never receive routed messages.
     func connectedModule(_ moduleID: String) -> ClientIdentity? {
-        sessions.withLockedValue { sessions in
-            sessions.values.first { $0.identity.moduleID == moduleID && $0.connection != nil }?.identity
-        }
+        guard let host = configuration.withLockedValue({ $0.moduleHost }) else { return nil }
+        let identity = ClientIdentity(deviceID: host, moduleID: moduleID)
+        return sessions.withLockedValue { $0[identity.clientID]?.connection != nil ? identity : nil }
     }
 
     /// The number of live connections.

@@ -252,7 +252,8 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
         let maximum = broker.configuration.withLockedValue { $0.maximumMessageBytes }
         if publish.payload.readableBytes > maximum {
             broker.metrics.dropped("tooLarge").increment()
-            return answer(publish, .packetTooLarge, fatal: "Messages are limited to \(maximum) bytes.")
+            // 0x95 is not a PUBACK reason: the connection ends (MQTT 5 §3.4.2.1).
+            return disconnect(.packetTooLarge, reason: "Messages are limited to \(maximum) bytes.")
         }
         guard let meaning = IoTHubTopic.parsePublish(publish.topic, identity: identity) else {
             broker.metrics.dropped("notAuthorized").increment()
@@ -300,9 +301,11 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
             case "ctime": system["iothub-creation-time-utc"] = value
             case "on": outputName = value
             case "cdid", "cmid":
-                // A gateway upstream of us forwards its children's messages: it names the original device,
-                // but routes see the authenticated sender as connectionDeviceId, so the claim cannot spoof.
-                if value != identity.deviceID { system[String(name.dropFirst(2))] = value }
+                // A downstream gateway forwarding its children's messages names the original device. Only
+                // configured forwarders may; routes always see the authenticated sender as connectionDeviceId.
+                if value != identity.deviceID, broker.acceptsOrigin(from: identity.deviceID) {
+                    system[String(name.dropFirst(2))] = value
+                }
             default: system[String(name.dropFirst(2))] = value
             }
         }

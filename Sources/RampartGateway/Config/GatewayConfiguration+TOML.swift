@@ -53,13 +53,16 @@ extension GatewayConfiguration {
             }
         }
         if let table = try reader.table(root, "identity") {
-            try reader.allow(table, ["device_state", "server", "tenant"], in: "identity")
+            try reader.allow(table, ["device_id", "device_state", "server", "tenant"], in: "identity")
+            config.identity.deviceID = try reader.string(table, "device_id", in: "identity")
             config.identity.deviceState = try reader.path(table, "device_state", in: "identity")
             config.identity.server = try reader.string(table, "server", in: "identity")
             config.identity.tenant = try reader.string(table, "tenant", in: "identity")
         }
         if let table = try reader.table(root, "children") {
-            try reader.allow(table, ["policy"], in: "children")
+            try reader.allow(table, ["policy", "forwarders", "registered"], in: "children")
+            config.forwarders = try reader.strings(table, "forwarders", in: "children") ?? []
+            config.registeredChildren = try reader.strings(table, "registered", in: "children") ?? []
             if let policy = try reader.string(table, "policy", in: "children") {
                 guard let parsed = ChildPolicy(rawValue: policy) else {
                     throw reader.invalid("children.policy", "must be \"any\" or \"registered\", not \"\(policy)\"")
@@ -158,6 +161,14 @@ private struct TOMLReader {
         guard let value = table[key] else { return nil }
         guard let int = value.int else { throw invalid("\(section).\(key)", "must be an integer") }
         return int
+    }
+
+    func strings(_ table: TOMLTable, _ key: String, in section: String) throws -> [String]? {
+        guard let value = table[key] else { return nil }
+        guard let array = value.array else { throw invalid("\(section).\(key)", "must be an array of strings") }
+        let strings = array.compactMap(\.string)
+        guard strings.count == array.count else { throw invalid("\(section).\(key)", "must be an array of strings") }
+        return strings
     }
 
     func bool(_ table: TOMLTable, _ key: String, in section: String) throws -> Bool? {

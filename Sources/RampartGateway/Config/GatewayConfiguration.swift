@@ -34,7 +34,15 @@ public struct GatewayConfiguration: Sendable {
         public var server: String?
         /// The tenant the gateway and its children belong to.
         public var tenant: String?
+        /// The gateway's own device ID; its modules (`{device_id}/{module}`) receive `BrokeredEndpoint`
+        /// routes. By default the ID of the device in `deviceState`.
+        public var deviceID: String?
     }
+
+    /// Downstream gateways allowed to name the device a message came from (`$.cdid`).
+    public var forwarders: [String] = []
+    /// With `children = registered` and no server to ask: the devices admitted.
+    public var registeredChildren: [String] = []
 
     /// Which devices may connect.
     public enum ChildPolicy: String, Sendable {

@@ -72,8 +72,8 @@ public enum GatewaySetup {
         private_key = "server-key.pem"
 
         [trust]
-        # The tenant CAs that device certificates must chain to (PEM). Download them with
-        # `rampart ca-certificate download-chain`, or let the gateway refresh them from the server
+        # The tenant CAs that device certificates must chain to (PEM). Save them with
+        # `rampart ca-certificate bundle --destination trust-bundle.pem`, or let the gateway refresh them from the server
         # (set [identity] and refresh_from_server = true) so that a CA rollover needs no one's hands.
         bundle = "trust-bundle.pem"
         refresh_from_server = false
@@ -83,6 +83,8 @@ public enum GatewaySetup {
         # The gateway is itself a Rampart device: its state directory holds its 24 h device certificate,
         # used towards the server and the upstream.
         # device_state = "/var/lib/rampart/device"
+        # Its modules ({device_id}/{module}) receive BrokeredEndpoint routes; default: the device in device_state.
+        # device_id = "<this gateway's device id>"
         # server = "https://rampart.example.com:8443"
         # tenant = "<tenant id>"
 
@@ -90,6 +92,10 @@ public enum GatewaySetup {
         # "any": every device of the tenant. "registered": only devices registered with
         # `rampart device set-parent --device-id X --parent-id <this gateway's device id>`.
         policy = "any"
+        # Downstream gateways whose messages may name the device they came from ($.cdid).
+        # forwarders = ["<downstream gateway device id>"]
+        # Without [identity] server, the registered children are listed here:
+        # registered = ["<device id>"]
 
         [store]
         # Store and forward: a publish is acknowledged once it is on disk here. When max_bytes is

@@ -225,6 +225,48 @@ public final class MessageStore: Sendable {
         persistCursorIfDue(key, force: false)
     }
 
+    /// Releases expired records at the head of queues that have nothing in flight, so that a queue whose
+    /// consumer is away does not keep space for messages that will never be sent. Each is counted as
+    /// expired. Looks at most `limit` records per call, to keep the lock short.
+    public func purgeExpired(limit: Int = 10_000) {
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        var removed: [SegmentFile] = []
+        state.withLockedValue { state in
+            var budget = limit
+            for queue in state.queues.values
+            where queue.inFlightHead == queue.inFlight.count && queue.readSequence == queue.cursor {
+                while budget > 0, queue.readSequence < queue.durableEnd {
+                    budget -= 1
+                    let segment = queue.segments[queue.readSegment]
+                    if queue.readOffset >= segment.size {
+                        guard queue.readSegment + 1 < queue.segments.count else { break }
+                        queue.readSegment += 1
+                        queue.readOffset = 0
+                        continue
+                    }
+                    guard let header = segment.read(at: queue.readOffset, count: SegmentFile.headerSize),
+                        let start = segment.read(at: queue.readOffset + SegmentFile.headerSize, count: 17),
+                        let expiry = GatewayMessage.expiry(ofEncoded: start), expiry <= now
+                    else { break }
+                    let size = SegmentFile.headerSize + Int(header.uint32(at: 0))
+                    if queue.readSequence >= queue.expiredCountedThrough {
+                        state.statistics.expired += 1
+                        queue.expiredCountedThrough = queue.readSequence + 1
+                    }
+                    queue.readOffset += size
+                    queue.readSequence += 1
+                    queue.cursor = queue.readSequence
+                    queue.liveBytes -= size
+                    queue.liveRecords -= 1
+                    queue.cursorDirty = true
+                }
+                removed += removeConsumedSegments(queue)
+            }
+        }
+        for segment in removed { segment.remove() }
+        for key in queueKeys { persistCursorIfDue(key, force: false) }
+    }
+
     /// Goes back to the first unacknowledged record of each of `endpoint`'s queues, so that they are sent
     /// again (after a reconnect).
     public func rewind(endpoint: String) {

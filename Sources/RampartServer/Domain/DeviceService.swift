@@ -52,7 +52,50 @@ public struct DeviceService: Sendable {
             id: device.id, tenantId: tenant, claimedAt: device.claimedAt, firstSeenAt: device.firstSeenAt,
             lastSeenAt: device.lastSeenAt, hardwareModel: device.hardwareModel, softwareVersion: device.softwareVersion,
             lastAttestationAt: device.lastAttestationAt, lastAttestationResult: device.lastResult,
-            certificateNotAfter: device.certificateNotAfter)
+            certificateNotAfter: device.certificateNotAfter, parentId: device.parentID)
+    }
+
+    // MARK: Gateways
+
+    /// Registers `parentID` as the gateway `rawID` connects through (Contributor or above); `nil` clears it.
+    ///
+    /// Both devices must be claimed by the tenant, and the chain of parents may not loop.
+    /// - Throws: 404 for a device the tenant does not hold; 400 `invalidParent` for a loop.
+    public func setParent(_ rawID: String, parent rawParent: String?, tenant: RampartID, caller: UserRecord) async throws
+        -> DeviceInfo
+    {
+        let deviceID = try DeviceID.validated(rawID)
+        let parentID = try rawParent.map(DeviceID.validated)
+        return try await context.audited(
+            Actor(user: caller), tenant: tenant, action: "device.set-parent", target: deviceID
+        ) { session in
+            _ = try await context.authorize(caller, tenant: tenant, .create, session: session)
+            guard var device = try await session.device(id: deviceID), device.tenantID == tenant else {
+                throw RampartError.notFound("Device \(deviceID)")
+            }
+            if let parentID {
+                var ancestor: String? = parentID
+                var depth = 0
+                while let current = ancestor {
+                    guard current != deviceID, depth < 16 else {
+                        throw RampartError(.invalidParent, "A device cannot be its own gateway, directly or through others.", status: 400)
+                    }
+                    guard let record = try await session.device(id: current), record.tenantID == tenant else {
+                        throw RampartError.notFound("Device \(current)")
+                    }
+                    ancestor = record.parentID
+                    depth += 1
+                }
+            }
+            try await session.setParent(of: deviceID, to: parentID)
+            device.parentID = parentID
+            return Self.info(device, tenant: tenant)
+        }
+    }
+
+    /// The children registered to the gateway device `parentID` (the gateway asks with its own certificate).
+    public func children(of parentID: String, tenant: RampartID) async throws -> ChildList {
+        try await context.store.read { session in ChildList(children: try await session.children(of: parentID, tenant: tenant)) }
     }
 
     // MARK: Reference values

@@ -142,6 +142,12 @@ public struct TenantCAService: Sendable {
     /// Every CA that relying parties should trust: not revoked and not expired, as PEM.
     public func bundle(tenant: RampartID, caller: UserRecord) async throws -> String {
         try await rotateIfDueForMember(tenant: tenant, caller: caller)
+        return try await relyingPartyBundle(tenant: tenant)
+    }
+
+    /// The same bundle for a relying party that is a device of the tenant (a gateway): every CA that is
+    /// not revoked and not expired, successor included, so that a rollover needs no one's hands.
+    public func relyingPartyBundle(tenant: RampartID) async throws -> String {
         let now = context.clock.now()
         let cas = try await context.store.read { session in try await session.cas(ofTenant: tenant) }
         return try cas.filter { $0.status != .revoked && $0.notAfter > now }

@@ -388,6 +388,61 @@ paths:
         "4XX":
           $ref: "#/components/responses/Error"
 
+  /v1/gateway/{tenantId}/trust-bundle:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+    get:
+      operationId: getGatewayTrustBundle
+      summary: The tenant CAs a gateway trusts device certificates with (PEM).
+      description: |
+        For gateways, which authenticate with their own device certificate
+        (mutual TLS). Every CA that is not revoked or expired, the successor
+        included, so that a CA rollover needs no one's hands.
+
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 401 | `deviceCertificateRequired` | The TLS connection carries no client certificate. |
+        | 403 | `deviceCertificateInvalid` | The certificate is not a current device certificate of this tenant. |
+      tags: [devices]
+      security: []
+      responses:
+        "200":
+          description: PEM certificates.
+          content:
+            application/x-pem-file:
+              schema:
+                type: string
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+  /v1/gateway/{tenantId}/children:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+    get:
+      operationId: getGatewayChildren
+      summary: The devices registered as children of the calling gateway.
+      description: |
+        For gateways, which authenticate with their own device certificate
+        (mutual TLS).
+
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 401 | `deviceCertificateRequired` | The TLS connection carries no client certificate. |
+        | 403 | `deviceCertificateInvalid` | The certificate is not a current device certificate of this tenant. |
+      tags: [devices]
+      security: []
+      responses:
+        "200":
+          description: The children's device IDs.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/ChildList"
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
   /v1/tuf/{tenantId}/device:
     parameters:
       - $ref: "#/components/parameters/TenantId"
@@ -967,6 +1022,40 @@ paths:
         "4XX":
           $ref: "#/components/responses/Error"
 
+  /v1/tenants/{tenantId}/devices/{deviceId}/parent:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/DeviceId"
+    put:
+      operationId: setDeviceParent
+      summary: Register the gateway a device connects through, or clear it.
+      description: |
+        Contributor or above. Both devices must be claimed by the tenant, and
+        the chain of parents may not loop. A gateway whose `[children]` policy
+        is `registered` admits only its registered children.
+
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 400 | `invalidParent` | The parent chain would loop. |
+        | 404 | `notFound` | The tenant does not hold the device or the parent. |
+      tags: [devices]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/SetParentRequest"
+      responses:
+        "200":
+          description: The device, with its parent.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/Device"
+        "401":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
   /v1/tenants/{tenantId}/devices/{deviceId}/diagnosis:
     parameters:
       - $ref: "#/components/parameters/TenantId"
@@ -2244,6 +2333,25 @@ components:
         deviceId:
           $ref: "#/components/schemas/DeviceId"
 
+    SetParentRequest:
+      type: object
+      additionalProperties: false
+      required: [parentId]
+      properties:
+        parentId:
+          description: The gateway's device ID, or null to clear it.
+          oneOf:
+            - $ref: "#/components/schemas/DeviceId"
+            - type: "null"
+    ChildList:
+      type: object
+      additionalProperties: false
+      required: [children]
+      properties:
+        children:
+          type: array
+          items:
+            $ref: "#/components/schemas/DeviceId"
     Device:
       type: object
       additionalProperties: false
@@ -2258,7 +2366,13 @@ components:
         - lastAttestationAt
         - lastAttestationResult
         - certificateNotAfter
+        - parentId
       properties:
+        parentId:
+          description: The gateway this device connects through (`device set-parent`), or null.
+          oneOf:
+            - $ref: "#/components/schemas/DeviceId"
+            - type: "null"
         id:
           $ref: "#/components/schemas/DeviceId"
         tenantId:

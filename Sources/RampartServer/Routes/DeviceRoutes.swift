@@ -6,6 +6,8 @@ import RampartCore
 struct DeviceRoutes: Sendable {
     let attestation: AttestationService
     let devices: DeviceService
+    let certificateAuthority: TenantCAService
+    let deviceAuthenticator: DeviceCertificateAuthenticator
     let bodyLimit: Int
 
     func addPublic(to router: Router<RampartRequestContext>) {
@@ -16,6 +18,20 @@ struct DeviceRoutes: Sendable {
         router.post("/v1/attestation") { request, _ in
             let body = try await request.decodeStrict(AttestationRequest.self, limit: bodyLimit)
             return try await attestation.attest(body.evidence)
+        }
+        // For gateways, which ask with their own device certificate (mutual TLS).
+        router.get("/v1/gateway/:tenantId/trust-bundle") { _, context -> Response in
+            let tenant = try APIRoutes.tenant(context)
+            _ = try await deviceAuthenticator.authenticate(channel: context.channel, tenant: tenant)
+            let pem = try await certificateAuthority.relyingPartyBundle(tenant: tenant)
+            var response = FileResponse.make(Array(pem.utf8), contentType: "application/x-pem-file", filename: "trust-bundle.pem")
+            response.headers[.cacheControl] = "no-store"
+            return response
+        }
+        router.get("/v1/gateway/:tenantId/children") { _, context in
+            let tenant = try APIRoutes.tenant(context)
+            let gateway = try await deviceAuthenticator.authenticate(channel: context.channel, tenant: tenant)
+            return try await devices.children(of: gateway, tenant: tenant)
         }
     }
 
@@ -32,6 +48,12 @@ struct DeviceRoutes: Sendable {
         group.get("/v1/tenants/:tenantId/devices/:deviceId") { _, context in
             try await devices.show(
                 try context.parameters.requireDecoded("deviceId"), tenant: try APIRoutes.tenant(context),
+                caller: try context.requireCaller())
+        }
+        group.put("/v1/tenants/:tenantId/devices/:deviceId/parent") { request, context in
+            let body = try await request.decodeStrict(SetParentRequest.self, limit: bodyLimit)
+            return try await devices.setParent(
+                try context.parameters.requireDecoded("deviceId"), parent: body.parentId, tenant: try APIRoutes.tenant(context),
                 caller: try context.requireCaller())
         }
         group.get("/v1/tenants/:tenantId/devices/:deviceId/diagnosis") { _, context in
@@ -74,6 +96,7 @@ extension AttestationChallenge: ResponseEncodable {}
 extension AttestationResult: ResponseEncodable {}
 extension DeviceInfo: ResponseEncodable {}
 extension DeviceList: ResponseEncodable {}
+extension ChildList: ResponseEncodable {}
 extension DeviceDiagnosis: ResponseEncodable {}
 extension ReferenceValue: ResponseEncodable {}
 extension ReferenceValueList: ResponseEncodable {}
