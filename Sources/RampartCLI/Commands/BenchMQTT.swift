@@ -20,7 +20,8 @@ extension BenchCommand {
             discussion: """
                 N publishers send M messages in total to one subscriber. With --dialect iothub (a Rampart \
                 gateway) publishers send device telemetry and the subscriber is module {id}/bench, so the \
-                gateway needs a route INTO BrokeredEndpoint("/modules/bench/inputs/in"); with --dialect plain \
+                gateway needs a route INTO BrokeredEndpoint("/modules/bench/inputs/in") and [identity] device_id = \
+                the --subscriber-id; with --dialect plain \
                 (mosquitto and others) they use bench/{client}. Each client's certificate CN is its client ID \
                 when --client-ca-cert/--client-ca-key are given; otherwise all share --cert/--key.
                 """)
@@ -39,6 +40,8 @@ extension BenchCommand {
         @Option(help: "The CA (PEM) of the broker's server certificate.") var ca: String
         @Option(help: "Give up after this many seconds.") var timeout = 300
         @Option(help: "A label for the result line (e.g. rampart, mosquitto).") var label = "broker"
+        @Option(help: "The subscriber's client (device) ID; with iothub, the gateway's own device ID.")
+        var subscriberId = "bench-host"
 
         func validate() throws {
             guard qos == 0 || qos == 1 else { throw ValidationError("--qos must be 0 or 1.") }
@@ -56,7 +59,7 @@ extension BenchCommand {
             let identities = try BenchTLS.Identities(cert: cert, key: key, caCert: clientCaCert, caKey: clientCaKey)
             let version: MQTTProtocolVersion = protocolVersion == 5 ? .v5 : .v311
             let runID = String(UInt32.random(in: 0...UInt32.max), radix: 16)
-            let subscriberID = "bench-sub-\(runID)"
+            let subscriberID = subscriberId
             func settings(_ clientID: String, tlsID: String) throws -> MQTTClient.Configuration {
                 var configuration = MQTTClient.Configuration(
                     host: host, port: port, tls: try identities.tls(commonName: tlsID, serverCA: ca), clientID: clientID)
