@@ -9,9 +9,16 @@ public final class StateDirectoryLock: Sendable {
     /// Takes the lock, without waiting.
     ///
     /// - Throws: ``RampartError`` `conflict` when another runtime holds it.
-    public init(state: DeviceState) throws {
-        try FileManager.default.createDirectory(at: state.directory, withIntermediateDirectories: true)
-        let path = state.directory.appendingPathComponent(".lock").path
+    public convenience init(state: DeviceState) throws {
+        try self.init(directory: state.directory, user: "device runtime", advice: "or use another --state-dir")
+    }
+
+    /// Takes the lock on any directory one process must own (a gateway's store, too), without waiting.
+    ///
+    /// - Throws: ``RampartError`` `conflict` naming `user` when another process holds it.
+    public init(directory: URL, user: String, advice: String) throws {
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let path = directory.appendingPathComponent(".lock").path
         let descriptor = open(path, O_CREAT | O_RDWR | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else {
             throw RampartError(.configurationInvalid, "Cannot open \(path): errno \(errno).")
@@ -19,7 +26,7 @@ public final class StateDirectoryLock: Sendable {
         guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
             close(descriptor)
             throw RampartError.conflict(
-                .conflict, "Another device runtime is using \(state.directory.path). Stop it first, or use another --state-dir.")
+                .conflict, "Another \(user) is using \(directory.path). Stop it first, \(advice).")
         }
         self.descriptor = descriptor
     }

@@ -94,7 +94,7 @@ public struct Gateway: Sendable {
             logger.warning(
                 "Hub role: messages routed to $upstream wait in the store until their TTL, counted as expired; storing them on the server is not built yet")
         }
-        var services: [any Service] = [StoreService(store: store, metrics: metrics)]
+        var services: [any Service] = [StoreService(store: store, broker: broker, metrics: metrics)]
         let endpoints = Set(broker.configuration.withLockedValue { $0.routes.map(\.statement.sink) })
         for sink in endpoints {
             if case .brokeredEndpoint(let module, let input) = sink {
@@ -158,11 +158,13 @@ extension GatewayMetrics {
 /// Keeps the store open while the gateway runs, and closes it (saving cursors) at shutdown.
 struct StoreService: Service {
     let store: MessageStore
+    let broker: Broker
     let metrics: GatewayMetrics
 
     func run() async throws {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             store.purgeExpired()
+            broker.purgeExpiredSessions()
             metrics.refreshStoreGauges(store)
             try? await gracefulShutdownOrSleep(for: .seconds(5))
         }

@@ -78,7 +78,8 @@ struct UpstreamBridge: Service {
 
     /// Sends queued messages until the connection fails. Acknowledges the store in order as PUBACKs come.
     private func pump(_ client: MQTTClient, clientID: String) async throws {
-        let window = configuration.inFlight
+        // Never more in flight than the upstream said it takes (MQTT 5 Receive Maximum).
+        let window = min(configuration.inFlight, Int(client.connAck.properties.receiveMaximum ?? UInt16.max))
         var inFlight: [InFlight] = []
         var head = 0
         while !Task.isCancelled {
@@ -107,6 +108,21 @@ struct UpstreamBridge: Service {
         }
     }
 
+    /// Waits for one message's outcome. A message the upstream refuses (negative PUBACK) or that cannot be
+    /// encoded would be refused again on every retry: it is counted as dropped (`upstreamRefused`) and
+    /// passed, instead of blocking its queue forever. A lost connection throws, and everything is resent.
+    private func settle(_ entry: InFlight) async throws {
+        do {
+            try await entry.future.get()
+        } catch let error as MQTTClientError where error.code == .refused {
+            metrics.dropped("upstreamRefused").increment()
+            logger.error("The upstream refused a message; it is dropped and counted", metadata: ["error": "\(error)"])
+        } catch let error as MQTTProtocolError {
+            metrics.dropped("upstreamRefused").increment()
+            logger.error("A message cannot be sent upstream; it is dropped and counted", metadata: ["error": "\(error)"])
+        }
+    }
+
     /// A message sent upstream and not yet acknowledged there.
     private struct InFlight {
         let key: MessageStore.QueueKey
@@ -132,13 +148,13 @@ struct UpstreamBridge: Service {
         _ head: inout Int
     ) async throws {
         let entry = inFlight[head]
-        try await entry.future.get()
+        try await settle(entry)
         head += 1
         // Acknowledge in runs: the last entry of each queue among those finished.
         var last: [MessageStore.QueueKey: UInt64] = [entry.key: entry.sequence]
         var count = 1
         while head < inFlight.count, inFlight[head].isFulfilled {
-            try await inFlight[head].future.get()
+            try await settle(inFlight[head])
             last[inFlight[head].key] = inFlight[head].sequence
             head += 1
             count += 1
@@ -146,7 +162,8 @@ struct UpstreamBridge: Service {
         for (key, sequence) in last { store.acknowledge(key, through: sequence) }
         let now = UInt64(Date().timeIntervalSince1970 * 1000)
         metrics.messagesOut.increment(by: Int64(count))
-        metrics.sendLatency.record(.milliseconds(Int64(now &- entry.enqueuedAt)))
+        // A clock that stepped back must not make the latency negative (or trap).
+        metrics.sendLatency.record(.milliseconds(Int64(clamping: now > entry.enqueuedAt ? now - entry.enqueuedAt : 0)))
         if head > 4096 {
             inFlight.removeFirst(head)
             head = 0

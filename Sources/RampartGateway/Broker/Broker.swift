@@ -102,6 +102,20 @@ public final class Broker: Sendable {
         configuration.withLockedValue { $0.moduleHost == deviceID || ($0.registeredChildren?.contains(deviceID) ?? true) }
     }
 
+    /// Whether `deviceID` is the gateway's own device, whose modules may connect.
+    func isModuleHost(_ deviceID: String) -> Bool {
+        configuration.withLockedValue { $0.moduleHost == deviceID }
+    }
+
+    /// Drops sessions whose expiry passed (offline persistent sessions, and their held messages).
+    public func purgeExpiredSessions(now: Date = Date()) {
+        sessions.withLockedValue { sessions in
+            sessions = sessions.filter { _, session in
+                session.connection != nil || (session.expiresAt.map { $0 > now } ?? true)
+            }
+        }
+    }
+
     /// Whether messages from `deviceID` may name another device as their origin.
     func acceptsOrigin(from deviceID: String) -> Bool {
         configuration.withLockedValue { $0.forwarders.contains(deviceID) }
@@ -180,13 +194,19 @@ public final class Broker: Sendable {
             session.connection = nil
             session.held.insert(contentsOf: unsent, at: 0)
             if session.persistent, let sessionExpiry, sessionExpiry > 0 {
-                session.expiresAt = sessionExpiry >= TimeInterval(UInt32.max) ? nil : Date() + sessionExpiry
+                // MQTT 5's "never" (0xFFFFFFFF) and 3.1.1's persistent sessions last a week offline here.
+                session.expiresAt = Date() + min(sessionExpiry, Self.maximumOfflineSession)
             } else {
                 sessions[identity.clientID] = nil
             }
         }
         metrics.connectedClients.decrement()
     }
+
+    /// How long an offline session (and the cloud-to-device messages it holds) is kept at most.
+    static let maximumOfflineSession: TimeInterval = 7 * 86400
+    /// The largest reported-properties document a twin keeps.
+    static let maximumTwinBytes = 32 * 1024
 
     /// Records a client's subscriptions in its session.
     func setSubscriptions(_ subscriptions: [String: MQTTQoS], for identity: ClientIdentity) {
@@ -357,7 +377,9 @@ public final class Broker: Sendable {
             var twin = twins[identity.clientID] ?? DeviceTwin()
             let current = (try? JSONSerialization.jsonObject(with: twin.reported)) as? [String: Any] ?? [:]
             let merged = Self.mergePatch(current, patch)
-            guard let data = try? JSONSerialization.data(withJSONObject: merged, options: [.sortedKeys]) else { return nil }
+            guard let data = try? JSONSerialization.data(withJSONObject: merged, options: [.sortedKeys]),
+                data.count <= Self.maximumTwinBytes
+            else { return nil }
             twin.reported = data
             twin.reportedVersion += 1
             twins[identity.clientID] = twin
@@ -385,7 +407,7 @@ extension GatewayMessage {
     var routeMessage: RouteMessage {
         var system = systemProperties
         system["connectionDeviceId"] = deviceID
-        if let moduleID { system["connectionModuleId"] = moduleID }
+        system["connectionModuleId"] = moduleID
         var application: [String: String] = [:]
         for property in applicationProperties where application[property.name] == nil {
             application[property.name] = property.value

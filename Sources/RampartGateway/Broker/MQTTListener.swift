@@ -53,9 +53,15 @@ public struct MQTTListener: Service {
         let bound = channel.localAddress?.port ?? port
         logger.info("MQTT listener ready", metadata: ["address": "\(host):\(bound)"])
         onBound(bound)
-        try await withGracefulShutdownHandler {
-            try await channel.closeFuture.get()
-        } onGracefulShutdown: {
+        // Close on graceful shutdown, and also when the group is cancelled because another service
+        // failed (say the metrics port was taken): otherwise the process would never stop.
+        try await withTaskCancellationHandler {
+            try await withGracefulShutdownHandler {
+                try await channel.closeFuture.get()
+            } onGracefulShutdown: {
+                channel.close(promise: nil)
+            }
+        } onCancel: {
             channel.close(promise: nil)
         }
         broker.disconnectAll()

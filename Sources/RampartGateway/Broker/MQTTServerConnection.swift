@@ -42,7 +42,11 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
     private var nextPacketID: UInt16 = 1
     private var sendWindow = 256
     private var inFlight: [UInt16: (publish: MQTTPublish, completion: EventLoopPromise<Void>?)] = [:]
+    /// Messages waiting for room in the send window, in order.
     private var waiting: [(publish: MQTTPublish, completion: EventLoopPromise<Void>?)] = []
+    /// Messages that match no subscription yet (a device that has not subscribed to devicebound yet).
+    private var unsubscribed: [(publish: MQTTPublish, completion: EventLoopPromise<Void>?)] = []
+    static let maximumSubscriptions = 64
 
     init(broker: Broker, logger: Logger, peerCommonName: @escaping @Sendable (ChannelHandlerContext) -> String?) {
         self.broker = broker
@@ -60,6 +64,11 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
             self.logger.info("No CONNECT within the timeout; closing")
             self.close()
         }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        // The context holds this handler: dropping it here breaks the cycle, so closed connections are freed.
+        self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
@@ -137,6 +146,9 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
         }
         guard let commonName = peerCommonName(context), commonName == identity.deviceID else {
             return refuse(.clientIdentifierNotValid, "The client ID \(identity.deviceID) is not the certificate's CN.")
+        }
+        if identity.moduleID != nil, !broker.isModuleHost(identity.deviceID) {
+            return refuse(.clientIdentifierNotValid, "Module identities ({device}/{module}) belong to the gateway's own device only.")
         }
         guard broker.admits(identity.deviceID) else {
             return refuse(.notAuthorized, "This device is not a registered child of this gateway.")
@@ -262,6 +274,11 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
         switch meaning {
         case .telemetry(let bag):
             let message = makeMessage(publish, bag: bag, identity: identity)
+            // Forwarded messages carry their properties in a topic, which MQTT bounds at 64 KiB.
+            guard bag.count <= 64, PropertyBag.encode(message.propertyBag).utf8.count <= 16 * 1024 else {
+                broker.metrics.dropped("malformed").increment()
+                return answer(publish, .topicNameInvalid, fatal: "A property bag may hold 64 properties and 16 KiB.")
+            }
             accept(message, publish: publish)
         case .twinGet(let requestID):
             answer(publish, .success, fatal: nil)
@@ -306,7 +323,7 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
                 if value != identity.deviceID, broker.acceptsOrigin(from: identity.deviceID) {
                     system[String(name.dropFirst(2))] = value
                 }
-            default: system[String(name.dropFirst(2))] = value
+            default: break  // Unknown system properties are not the device's to set.
             }
         }
         if version == .v5 {
@@ -398,6 +415,10 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
                 codes.append(version == .v5 ? .notAuthorized : .unspecifiedError)
                 continue
             }
+            guard subscriptions[filter] != nil || subscriptions.count < Self.maximumSubscriptions else {
+                codes.append(version == .v5 ? .quotaExceeded : .unspecifiedError)
+                continue
+            }
             let granted = min(subscription.qos, .atLeastOnce)
             subscriptions[filter] = granted
             codes.append(MQTTReasonCode(rawValue: granted.rawValue))
@@ -405,8 +426,8 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
         broker.setSubscriptions(subscriptions, for: identity)
         write(.suback(MQTTSubAck(packetID: subscribe.packetID, reasonCodes: codes, properties: .init())))
         // Messages held until a matching subscription existed can go now.
-        let held = waiting
-        waiting.removeAll()
+        let held = unsubscribed
+        unsubscribed.removeAll()
         for entry in held { send(entry.publish, completion: entry.completion) }
     }
 
@@ -424,12 +445,12 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
     /// Sends a message to this client: QoS 1 when its subscription allows, within the send window.
     /// Messages that match no subscription wait until one does.
     func send(_ publish: MQTTPublish, completion: EventLoopPromise<Void>?) {
-        guard phase == .connected, context != nil else {
+        guard phase == .connected, let context, context.channel.isActive else {
             completion?.fail(RampartError.notFound("The client"))
             return
         }
         guard let granted = subscriptions.first(where: { MQTTTopic.matches(filter: $0.key, topic: publish.topic) })?.value else {
-            waiting.append((publish, completion))
+            unsubscribed.append((publish, completion))
             return
         }
         var outgoing = publish
@@ -437,19 +458,26 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
         if outgoing.qos == .atMostOnce {
             outgoing.packetID = nil
             write(.publish(outgoing))
-            context?.flush()
+            context.flush()
             completion?.succeed()
             return
         }
-        guard inFlight.count < sendWindow else {
+        // Behind messages already waiting for the window, so that order holds.
+        guard inFlight.count < sendWindow, waiting.isEmpty || fromWaiting else {
             waiting.append((publish, completion))
             return
         }
         outgoing.packetID = allocatePacketID()
+        guard write(.publish(outgoing)) else {
+            completion?.fail(RampartError(.invalidRequest, "The message cannot be encoded for this client."))
+            return
+        }
         inFlight[outgoing.packetID!] = (outgoing, completion)
-        write(.publish(outgoing))
-        context?.flush()
+        context.flush()
     }
+
+    /// Set while ``send`` is called for the head of `waiting`.
+    private var fromWaiting = false
 
     private func allocatePacketID() -> UInt16 {
         repeat {
@@ -468,11 +496,11 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
         } else {
             entry.completion?.succeed()
         }
-        if let next = waiting.first, inFlight.count < sendWindow,
-            subscriptions.keys.contains(where: { MQTTTopic.matches(filter: $0, topic: next.publish.topic) })
-        {
-            waiting.removeFirst()
+        while inFlight.count < sendWindow, !waiting.isEmpty {
+            let next = waiting.removeFirst()
+            fromWaiting = true
             send(next.publish, completion: next.completion)
+            fromWaiting = false
         }
     }
 
@@ -501,7 +529,8 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
         // Cloud-to-device messages not yet acknowledged stay with the session; routed deliveries fail so
         // their queue sends them again.
         var unsent: [MQTTPublish] = []
-        for entry in inFlight.values.sorted(by: { $0.publish.packetID ?? 0 < $1.publish.packetID ?? 0 }) + waiting {
+        phase = .closing
+        for entry in inFlight.values.sorted(by: { $0.publish.packetID ?? 0 < $1.publish.packetID ?? 0 }) + waiting + unsubscribed {
             if let completion = entry.completion {
                 completion.fail(RampartError.notFound("The client"))
             } else {
@@ -513,6 +542,7 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
         }
         inFlight.removeAll()
         waiting.removeAll()
+        unsubscribed.removeAll()
         if attached {
             attached = false
             broker.detach(identity, connection: ObjectIdentifier(self), sessionExpiry: sessionExpiry, unsent: unsent)
@@ -530,16 +560,18 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
         flushAndClose()
     }
 
-    private func write(_ packet: MQTTPacket, version explicit: MQTTProtocolVersion? = nil) {
-        guard let context else { return }
+    @discardableResult
+    private func write(_ packet: MQTTPacket, version explicit: MQTTProtocolVersion? = nil) -> Bool {
+        guard let context else { return false }
         var buffer = context.channel.allocator.buffer(capacity: 64)
         do {
             try MQTTCodec.encode(packet, version: explicit ?? version, into: &buffer)
         } catch {
             logger.error("Cannot encode a packet", metadata: ["error": "\(error)"])
-            return
+            return false
         }
         context.write(wrapOutboundOut(buffer), promise: nil)
+        return true
     }
 
     private func flushAndClose() {

@@ -3,6 +3,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import RampartCore
+import RampartDevice
 import Synchronization
 
 /// Store and forward: a durable, ordered queue per endpoint and priority.
@@ -138,6 +139,7 @@ public final class MessageStore: Sendable {
     private let wakeWriter = ConditionLock(value: false)
     private let logger: Logger
     private let writerDone = ConditionLock(value: false)
+    private let lock: StateDirectoryLock
 
     /// Opens (or creates) the store and starts its writer thread.
     ///
@@ -153,6 +155,9 @@ public final class MessageStore: Sendable {
             throw RampartError(
                 .storeWriteFailed, "Cannot create the store directory \(configuration.directory): \(error).", status: 507)
         }
+        lock = try StateDirectoryLock(
+            directory: URL(fileURLWithPath: configuration.directory), user: "gateway",
+            advice: "or give this one another [store] directory")
         try recoverQueues()
         let thread = Thread { [self] in writerLoop() }
         thread.name = "rampart-store-writer"
@@ -242,6 +247,7 @@ public final class MessageStore: Sendable {
                         guard queue.readSegment + 1 < queue.segments.count else { break }
                         queue.readSegment += 1
                         queue.readOffset = 0
+                        skipGap(queue, to: queue.segments[queue.readSegment].firstSequence)
                         continue
                     }
                     guard let header = segment.read(at: queue.readOffset, count: SegmentFile.headerSize),
@@ -435,6 +441,7 @@ public final class MessageStore: Sendable {
                     queue.readSegment += 1
                     queue.readOffset = 0
                     segment = queue.segments[queue.readSegment]
+                    skipGap(queue, to: segment.firstSequence)
                     continue
                 }
                 guard let header = segment.read(at: queue.readOffset, count: SegmentFile.headerSize) else { break }
@@ -505,6 +512,15 @@ public final class MessageStore: Sendable {
             current += 1
         }
         queue.readOffset = offset
+    }
+
+    /// Steps over sequence numbers that no segment holds (records lost to corruption before the next
+    /// segment), so that numbering stays true and the consumer does not spin on them.
+    private func skipGap(_ queue: Queue, to first: UInt64) {
+        guard queue.readSequence < first else { return }
+        if queue.inFlightHead == queue.inFlight.count, queue.cursor == queue.readSequence { queue.cursor = first }
+        queue.readSequence = first
+        queue.cursorDirty = true
     }
 
     /// Releases acknowledged records through `sequence`, and any skipped records after them; returns how

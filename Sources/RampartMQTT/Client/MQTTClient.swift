@@ -258,6 +258,10 @@ final class MQTTClientHandler: ChannelDuplexHandler {
         context.writeAndFlush(wrapOutboundOut(.connect(connect)), promise: nil)
     }
 
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+    }
+
     func channelInactive(context: ChannelHandlerContext) {
         pingTask?.cancel()
         let reason = serverDisconnect.map { " (\($0.reasonCode)\($0.properties.reasonString.map { ": \($0)" } ?? ""))" } ?? ""
@@ -272,6 +276,8 @@ final class MQTTClientHandler: ChannelDuplexHandler {
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        // A packet this client could not encode fails only its own publish (through the write promise).
+        if error is MQTTProtocolError, isConnected { return }
         connected.fail(MQTTClientError(.connectionClosed, "\(error)"))
         context.close(promise: nil)
     }
@@ -366,7 +372,12 @@ final class MQTTClientHandler: ChannelDuplexHandler {
             let id = allocatePacketID()
             outgoing.packetID = id
             pendingPublishes[id] = promise
-            context.writeAndFlush(wrapOutboundOut(.publish(outgoing)), promise: nil)
+            let written = context.eventLoop.makePromise(of: Void.self)
+            written.futureResult.whenFailure { [weak self] error in
+                guard let self, error is MQTTProtocolError else { return }
+                self.pendingPublishes.removeValue(forKey: id)?.fail(error)
+            }
+            context.writeAndFlush(wrapOutboundOut(.publish(outgoing)), promise: written)
         }
     }
 
