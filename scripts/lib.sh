@@ -4,8 +4,8 @@
 # Callers set `set -euo pipefail` and cd to the repo root first.
 
 RAMPART_VENV="${RAMPART_VENV:-$PWD/.venv}"
-RAMPART_APT_PACKAGES=(postgresql openssl)
-RAMPART_PIP_PACKAGES=(pkilint schemathesis requests "tuf>=6,<8")
+RAMPART_APT_PACKAGES=(postgresql openssl mosquitto mosquitto-clients faketime)
+RAMPART_PIP_PACKAGES=(pkilint schemathesis requests "tuf>=6,<8" "paho-mqtt>=2,<3")
 
 log() { printf '%s: %s\n' "${LOG_PREFIX:-rampart}" "$*" >&2; }
 
@@ -90,6 +90,9 @@ ensure_prereqs() {
     pg_bin_dir >/dev/null || missing+=(postgresql)
     command -v openssl >/dev/null || missing+=(openssl)
     command -v psql >/dev/null || missing+=(postgresql-client)
+    [[ -x /usr/sbin/mosquitto ]] || command -v mosquitto >/dev/null || missing+=(mosquitto)
+    command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
+    command -v faketime >/dev/null || missing+=(faketime)
     if ((${#missing[@]})); then
         log "installing Debian packages: ${missing[*]}"
         _apt_install "${missing[@]}"
@@ -109,7 +112,7 @@ ensure_prereqs() {
             /usr/bin/python3 -m venv "$RAMPART_VENV"
         fi
     fi
-    if ! "$RAMPART_VENV/bin/python" -c 'import pkilint, schemathesis, requests, tuf.ngclient' >/dev/null 2>&1 \
+    if ! "$RAMPART_VENV/bin/python" -c 'import pkilint, schemathesis, requests, tuf.ngclient; from paho.mqtt.client import CallbackAPIVersion' >/dev/null 2>&1 \
         || [[ ! -x "$RAMPART_VENV/bin/lint_pkix_cert" || ! -x "$RAMPART_VENV/bin/schemathesis" ]]; then
         log "pip installing ${RAMPART_PIP_PACKAGES[*]} into $RAMPART_VENV"
         "$RAMPART_VENV/bin/python" -m pip install -q "${RAMPART_PIP_PACKAGES[@]}"
