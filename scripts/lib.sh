@@ -4,6 +4,8 @@
 # Callers set `set -euo pipefail` and cd to the repo root first.
 
 RAMPART_VENV="${RAMPART_VENV:-$PWD/.venv}"
+# Microsoft's Azure IoT device SDK pins paho-mqtt below 2, so it lives in a virtualenv of its own.
+RAMPART_AZURE_VENV="${RAMPART_AZURE_VENV:-$PWD/.venv-azure}"
 RAMPART_APT_PACKAGES=(postgresql openssl mosquitto mosquitto-clients faketime)
 RAMPART_PIP_PACKAGES=(pkilint schemathesis requests "tuf>=6,<8" "paho-mqtt>=2,<3")
 
@@ -116,6 +118,12 @@ ensure_prereqs() {
         || [[ ! -x "$RAMPART_VENV/bin/lint_pkix_cert" || ! -x "$RAMPART_VENV/bin/schemathesis" ]]; then
         log "pip installing ${RAMPART_PIP_PACKAGES[*]} into $RAMPART_VENV"
         "$RAMPART_VENV/bin/python" -m pip install -q "${RAMPART_PIP_PACKAGES[@]}"
+    fi
+    if ! "$RAMPART_AZURE_VENV/bin/python" -c 'import azure.iot.device' >/dev/null 2>&1; then
+        log "creating $RAMPART_AZURE_VENV with azure-iot-device"
+        rm -rf "$RAMPART_AZURE_VENV"
+        "$RAMPART_VENV/bin/python" -m venv "$RAMPART_AZURE_VENV"
+        "$RAMPART_AZURE_VENV/bin/python" -m pip install -q "azure-iot-device>=2.14,<3"
     fi
 }
 
