@@ -31,5 +31,9 @@ public final class StateDirectoryLock: Sendable {
         self.descriptor = descriptor
     }
 
+    /// Lets go of the lock now, without waiting for the last reference to go (a store closed and reopened
+    /// in one process).
+    public func release() { flock(descriptor, LOCK_UN) }
+
     deinit { close(descriptor) }
 }

@@ -65,3 +65,17 @@ public enum Base64URL {
         return Data(base64Encoded: Data(bytes))
     }
 }
+
+extension DistinguishedName {
+    /// The CommonName, when the name holds exactly one: a device ID is a certificate's CN, and a name
+    /// with two would be ambiguous.
+    public var commonName: String? {
+        var names: [String] = []
+        for rdn in self {
+            for attribute in rdn where attribute.type == .RDNAttributeType.commonName {
+                names.append(attribute.value.description)
+            }
+        }
+        return names.count == 1 ? names[0] : nil
+    }
+}

@@ -153,6 +153,32 @@ struct BrokerTests {
         }
     }
 
+    @Test("A full store refuses: MQTT 5 gets PUBACK quotaExceeded, 3.1.1 loses its connection and may resend")
+    func storeFull() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let tenant = try TestTenantCA()
+        var configuration = try Self.moduleConfiguration(directory, trust: [tenant])
+        configuration.store.maximumBytes = 2048
+        try await GatewayHarness.run(configuration) { gateway in
+            let big = String(repeating: "x", count: 700)
+            let v5 = try await gateway.connect(try tenant.device("dev5"), version: .v5)
+            var refusal: MQTTClientError?
+            for _ in 0..<10 {
+                do { try await v5.publish(.telemetry("dev5", big)).get() } catch let error as MQTTClientError {
+                    refusal = error
+                    break
+                }
+            }
+            #expect(refusal?.reasonCode == .quotaExceeded)
+            #expect(v5.isActive)
+            let v3 = try await gateway.connect(try tenant.device("dev3"))
+            await #expect(throws: MQTTClientError.self) { try await v3.publish(.telemetry("dev3", big)).get() }
+            #expect(gateway.gateway.metrics.exposition().contains(#"rampart_gateway_messages_dropped_total{reason="storeFull"} 2"#))
+            await v5.disconnect()
+        }
+    }
+
     @Test("A device may publish and subscribe only on its own topics")
     func topicAuthorization() async throws {
         let directory = try TemporaryDirectory()

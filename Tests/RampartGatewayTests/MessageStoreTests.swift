@@ -47,6 +47,17 @@ struct MessageStoreTests {
         #expect(rest[0].message == message(4).with(enqueued: rest[0].message.enqueuedAtMilliseconds))
     }
 
+    @Test("A second gateway cannot open a store in use; closing the first lets it")
+    func exclusive() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let first = try MessageStore(configuration: .init(directory: directory.path))
+        #expect(throws: RampartError.conflict(.conflict, "")) { _ = try MessageStore(configuration: .init(directory: directory.path)) }
+        first.close()
+        let second = try MessageStore(configuration: .init(directory: directory.path))
+        second.close()
+    }
+
     @Test("A rewind sends everything unacknowledged again, in order")
     func rewind() async throws {
         let directory = try TemporaryDirectory()

@@ -8,6 +8,7 @@ import Prometheus
 import RampartCore
 import RampartDevice
 import RampartMQTT
+import RampartPKI
 import ServiceLifecycle
 import SwiftASN1
 import Synchronization
@@ -221,17 +222,4 @@ final class DoneFlag: Sendable {
     private let value = Atomic<Bool>(false)
     func set() { value.store(true, ordering: .releasing) }
     var isSet: Bool { value.load(ordering: .acquiring) }
-}
-
-extension DistinguishedName {
-    /// The single CN, if there is exactly one.
-    var commonName: String? {
-        var names: [String] = []
-        for rdn in self {
-            for attribute in rdn where attribute.type == .RDNAttributeType.commonName {
-                names.append(String(describing: attribute.value))
-            }
-        }
-        return names.count == 1 ? names[0] : nil
-    }
 }

@@ -3,6 +3,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import NIOSSL
 import RampartCore
+import RampartPKI
 import SwiftASN1
 import X509
 

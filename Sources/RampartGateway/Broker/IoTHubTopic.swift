@@ -155,7 +155,9 @@ enum PropertyBag {
         return out
     }
 
-    static func percentDecode(_ text: Substring) -> String? {
+    /// Decodes `%XX` escapes (and, in a property bag, `+` as a space); `nil` for a bad escape or bytes
+    /// that are not UTF-8.
+    static func percentDecode(_ text: Substring, plusIsSpace: Bool = true) -> String? {
         var bytes: [UInt8] = []
         var iterator = text.utf8.makeIterator()
         while let byte = iterator.next() {
@@ -164,7 +166,7 @@ enum PropertyBag {
                     let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
                 else { return nil }
                 bytes.append(value)
-            } else if byte == UInt8(ascii: "+") {
+            } else if plusIsSpace, byte == UInt8(ascii: "+") {
                 bytes.append(UInt8(ascii: " "))
             } else {
                 bytes.append(byte)

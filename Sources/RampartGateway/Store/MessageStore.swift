@@ -322,6 +322,7 @@ public final class MessageStore: Sendable {
             return Array(state.waiters.values)
         }
         for waiter in waiters { waiter.resume() }
+        lock.release()
     }
 
     // MARK: - Writer
@@ -637,19 +638,7 @@ public final class MessageStore: Sendable {
         guard let dot = name.lastIndex(of: "."), name[name.index(after: dot)...].hasPrefix("p"),
             let priority = Int(name[name.index(dot, offsetBy: 2)...]), (0...9).contains(priority)
         else { return nil }
-        var bytes: [UInt8] = []
-        var iterator = Substring(name[..<dot]).utf8.makeIterator()
-        while let byte = iterator.next() {
-            if byte == UInt8(ascii: "%") {
-                guard let high = iterator.next(), let low = iterator.next(),
-                    let value = UInt8(String(decoding: [high, low], as: UTF8.self), radix: 16)
-                else { return nil }
-                bytes.append(value)
-            } else {
-                bytes.append(byte)
-            }
-        }
-        guard let endpoint = String(validating: bytes, as: UTF8.self) else { return nil }
+        guard let endpoint = PropertyBag.percentDecode(name[..<dot], plusIsSpace: false) else { return nil }
         return QueueKey(endpoint: endpoint, priority: priority)
     }
 }

@@ -232,15 +232,3 @@ final class EndorsementCache: Sendable {
         }
     }
 }
-
-extension DistinguishedName {
-    /// The first CommonName, if any.
-    var commonName: String? {
-        for rdn in self {
-            for attribute in rdn where attribute.type == .RDNAttributeType.commonName {
-                return attribute.value.description
-            }
-        }
-        return nil
-    }
-}

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOSSL
 import RampartCore
+import RampartPKI
 import RampartStore
 import SwiftASN1
 import Synchronization
