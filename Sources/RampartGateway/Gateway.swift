@@ -10,7 +10,8 @@ import RampartDevice
 import ServiceLifecycle
 
 /// A gateway assembled from its configuration: the MQTT listener, store and forward, deliveries to local
-/// modules, the upstream bridge (or the hub role without one), trust refreshes and `/metrics`.
+/// modules, the upstream bridge (or, in the hub role without one, telemetry stored on the server),
+/// cloud-to-device messages from the server, trust refreshes and `/metrics`.
 public struct Gateway: Sendable {
     /// The settings it was built from.
     public let configuration: GatewayConfiguration
@@ -90,9 +91,11 @@ public struct Gateway: Sendable {
     public func services(
         listenerBound: @escaping @Sendable (Int) -> Void = { _ in }, metricsBound: @escaping @Sendable (Int) -> Void = { _ in }
     ) throws -> [any Service] {
-        if configuration.hubRole, broker.configuration.withLockedValue({ $0.routes.contains { $0.statement.sink == .upstream } }) {
+        if configuration.hubRole, configuration.identity.server == nil,
+            broker.configuration.withLockedValue({ $0.routes.contains { $0.statement.sink == .upstream } })
+        {
             logger.warning(
-                "Hub role: messages routed to $upstream wait in the store until their TTL, counted as expired; storing them on the server is not built yet")
+                "Hub role without [identity] server: messages routed to $upstream wait in the store until their TTL, counted as expired")
         }
         var services: [any Service] = [StoreService(store: store, broker: broker, metrics: metrics)]
         let endpoints = Set(broker.configuration.withLockedValue { $0.routes.map(\.statement.sink) })
@@ -103,6 +106,9 @@ public struct Gateway: Sendable {
         }
         if let upstream = configuration.upstream {
             services.append(try UpstreamBridge(configuration: upstream, identity: configuration.identity, store: store, metrics: metrics, logger: logger))
+        }
+        if configuration.identity.server != nil {
+            services.append(try ServerUplink(configuration: configuration, store: store, broker: broker, metrics: metrics, logger: logger))
         }
         if configuration.identity.server != nil, configuration.trust.refreshFromServer || configuration.children == .registered {
             services.append(ServerRefresher(configuration: configuration, tls: tls, broker: broker, logger: logger))

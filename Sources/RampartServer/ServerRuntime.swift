@@ -28,6 +28,8 @@ public struct ServerRuntime: Sendable {
     public let certificateAuthority: TenantCAService
     public let attestation: AttestationService
     public let devices: DeviceService
+    /// Telemetry from hubs and cloud-to-device messages.
+    public let messages: MessageService
     public let repository: TUFRepositoryService
     public let products: ProductService
     public let images: ImageService
@@ -56,6 +58,7 @@ public struct ServerRuntime: Sendable {
         certificateAuthority = TenantCAService(context: context)
         attestation = try AttestationService(context: context, certificateAuthority: certificateAuthority)
         devices = DeviceService(context: context)
+        messages = MessageService(context: context)
         repository = TUFRepositoryService(context: context)
         products = ProductService(context: context, repository: repository)
         images = ImageService(context: context, repository: repository)
@@ -83,13 +86,18 @@ public struct ServerRuntime: Sendable {
         let updateRoutes = UpdateRoutes(
             repository: repository, products: products, images: images, checks: checks, deviceAuthenticator: deviceAuthenticator,
             bodyLimit: configuration.limits.maximumBodyBytes)
+        let messageRoutes = MessageRoutes(
+            messages: messages, devices: devices, deviceAuthenticator: deviceAuthenticator,
+            bodyLimit: configuration.limits.maximumBodyBytes)
         routes.addPublic(to: router)
         deviceRoutes.addPublic(to: router)
+        messageRoutes.addPublic(to: router)
         updateRoutes.addPublic(to: router)
         extraRoutes?(router)
         let authenticated = router.group().add(middleware: AuthenticationMiddleware(tokens: tokens, store: store))
         routes.addAuthenticated(to: authenticated)
         deviceRoutes.addAuthenticated(to: authenticated)
+        messageRoutes.addAuthenticated(to: authenticated)
         updateRoutes.addAuthenticated(to: authenticated)
         return router
     }
@@ -125,7 +133,8 @@ public struct ServerRuntime: Sendable {
         let store = store
         application.beforeServerStarts { try await store.migrate() }
         return [store, application, KeyMaintenanceService(
-            certificateAuthority: certificateAuthority, repository: repository, store: store, logger: context.logger)]
+            certificateAuthority: certificateAuthority, repository: repository, messages: messages, store: store,
+            logger: context.logger)]
     }
 
     /// Runs every service in one `ServiceGroup`, calls `body` once the server accepts connections, then shuts
@@ -187,6 +196,7 @@ public struct ServerRuntime: Sendable {
 struct KeyMaintenanceService: Service {
     let certificateAuthority: TenantCAService
     let repository: TUFRepositoryService
+    let messages: MessageService
     let store: Store
     let logger: Logger
 
@@ -206,6 +216,7 @@ struct KeyMaintenanceService: Service {
                 _ = try await repository.resignDue()
                 let now = certificateAuthority.context.clock.now()
                 try await store.transaction { try await $0.purgeNonces(before: now - 300) }
+                try await messages.purge(olderThan: certificateAuthority.context.configuration.limits.messageRetention)
             } catch {
                 logger.warning("Key maintenance failed; will retry", metadata: ["error": "\(error)"])
             }

@@ -160,6 +160,30 @@ enum Migrations {
                 "ALTER TABLE devices ADD COLUMN parent_id TEXT",
                 "CREATE INDEX devices_parent ON devices (parent_id)",
             ]),
+        Migration(
+            version: 6, name: "hubs, stored telemetry, cloud-to-device messages",
+            statements: [
+                "ALTER TABLE devices ADD COLUMN hub BIGINT NOT NULL DEFAULT 0",
+                // sequence counts per device, so a reader's cursor never skips a row that commits late.
+                """
+                CREATE TABLE device_messages (
+                    tenant_id TEXT NOT NULL, device_id TEXT NOT NULL, sequence BIGINT NOT NULL,
+                    module_id TEXT, gateway_id TEXT NOT NULL, source_key TEXT NOT NULL,
+                    enqueued_at BIGINT NOT NULL, received_at BIGINT NOT NULL,
+                    properties TEXT NOT NULL, system_properties TEXT NOT NULL, payload TEXT NOT NULL,
+                    PRIMARY KEY (tenant_id, device_id, sequence))
+                """,
+                "CREATE UNIQUE INDEX device_messages_source ON device_messages (tenant_id, gateway_id, source_key)",
+                "CREATE INDEX device_messages_received ON device_messages (received_at)",
+                """
+                CREATE TABLE cloud_messages (
+                    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, device_id TEXT NOT NULL,
+                    properties TEXT NOT NULL, payload TEXT NOT NULL, created_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL, delivered_at BIGINT, delivered_by TEXT)
+                """,
+                "CREATE INDEX cloud_messages_device ON cloud_messages (tenant_id, device_id, created_at)",
+                "CREATE INDEX cloud_messages_pending ON cloud_messages (tenant_id, delivered_at, created_at)",
+            ]),
     ]
 
     static func currentVersion(on db: any SQLDatabase) async throws -> Int {

@@ -20,6 +20,8 @@ public struct DeviceRecord: Sendable, Equatable {
     public var measurements: String?
     /// The gateway this device connects through (`device set-parent`).
     public var parentID: String?
+    /// A hub acts for every device of its tenant (`device set-hub`).
+    public var hub: Bool = false
 }
 
 /// What an attestation attempt by an authentic device leaves on its row.
@@ -151,7 +153,8 @@ extension StoreSession {
             softwareVersion: try row.optionalString("swversion"),
             lastAttestationAt: try row.optionalDate("last_attestation_at"), lastResult: try row.optionalString("last_result"),
             certificateNotAfter: try row.optionalDate("certificate_not_after"),
-            measurements: try row.optionalString("measurements"), parentID: try row.optionalString("parent_id"))
+            measurements: try row.optionalString("measurements"), parentID: try row.optionalString("parent_id"),
+            hub: try row.decode(column: "hub", as: Int64.self) != 0)
     }
 
     // MARK: Parents
@@ -159,6 +162,11 @@ extension StoreSession {
     /// Sets (or, with `nil`, clears) the gateway a device connects through.
     public func setParent(of deviceID: String, to parentID: String?) async throws {
         try await db.raw("UPDATE devices SET parent_id = \(bind: parentID) WHERE id = \(bind: deviceID)").run()
+    }
+
+    /// Makes a device a hub, or an ordinary device again.
+    public func setHub(_ deviceID: String, _ hub: Bool) async throws {
+        try await db.raw("UPDATE devices SET hub = \(bind: Int64(hub ? 1 : 0)) WHERE id = \(bind: deviceID)").run()
     }
 
     /// The devices of `tenant` registered as children of `parentID`.

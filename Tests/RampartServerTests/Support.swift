@@ -4,9 +4,9 @@ import RampartCore
 import RampartTestKit
 import Testing
 
-/// Expects `body` to fail with the API error `code` and HTTP `status`.
+/// Expects `body` to fail with the API error `code` and HTTP `status` (and a message containing `fragment`).
 func expectAPIError(
-    _ code: String, status: Int, sourceLocation: SourceLocation = #_sourceLocation,
+    _ code: String, status: Int, containing fragment: String? = nil, sourceLocation: SourceLocation = #_sourceLocation,
     _ body: () async throws -> Void
 ) async {
     do {
@@ -16,6 +16,7 @@ func expectAPIError(
         #expect(error.code.rawValue == code, "\(error)", sourceLocation: sourceLocation)
         #expect(error.status == status, "\(error)", sourceLocation: sourceLocation)
         #expect(!error.message.isEmpty, sourceLocation: sourceLocation)
+        if let fragment { #expect(error.message.contains(fragment), "\(error)", sourceLocation: sourceLocation) }
     } catch {
         Issue.record("Expected \(code) but got \(error)", sourceLocation: sourceLocation)
     }

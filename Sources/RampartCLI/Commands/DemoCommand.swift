@@ -18,7 +18,7 @@ import UnixSignals
 struct DemoCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "demo",
-        abstract: "Run a security service on embedded SQLite with an Administrator, a tenant and three attested devices, until Ctrl-C.")
+        abstract: "Run a security service on embedded SQLite with an Administrator, a tenant, three attested devices and a gateway in front of a hub, until Ctrl-C.")
 
     @Option(help: "ADDRESS:PORT for the demo server (default: a free loopback port).") var listen = "127.0.0.1:0"
     @Flag(help: "Stop after the setup instead of waiting for Ctrl-C (for scripts and tests).") var once = false
@@ -100,12 +100,13 @@ struct DemoCommand: AsyncParsableCommand {
                     [$0.id, $0.lastAttestationResult ?? "", $0.certificateNotAfter.map(Timestamp.format) ?? ""]
                 })
                 try await Self.rollOut(client: client, tenant: tenant.id, devices: list.devices.map(\.id), root: root)
-                print(
-                    """
+                let guide = """
 
                     Next, in another terminal, use the CLI as this Administrator:
                       export RAMPART_HOME=\(home.path)
                       swift run rampart device list
+                      swift run rampart device message list --device-id \(list.devices[0].id) --follow
+                      swift run rampart device message send --device-id \(list.devices[0].id) --payload hello --wait 30
                       swift run rampart device show-status --state-dir \(states[0].directory.path)
                       openssl x509 -in \(states[0].certificateFile.path) -noout -subject -dates
                       swift run rampart doctor --device-id \(list.devices[0].id)
@@ -114,12 +115,16 @@ struct DemoCommand: AsyncParsableCommand {
                       swift run rampart device show-deployment-status --device-id \(list.devices[0].id)
                       swift run rampart device image list-installed --state-dir \(states[0].directory.path)
                       swift run rampart tenant tuf show
-                    """)
-                if once {
-                    print("Setup complete; stopping (--once).")
-                } else {
-                    print("\nPress Ctrl-C to stop the demo and remove its data.")
-                    await running.waitUntilStopped()
+                    """
+                let gateways = DemoGateways(
+                    client: client, tenant: tenant.id, server: server, serverCA: serverCA, root: root, manufacturer: manufacturer,
+                    factoryRuntime: factoryRuntime, logger: quietLogger)
+                try await gateways.run(devices: states, once: once, guide: guide) {
+                    if once {
+                        print("Setup complete; stopping (--once).")
+                    } else {
+                        await running.waitUntilStopped()
+                    }
                 }
                 await stop.stopAll()
                 try await deviceTasks.waitForAll()

@@ -58,6 +58,7 @@ struct DeviceCommand: AsyncParsableCommand {
         subcommands: [
                 Claim.self, List.self, Show.self, DeviceUpdateCommand.self, DeviceDeploymentStatusCommand.self, Run.self,
                 ShowStatus.self, ShowMeasurements.self, DeviceImageCommand.self, SetParent.self,
+                SetHub.self, DeviceMessageCommand.self,
             ])
 
     struct Claim: AsyncParsableCommand {
@@ -127,11 +128,34 @@ struct DeviceCommand: AsyncParsableCommand {
         }
     }
 
+    struct SetHub: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "set-hub",
+            abstract: "Make a gateway device the tenant's hub (Administrator), or an ordinary device again with --clear.",
+            discussion: """
+                A hub stores telemetry on the server and delivers cloud-to-device messages for every device of \
+                the tenant. Other gateways do so only for the children registered below them (set-parent).
+                """)
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The gateway's device ID.") var deviceId: String
+        @Flag(help: "Make it an ordinary device again.") var clear = false
+
+        func run() async throws {
+            try await global.withClient { client, profile in
+                let device = try await client.json(
+                    DeviceInfo.self, .PUT,
+                    "/v1/tenants/\(try global.tenantID(profile))/devices/\(try DeviceID.validated(deviceId))/hub",
+                    body: SetHubRequest(hub: !clear))
+                try DeviceCommand.show([device], global.output, single: true)
+            }
+        }
+    }
+
     static func show(_ devices: [DeviceInfo], _ format: OutputFormat, single: Bool) throws {
         if single, format == .json, let device = devices.first { return try Printer.json(device) }
         Printer.table(["Device ID", "Last attestation", "Result", "Certificate not after", "Hardware model", "Parent"], devices.map {
             [$0.id, $0.lastAttestationAt.map(Timestamp.format) ?? "never", $0.lastAttestationResult ?? "",
-             $0.certificateNotAfter.map(Timestamp.format) ?? "", $0.hardwareModel ?? "", $0.parentId.map { String($0.prefix(12)) + "…" } ?? ""]
+             $0.certificateNotAfter.map(Timestamp.format) ?? "", $0.hardwareModel ?? "", $0.hub ? "hub" : $0.parentId.map { String($0.prefix(12)) + "…" } ?? ""]
         })
     }
 

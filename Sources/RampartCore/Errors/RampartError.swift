@@ -56,6 +56,9 @@ extension RampartError.Code {
     public static let serverUnreachable: Self = "serverUnreachable"
     public static let configurationInvalid: Self = "configurationInvalid"
     public static let invalidParent: Self = "invalidParent"
+    public static let notChild: Self = "notChild"
+    public static let deviceNotClaimed: Self = "deviceNotClaimed"
+    public static let deviceQueueFull: Self = "deviceQueueFull"
     public static let internalError: Self = "internalError"
 }
 

@@ -383,12 +383,16 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
     public var certificateNotAfter: Date?
     /// The gateway the device connects through, if one is registered.
     public var parentId: String?
+    /// Whether the device is a hub: a gateway that may store telemetry and fetch cloud-to-device messages
+    /// for any device of the tenant (`device set-hub`). Other gateways act for their registered children.
+    public var hub: Bool
     public init(
         id: String, tenantId: RampartID, claimedAt: Date?, firstSeenAt: Date?, lastSeenAt: Date?,
         hardwareModel: String?, softwareVersion: String?, lastAttestationAt: Date?, lastAttestationResult: String?,
-        certificateNotAfter: Date?, parentId: String? = nil
+        certificateNotAfter: Date?, parentId: String? = nil, hub: Bool = false
     ) {
         self.parentId = parentId
+        self.hub = hub
         self.id = id
         self.tenantId = tenantId
         self.claimedAt = claimedAt
@@ -414,6 +418,7 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
         try c.encode(lastAttestationResult, forKey: .lastAttestationResult)
         try c.encode(certificateNotAfter, forKey: .certificateNotAfter)
         try c.encode(parentId, forKey: .parentId)
+        try c.encode(hub, forKey: .hub)
     }
 }
 

@@ -32,17 +32,10 @@ struct ServerRefresher: Service {
     }
 
     func run() async throws {
-        guard let server = configuration.identity.server, let tenant = configuration.identity.tenant,
-            let statePath = configuration.identity.deviceState
-        else {
-            throw RampartError(
-                .configurationInvalid,
-                "Refreshing from the server needs [identity] server, tenant and device_state.")
-        }
-        let state = DeviceState(directory: URL(fileURLWithPath: statePath))
+        let link = try ServerLink(configuration.identity, purpose: "Refreshing from the server")
         await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
-                let ok = await refresh(server: server, tenant: tenant, state: state)
+                let ok = await refresh(link)
                 let wait = ok ? configuration.trust.refreshSeconds : min(60, configuration.trust.refreshSeconds)
                 try? await Task.sleep(for: .seconds(wait))
             }
@@ -50,43 +43,28 @@ struct ServerRefresher: Service {
     }
 
     /// One refresh; returns whether everything that was asked for succeeded.
-    private func refresh(server: String, tenant: String, state: DeviceState) async -> Bool {
+    private func refresh(_ link: ServerLink) async -> Bool {
         do {
-            let serverCA = try? String(contentsOf: state.serverCAFile, encoding: .utf8)
-            guard let certificate = state.storedCertificate() else {
-                throw RampartError(.configurationInvalid, "The gateway's device has no certificate yet; is `rampart device run` attesting it?")
-            }
-            var client = HTTPClient.Configuration()
-            client.tlsConfiguration = try DeviceTLS.configuration(serverCAPEM: serverCA, certificate: certificate)
-            let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: client)
-            defer { _ = http.shutdown() }
-            if configuration.trust.refreshFromServer {
-                let pem = try await get(http, "\(server)/v1/gateway/\(tenant)/trust-bundle")
-                let text = String(decoding: pem, as: UTF8.self)
-                if try tls.updateTrust(bundlePEM: text) {
-                    logger.notice("Trust bundle updated from the server", metadata: ["cas": "\(text.components(separatedBy: "BEGIN CERTIFICATE").count - 1)"])
-                    try SecureFile.write(text, to: URL(fileURLWithPath: configuration.trust.bundle), mode: 0o644)
+            try await link.withClient { http in
+                if configuration.trust.refreshFromServer {
+                    let pem = try await link.request(http, .GET, link.url("/trust-bundle"))
+                    let text = String(decoding: pem, as: UTF8.self)
+                    if try tls.updateTrust(bundlePEM: text) {
+                        logger.notice("Trust bundle updated from the server", metadata: ["cas": "\(text.components(separatedBy: "BEGIN CERTIFICATE").count - 1)"])
+                        try SecureFile.write(text, to: URL(fileURLWithPath: configuration.trust.bundle), mode: 0o644)
+                    }
                 }
-            }
-            if configuration.children == .registered {
-                let body = try await get(http, "\(server)/v1/gateway/\(tenant)/children")
-                let list = try JSONDecoder().decode(ChildList.self, from: Data(body))
-                broker.setRegisteredChildren(Set(list.children))
-                try SecureFile.write(Data(body), to: Self.childrenCache(configuration), mode: 0o600)
+                if configuration.children == .registered {
+                    let body = try await link.request(http, .GET, link.url("/children"))
+                    let list = try JSONDecoder().decode(ChildList.self, from: Data(body))
+                    broker.setRegisteredChildren(Set(list.children))
+                    try SecureFile.write(Data(body), to: Self.childrenCache(configuration), mode: 0o600)
+                }
             }
             return true
         } catch {
             logger.warning("Refresh from the server failed; keeping what the gateway has", metadata: ["error": "\(error)"])
             return false
         }
-    }
-
-    private func get(_ http: HTTPClient, _ url: String) async throws -> [UInt8] {
-        let response = try await http.execute(HTTPClientRequest(url: url), timeout: .seconds(30))
-        let body = try await response.body.collect(upTo: 4 << 20)
-        guard response.status == .ok else {
-            throw RampartError(.serverUnreachable, "\(url) answered \(response.status.code): \(String(buffer: body))", status: 502)
-        }
-        return Array(buffer: body)
     }
 }

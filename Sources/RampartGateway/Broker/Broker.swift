@@ -83,6 +83,7 @@ public final class Broker: Sendable {
     private let sessions = NIOLockedValueBox<[String: Session]>([:])
     private let twins = NIOLockedValueBox<[String: DeviceTwin]>([:])
     private let clientWaiters = NIOLockedValueBox<[String: [CheckedContinuation<Void, Never>]]>([:])
+    private let connectObservers = NIOLockedValueBox<[@Sendable (String) -> Void]>([])
 
     /// Creates a broker that routes into `store`.
     public init(configuration: Configuration, store: MessageStore, metrics: GatewayMetrics, logger: Logger) {
@@ -179,7 +180,15 @@ public final class Broker: Sendable {
                 + (identity.moduleID.flatMap { waiters.removeValue(forKey: "module:\($0)") } ?? [])
         }
         for waiter in waiters { waiter.resume() }
+        if identity.moduleID == nil {
+            for observer in connectObservers.withLockedValue({ $0 }) { observer(identity.deviceID) }
+        }
         return result
+    }
+
+    /// Calls `observer` with the device ID whenever a device (not a module) connects.
+    func observeDeviceConnections(_ observer: @escaping @Sendable (String) -> Void) {
+        connectObservers.withLockedValue { $0.append(observer) }
     }
 
     /// Unregisters a connection; keeps the session if it is persistent.
@@ -262,6 +271,20 @@ public final class Broker: Sendable {
         let promise = connection.eventLoop.makePromise(of: Void.self)
         connection.eventLoop.execute { connection.handler.value.send(publish, completion: promise) }
         return promise.futureResult
+    }
+
+    /// Hands a cloud-to-device message to a connected device; it waits in the connection until the device
+    /// subscribes to its devicebound topic. The future succeeds on the device's PUBACK and fails if the
+    /// connection ends first: the sender, not the session, keeps it then (the hub's server does).
+    ///
+    /// - Returns: `nil` when the device is not connected.
+    func deliverCloudToDevice(deviceID: String, payload: [UInt8], properties: [(String, String)]) -> EventLoopFuture<Void>? {
+        let identity = ClientIdentity(deviceID: deviceID)
+        return submit(
+            MQTTPublish(
+                topic: IoTHubTopic.deviceBound(identity, properties: properties), payload: ByteBuffer(bytes: payload),
+                qos: .atLeastOnce, retain: false, dup: false, packetID: nil, properties: MQTTProperties()),
+            to: identity.clientID)
     }
 
     /// Sends a cloud-to-device message: at once if the device is connected and subscribed, otherwise

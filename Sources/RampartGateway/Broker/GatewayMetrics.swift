@@ -14,6 +14,7 @@ public struct GatewayMetrics: Sendable {
     let sendLatency: DurationHistogram
     let queueDepth: Gauge
     let storeBytes: Gauge
+    let cloudToDeviceDelivered: Counter
     /// Expiries already added to the drop counter.
     let expiredReported = NIOLockedValueBox(0)
 
@@ -36,6 +37,9 @@ public struct GatewayMetrics: Sendable {
         queueDepth = registry.makeGauge(
             name: "rampart_gateway_queue_messages", help: "Messages waiting in store and forward")
         storeBytes = registry.makeGauge(name: "rampart_gateway_store_bytes", help: "Bytes held by store and forward")
+        cloudToDeviceDelivered = registry.makeCounter(
+            name: "rampart_gateway_cloud_to_device_delivered_total",
+            help: "Cloud-to-device messages from the server that a device acknowledged (hub role)")
     }
 
     /// The counter of messages dropped for `reason` (`expired`, `storeFull`, `writeFailed`, `unrouted`,

@@ -78,6 +78,9 @@ public struct GatewayConfiguration: Sendable {
         public var protocolVersion = 4
         /// Messages sent before waiting for acknowledgements.
         public var inFlight = 256
+
+        /// An upstream at `url` with the defaults.
+        public init(url: String) { self.url = url }
     }
 
     /// One configured route.

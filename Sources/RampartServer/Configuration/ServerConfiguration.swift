@@ -58,6 +58,8 @@ public struct ServerConfiguration: Sendable {
         public var deviceCertificateLifetime: TimeInterval = 24 * 3600
         /// When a device should attest again after a success.
         public var attestationInterval: TimeInterval = 20 * 3600
+        /// How long stored telemetry and cloud-to-device messages are kept (IoT Hub keeps up to 7 days).
+        public var messageRetention: TimeInterval = 7 * 24 * 3600
         public init() {}
     }
 

@@ -52,7 +52,7 @@ public struct DeviceService: Sendable {
             id: device.id, tenantId: tenant, claimedAt: device.claimedAt, firstSeenAt: device.firstSeenAt,
             lastSeenAt: device.lastSeenAt, hardwareModel: device.hardwareModel, softwareVersion: device.softwareVersion,
             lastAttestationAt: device.lastAttestationAt, lastAttestationResult: device.lastResult,
-            certificateNotAfter: device.certificateNotAfter, parentId: device.parentID)
+            certificateNotAfter: device.certificateNotAfter, parentId: device.parentID, hub: device.hub)
     }
 
     // MARK: Gateways
@@ -89,6 +89,23 @@ public struct DeviceService: Sendable {
             }
             try await session.setParent(of: deviceID, to: parentID)
             device.parentID = parentID
+            return Self.info(device, tenant: tenant)
+        }
+    }
+
+    /// Makes a device a hub, which stores telemetry and fetches cloud-to-device messages for every device of
+    /// the tenant, or an ordinary device again (Administrator: a hub speaks for the whole fleet).
+    public func setHub(_ rawID: String, hub: Bool, tenant: RampartID, caller: UserRecord) async throws -> DeviceInfo {
+        let deviceID = try DeviceID.validated(rawID)
+        return try await context.audited(
+            Actor(user: caller), tenant: tenant, action: hub ? "device.set-hub" : "device.clear-hub", target: deviceID
+        ) { session in
+            _ = try await context.authorize(caller, tenant: tenant, .delete, session: session)
+            guard var device = try await session.device(id: deviceID), device.tenantID == tenant else {
+                throw RampartError.notFound("Device \(deviceID)")
+            }
+            try await session.setHub(deviceID, hub)
+            device.hub = hub
             return Self.info(device, tenant: tenant)
         }
     }

@@ -49,6 +49,12 @@ tags:
     description: Device attestation (no user token; devices prove themselves with evidence).
   - name: devices
     description: Tenant devices, attestation reference values and the error report.
+  - name: messages
+    description: >-
+      Device-to-cloud telemetry and cloud-to-device messages. Gateways hand
+      over telemetry and fetch and confirm cloud-to-device messages with
+      their device certificate (mutual TLS), not a user token; users read
+      and send messages with a token.
   - name: updates
     description: >-
       Software updates: the tenant's TUF repository, products, device
@@ -443,6 +449,173 @@ paths:
           $ref: "#/components/responses/Error"
         "4XX":
           $ref: "#/components/responses/Error"
+
+  /v1/gateway/{tenantId}/messages:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+    post:
+      operationId: uploadTelemetry
+      summary: Hand the server a batch of device-to-cloud telemetry.
+      description: |
+        For gateways, which authenticate with their own device certificate
+        (mutual TLS). The batch, at most 1000 messages in the gateway's queue
+        order, is stored in one transaction; each message is stored once
+        however often the batch is sent (`key` is unique per gateway). A
+        gateway acts for itself, for the devices registered below it
+        (`PUT /v1/tenants/{tenantId}/devices/{deviceId}/parent`, at any
+        depth) and, when it is a hub
+        (`PUT /v1/tenants/{tenantId}/devices/{deviceId}/hub`), for every
+        device of its tenant.
+
+        A message that is malformed or for a device the gateway does not act
+        for does not fail the request: it is listed in `refused` with its
+        index and one of these codes, and would be refused again.
+
+        | Code | Meaning |
+        | ---- | ------- |
+        | `invalidRequest` | A field is out of bounds: `deviceId` is not a device ID, `key` is not 1 to 200 bytes, `moduleId` not 1 to 128 bytes, `payload` is not base64 or exceeds 256 KiB decoded, or the properties or system properties break their limits. |
+        | `deviceNotClaimed` | The tenant does not hold the device. |
+        | `notChild` | The gateway does not act for the device. |
+
+        The request as a whole fails with:
+
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 400 | `invalidRequest` | More than 1000 messages, or a message lacks a field or has one of the wrong type. |
+        | 400 | `unknownField` | The body has a field other than `messages`. |
+        | 401 | `deviceCertificateRequired` | The TLS connection carries no client certificate. |
+        | 403 | `deviceCertificateInvalid` | The certificate is not a current device certificate of this tenant. |
+        | 404 | `notFound` | The tenant ID is not a UUID. |
+        | 413 | `bodyTooLarge` | The body exceeds 48 MiB. |
+      tags: [messages]
+      security: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/TelemetryUploadRequest"
+      responses:
+        "200":
+          description: What was stored, what was stored before, and what was refused.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/TelemetryUploadResult"
+        "400":
+          $ref: "#/components/responses/Error"
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "413":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/gateway/{tenantId}/cloud-messages:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+    get:
+      operationId: getPendingCloudMessages
+      summary: The cloud-to-device messages the calling gateway should deliver (long poll).
+      description: |
+        For gateways, which authenticate with their own device certificate
+        (mutual TLS). The pending messages (neither delivered nor expired),
+        oldest first and at most 500, of one device (`deviceId`, asked when
+        the device connects) or of every device the gateway acts for created
+        at or after `since`; give one of the two, or both. Messages for
+        devices the gateway does not act for are left out. With `wait`, an
+        empty answer waits up to that many seconds for a first message. Ask
+        with `since` a little before the last answer's `serverTime`.
+
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 400 | `invalidRequest` | Neither `deviceId` nor `since` is given, `deviceId` is not a device ID, `since` is not an RFC 3339 date-time, or `wait` is not a whole number from 0 to 30. |
+        | 400 | `deviceNotClaimed` | The tenant does not hold the device `deviceId`. |
+        | 401 | `deviceCertificateRequired` | The TLS connection carries no client certificate. |
+        | 403 | `deviceCertificateInvalid` | The certificate is not a current device certificate of this tenant. |
+        | 403 | `notChild` | The gateway does not act for the device `deviceId`. |
+        | 404 | `notFound` | The tenant ID is not a UUID. |
+      tags: [messages]
+      security: []
+      parameters:
+        - name: deviceId
+          in: query
+          required: false
+          description: Only this device's pending messages.
+          schema:
+            $ref: "#/components/schemas/DeviceId"
+        - name: since
+          in: query
+          required: false
+          description: >-
+            Only messages created at or after this time, e.g.
+            `2026-11-21T08:00:00Z`.
+          schema:
+            type: string
+            format: date-time
+        - name: wait
+          in: query
+          required: false
+          description: Seconds to wait for a first message before answering with none.
+          schema:
+            type: integer
+            minimum: 0
+            maximum: 30
+            default: 0
+      responses:
+        "200":
+          description: The messages to deliver, and the server's clock.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/CloudMessageList"
+        "400":
+          $ref: "#/components/responses/Error"
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/gateway/{tenantId}/cloud-messages/{messageId}/delivered:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/CloudMessageId"
+    post:
+      operationId: confirmCloudMessageDelivered
+      summary: Record that the device acknowledged a cloud-to-device message.
+      description: |
+        For gateways, which authenticate with their own device certificate
+        (mutual TLS), once the device acknowledged the message (PUBACK). No
+        body. Repeating it changes nothing.
+
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 401 | `deviceCertificateRequired` | The TLS connection carries no client certificate. |
+        | 403 | `deviceCertificateInvalid` | The certificate is not a current device certificate of this tenant. |
+        | 403 | `notChild` | The gateway does not act for the message's device. |
+        | 404 | `notFound` | The tenant ID or message ID is not a UUID, or the tenant has no such message. |
+      tags: [messages]
+      security: []
+      responses:
+        "204":
+          description: The delivery was recorded; no body.
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
   /v1/tuf/{tenantId}/device:
     parameters:
       - $ref: "#/components/parameters/TenantId"
@@ -1056,6 +1229,50 @@ paths:
           $ref: "#/components/responses/Error"
         "4XX":
           $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/devices/{deviceId}/hub:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/DeviceId"
+    put:
+      operationId: setDeviceHub
+      summary: Make a device a hub, or an ordinary device again (Administrators only).
+      description: |
+        A hub is a gateway that stores telemetry and fetches cloud-to-device
+        messages for every device of its tenant; other gateways act only for
+        the devices registered below them. Administrators only, since a hub
+        speaks for the whole fleet.
+
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 400 | `invalidRequest` | The device ID is malformed, or `hub` is not a boolean. |
+        | 403 | `forbidden` | The caller is not an Administrator of the tenant. |
+        | 404 | `notFound` | The tenant does not hold the device, or the caller has no role in the tenant. |
+      tags: [devices]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/SetHubRequest"
+      responses:
+        "200":
+          description: The device, with its hub flag.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/Device"
+        "400":
+          $ref: "#/components/responses/Error"
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
   /v1/tenants/{tenantId}/devices/{deviceId}/diagnosis:
     parameters:
       - $ref: "#/components/parameters/TenantId"
@@ -1127,6 +1344,183 @@ paths:
             application/json:
               schema:
                 $ref: "#/components/schemas/DeploymentStatus"
+        "401":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/devices/{deviceId}/messages:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/DeviceId"
+    get:
+      operationId: listDeviceMessages
+      summary: Read a device's stored telemetry, oldest first (long poll).
+      description: |
+        The messages with a `sequence` greater than `after`, at most `limit`,
+        oldest first. Pass the answer's `next` as `after` to read on. With
+        `wait`, an empty answer waits up to that many seconds for the first
+        new message.
+
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 400 | `invalidRequest` | The device ID is malformed, or `after`, `limit` or `wait` is out of range or not a whole number. |
+        | 404 | `notFound` | The tenant does not hold the device, or the caller has no role in the tenant. |
+      tags: [messages]
+      parameters:
+        - name: after
+          in: query
+          required: false
+          description: Only messages with a greater `sequence`.
+          schema:
+            type: integer
+            format: int64
+            minimum: 0
+            default: 0
+        - name: limit
+          in: query
+          required: false
+          description: Maximum number of messages to return.
+          schema:
+            type: integer
+            minimum: 1
+            maximum: 1000
+            default: 100
+        - name: wait
+          in: query
+          required: false
+          description: Seconds to wait for a new message before answering with none.
+          schema:
+            type: integer
+            minimum: 0
+            maximum: 30
+            default: 0
+      responses:
+        "200":
+          description: The next page of the device's messages.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/DeviceMessageList"
+        "400":
+          $ref: "#/components/responses/Error"
+        "401":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/devices/{deviceId}/cloud-messages:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/DeviceId"
+    get:
+      operationId: listCloudMessages
+      summary: A device's cloud-to-device messages and how far each got.
+      description: |
+        The newest `limit` messages, oldest first, whatever their state.
+
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 400 | `invalidRequest` | The device ID is malformed, or `limit` is not a whole number from 1 to 1000. |
+        | 404 | `notFound` | The tenant does not hold the device, or the caller has no role in the tenant. |
+      tags: [messages]
+      parameters:
+        - name: limit
+          in: query
+          required: false
+          description: Maximum number of messages to return.
+          schema:
+            type: integer
+            minimum: 1
+            maximum: 1000
+            default: 100
+      responses:
+        "200":
+          description: The device's cloud-to-device messages, and the server's clock.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/CloudMessageList"
+        "400":
+          $ref: "#/components/responses/Error"
+        "401":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+    post:
+      operationId: sendCloudMessage
+      summary: Queue a cloud-to-device message for a device (Contributors and Administrators).
+      description: |
+        The message waits until a gateway that acts for the device delivers
+        it and the device acknowledges it, or until `ttlSeconds` pass. The
+        body is at most 256 KiB.
+
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 400 | `invalidRequest` | The device ID is malformed; the payload is not valid base64 or exceeds 65536 bytes decoded; there are more than 64 properties, or a property name is not 1 to 128 bytes, a value exceeds 1024 bytes or either holds a control character; or `ttlSeconds` is not from 1 to 172800. |
+        | 400 | `unknownField` | The body has a field other than `payload`, `payloadEncoding`, `properties` and `ttlSeconds`. |
+        | 403 | `forbidden` | The caller is a Reader. |
+        | 404 | `notFound` | The tenant does not hold the device, or the caller has no role in the tenant. |
+        | 409 | `deviceQueueFull` | 50 messages already wait for the device. |
+        | 413 | `bodyTooLarge` | The body exceeds 256 KiB. |
+      tags: [messages]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/CloudMessageRequest"
+      responses:
+        "201":
+          description: The message is queued.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/CloudMessage"
+        "400":
+          $ref: "#/components/responses/Error"
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "409":
+          $ref: "#/components/responses/Error"
+        "413":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/devices/{deviceId}/cloud-messages/{messageId}:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/DeviceId"
+      - $ref: "#/components/parameters/CloudMessageId"
+    get:
+      operationId: getCloudMessage
+      summary: Get a cloud-to-device message and how far it got.
+      description: |
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 400 | `invalidRequest` | The device ID is malformed. |
+        | 404 | `notFound` | The message ID is not a UUID, the tenant has no such message for the device, or the caller has no role in the tenant. |
+      tags: [messages]
+      responses:
+        "200":
+          description: The message.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/CloudMessage"
+        "400":
+          $ref: "#/components/responses/Error"
         "401":
           $ref: "#/components/responses/Error"
         "404":
@@ -1850,6 +2244,15 @@ components:
         digits. A malformed ID gets 400, a device the tenant does not hold 404.
       schema:
         $ref: "#/components/schemas/DeviceId"
+    CloudMessageId:
+      name: messageId
+      in: path
+      required: true
+      description: >-
+        Cloud-to-device message ID. 404 when it is not a UUID or the tenant
+        has no such message.
+      schema:
+        $ref: "#/components/schemas/Uuid"
     ReferenceValueSha256:
       name: sha256
       in: path
@@ -2343,6 +2746,16 @@ components:
           oneOf:
             - $ref: "#/components/schemas/DeviceId"
             - type: "null"
+
+    SetHubRequest:
+      type: object
+      additionalProperties: false
+      required: [hub]
+      properties:
+        hub:
+          type: boolean
+          description: True to make the device a hub, false to make it an ordinary device again.
+
     ChildList:
       type: object
       additionalProperties: false
@@ -2367,6 +2780,7 @@ components:
         - lastAttestationResult
         - certificateNotAfter
         - parentId
+        - hub
       properties:
         parentId:
           description: The gateway this device connects through (`device set-parent`), or null.
@@ -2405,6 +2819,13 @@ components:
           type: [string, "null"]
           format: date-time
           description: Expiry of the last device certificate issued.
+        hub:
+          type: boolean
+          description: >-
+            Whether the device is a hub: a gateway that stores telemetry and
+            fetches cloud-to-device messages for every device of its tenant
+            (`PUT /v1/tenants/{tenantId}/devices/{deviceId}/hub`). Other
+            gateways act for the devices registered below them.
 
     DeviceList:
       type: object
@@ -3044,6 +3465,288 @@ components:
           description: >-
             Whether the device sent a report (`report`, absent until it does)
             and every offered app is installed at its deployed image.
+
+    MessageProperty:
+      type: object
+      additionalProperties: false
+      required: [name, value]
+      description: >-
+        An application property of a message. Names may repeat and the order
+        is kept. At most 64 per message; neither name nor value holds control
+        characters.
+      properties:
+        name:
+          type: string
+          minLength: 1
+          maxLength: 128
+          description: 1 to 128 bytes of UTF-8.
+        value:
+          type: string
+          maxLength: 1024
+          description: At most 1024 bytes of UTF-8.
+
+    PayloadEncoding:
+      type: string
+      enum: [utf8, base64]
+      description: >-
+        How `payload` carries the message's bytes: `utf8` as the text itself,
+        `base64` in base64. The server answers with `utf8` for UTF-8 text
+        without control characters other than tab and line ends, with
+        `base64` otherwise.
+
+    TelemetryUpload:
+      type: object
+      additionalProperties: false
+      required: [key, deviceId, enqueuedAt, properties, systemProperties, payload]
+      properties:
+        key:
+          type: string
+          minLength: 1
+          maxLength: 200
+          description: >-
+            1 to 200 bytes, unique per message and gateway, so that a batch
+            sent twice is stored once.
+        deviceId:
+          $ref: "#/components/schemas/DeviceId"
+        moduleId:
+          type: [string, "null"]
+          minLength: 1
+          maxLength: 128
+          description: The sending module, 1 to 128 bytes; null or absent for the device itself.
+        enqueuedAt:
+          type: string
+          format: date-time
+          description: When the first gateway accepted the message (RFC 3339).
+        properties:
+          type: array
+          maxItems: 64
+          items:
+            $ref: "#/components/schemas/MessageProperty"
+        systemProperties:
+          type: object
+          maxProperties: 32
+          description: >-
+            IoT Hub system properties (`$.ct`, `$.ce`, `$.mid`, …) without the
+            `$.`: at most 32, names 1 to 64 bytes, values at most 1024 bytes.
+          propertyNames:
+            minLength: 1
+            maxLength: 64
+          additionalProperties:
+            type: string
+            maxLength: 1024
+        payload:
+          type: string
+          maxLength: 349528
+          description: The message body in base64, at most 256 KiB (262144 bytes) decoded.
+
+    TelemetryUploadRequest:
+      type: object
+      additionalProperties: false
+      required: [messages]
+      properties:
+        messages:
+          type: array
+          maxItems: 1000
+          description: The batch, in the gateway's queue order.
+          items:
+            $ref: "#/components/schemas/TelemetryUpload"
+
+    TelemetryRefusal:
+      type: object
+      additionalProperties: false
+      required: [index, code, message]
+      properties:
+        index:
+          type: integer
+          minimum: 0
+          description: The message's position in the batch.
+        code:
+          type: string
+          description: "`invalidRequest`, `deviceNotClaimed` or `notChild`."
+        message:
+          type: string
+          description: Human-readable explanation.
+
+    TelemetryUploadResult:
+      type: object
+      additionalProperties: false
+      required: [stored, duplicates, refused]
+      properties:
+        stored:
+          type: integer
+          minimum: 0
+          description: Messages stored now.
+        duplicates:
+          type: integer
+          minimum: 0
+          description: Messages stored before (their `key` was seen); not stored again.
+        refused:
+          type: array
+          description: >-
+            Messages that were not stored and would be refused again; the
+            gateway drops them.
+          items:
+            $ref: "#/components/schemas/TelemetryRefusal"
+
+    DeviceMessage:
+      type: object
+      additionalProperties: false
+      required:
+        - sequence
+        - deviceId
+        - gatewayId
+        - enqueuedAt
+        - receivedAt
+        - properties
+        - systemProperties
+        - payload
+        - payloadEncoding
+      properties:
+        sequence:
+          type: integer
+          format: int64
+          minimum: 1
+          description: >-
+            Increases by one per message of the device, in the order the
+            gateways handed them over.
+        deviceId:
+          $ref: "#/components/schemas/DeviceId"
+        moduleId:
+          type: string
+          description: The sending module; absent for the device itself.
+        gatewayId:
+          $ref: "#/components/schemas/DeviceId"
+        enqueuedAt:
+          $ref: "#/components/schemas/Timestamp"
+        receivedAt:
+          $ref: "#/components/schemas/Timestamp"
+        properties:
+          type: array
+          items:
+            $ref: "#/components/schemas/MessageProperty"
+        systemProperties:
+          type: object
+          description: IoT Hub system properties without the `$.`.
+          additionalProperties:
+            type: string
+        payload:
+          type: string
+        payloadEncoding:
+          $ref: "#/components/schemas/PayloadEncoding"
+
+    DeviceMessageList:
+      type: object
+      additionalProperties: false
+      required: [messages, next]
+      properties:
+        messages:
+          type: array
+          description: Oldest first.
+          items:
+            $ref: "#/components/schemas/DeviceMessage"
+        next:
+          type: integer
+          format: int64
+          minimum: 0
+          description: >-
+            The last message's `sequence`, or `after` when there is none:
+            pass it as `after` to read on.
+
+    CloudMessageRequest:
+      type: object
+      additionalProperties: false
+      required: [payload]
+      properties:
+        payload:
+          type: string
+          maxLength: 87384
+          description: >-
+            The message body: text, or base64 with `payloadEncoding`
+            `base64`; at most 65536 bytes decoded.
+        payloadEncoding:
+          type: string
+          enum: [utf8, base64]
+          default: utf8
+          description: >-
+            `utf8` (the default): `payload` is the text itself; `base64`:
+            `payload` is the bytes in base64.
+        properties:
+          type: array
+          maxItems: 64
+          items:
+            $ref: "#/components/schemas/MessageProperty"
+        ttlSeconds:
+          type: integer
+          minimum: 1
+          maximum: 172800
+          default: 3600
+          description: How long the message waits for the device, in seconds; 1 hour by default, 48 hours at most.
+
+    CloudMessage:
+      type: object
+      additionalProperties: false
+      required:
+        - id
+        - deviceId
+        - payload
+        - payloadEncoding
+        - properties
+        - createdAt
+        - expiresAt
+        - state
+        - deliveredAt
+        - deliveredBy
+      properties:
+        id:
+          $ref: "#/components/schemas/Uuid"
+        deviceId:
+          $ref: "#/components/schemas/DeviceId"
+        payload:
+          type: string
+        payloadEncoding:
+          $ref: "#/components/schemas/PayloadEncoding"
+        properties:
+          type: array
+          items:
+            $ref: "#/components/schemas/MessageProperty"
+        createdAt:
+          $ref: "#/components/schemas/Timestamp"
+        expiresAt:
+          $ref: "#/components/schemas/Timestamp"
+        state:
+          type: string
+          enum: [pending, delivered, expired]
+          description: >-
+            `pending`: waiting for the device to connect and acknowledge it;
+            `delivered`: the device acknowledged it; `expired`: its TTL passed
+            first, and it is not sent any more.
+        deliveredAt:
+          type: [string, "null"]
+          format: date-time
+          description: When the device acknowledged it; null until then.
+        deliveredBy:
+          description: The gateway that delivered it; null until then.
+          oneOf:
+            - $ref: "#/components/schemas/DeviceId"
+            - type: "null"
+
+    CloudMessageList:
+      type: object
+      additionalProperties: false
+      required: [messages, serverTime]
+      properties:
+        messages:
+          type: array
+          description: Oldest first.
+          items:
+            $ref: "#/components/schemas/CloudMessage"
+        serverTime:
+          type: string
+          format: date-time
+          description: >-
+            The server's clock when it answered; a gateway asks for messages
+            `since` shortly before it. RFC 3339 in UTC, e.g.
+            `2026-11-21T08:00:00Z`.
 
 """#
 }

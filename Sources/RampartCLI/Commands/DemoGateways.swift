@@ -1,0 +1,335 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOSSL
+import RampartCore
+import RampartDevice
+import RampartGateway
+import RampartMQTT
+import RampartPKI
+import ServiceLifecycle
+import Synchronization
+
+/// Steps 9–11 of the demo: an edge gateway in front of a hub, both attested devices of the tenant. The demo
+/// devices send telemetry through the edge over MQTT with their 24 h certificates (a small built-in sender,
+/// until apps send it); the hub stores it on the server, and a cloud-to-device message goes back the same way.
+struct DemoGateways {
+    let client: APIClient
+    let tenant: RampartID
+    let server: String
+    let serverCA: URL
+    let root: URL
+    let manufacturer: ManufacturerCA
+    let factoryRuntime: URL
+    let logger: Logger
+
+    /// Readings each device sends before the demo shows the count.
+    static let initialReadings = 10
+
+    /// Sets up and runs the gateways and senders; `whileRunning` runs meanwhile (with a live count unless
+    /// `once`), and everything stops when it returns.
+    /// - Parameter guide: Printed once everything runs, before the live count.
+    func run(devices: [DeviceState], once: Bool, guide: String, whileRunning: @Sendable () async throws -> Void) async throws {
+        let directory = root.appendingPathComponent("gateways")
+        var gatewayStates: [DeviceState] = []
+        for name in ["hub", "edge"] {
+            let state = DeviceState(directory: directory.appendingPathComponent("\(name)-device"))
+            let id = try DeviceState.manufacture(at: state.directory, manufacturer: manufacturer, model: "demo-gateway")
+            _ = try await client.json(DeviceInfo.self, .POST, "/v1/tenants/\(tenant)/devices", body: DeviceClaimRequest(deviceId: id))
+            gatewayStates.append(state)
+        }
+        let (hubState, edgeState) = (gatewayStates[0], gatewayStates[1])
+        let gatewayDevices = DemoDevices()
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            for state in gatewayStates {
+                tasks.addTask {
+                    try await gatewayDevices.run(
+                        state: state, server: server, serverCA: serverCA.path, factoryRuntime: factoryRuntime, logger: logger)
+                }
+            }
+            do {
+                try await runGateways(
+                    hubState: hubState, edgeState: edgeState, devices: devices, once: once, guide: guide, whileRunning: whileRunning)
+            } catch {
+                await gatewayDevices.stopAll()
+                try? await tasks.waitForAll()
+                throw error
+            }
+            await gatewayDevices.stopAll()
+            try await tasks.waitForAll()
+        }
+    }
+
+    private func runGateways(
+        hubState: DeviceState, edgeState: DeviceState, devices: [DeviceState], once: Bool, guide: String,
+        whileRunning: @Sendable () async throws -> Void
+    ) async throws {
+        let hubID = try hubState.identity().deviceID
+        let edgeID = try edgeState.identity().deviceID
+        try await waitForCertificates([hubState, edgeState])
+        _ = try await client.send(.PUT, "/v1/tenants/\(tenant)/devices/\(hubID)/hub", body: SetHubRequest(hub: true))
+        _ = try await client.send(.PUT, "/v1/tenants/\(tenant)/devices/\(edgeID)/parent", body: SetParentRequest(parentId: hubID))
+        var deviceIDs: [String] = []
+        for state in devices {
+            let id = try state.identity().deviceID
+            deviceIDs.append(id)
+            _ = try await client.send(.PUT, "/v1/tenants/\(tenant)/devices/\(id)/parent", body: SetParentRequest(parentId: edgeID))
+        }
+        let bundle = try await client.send(.GET, "/v1/tenants/\(tenant)/ca-bundle").body
+        let directory = root.appendingPathComponent("gateways")
+
+        // The hub: any device of the tenant, the edge's $.cdid believed, telemetry stored on the server.
+        let hubSetup = try GatewaySetup.initialize(directory: directory.appendingPathComponent("hub").path, hostname: "127.0.0.1")
+        var hubConfiguration = try configuration(directory: directory.appendingPathComponent("hub"), bundle: bundle, state: hubState)
+        hubConfiguration.forwarders = [edgeID]
+        // The edge: registered children only, bridged to the hub with its own device certificate.
+        _ = try GatewaySetup.initialize(directory: directory.appendingPathComponent("edge").path, hostname: "127.0.0.1")
+        var edgeConfiguration = try configuration(directory: directory.appendingPathComponent("edge"), bundle: bundle, state: edgeState)
+        edgeConfiguration.children = .registered
+
+        let hub = try Gateway(configuration: hubConfiguration, logger: logger)
+        let (hubPorts, hubBound) = AsyncStream.makeStream(of: Int.self)
+        let hubGroup = ServiceGroup(
+            configuration: .init(services: try hub.services(listenerBound: { hubBound.yield($0) }).map { .init(service: $0) }, logger: logger))
+        try await withThrowingTaskGroup(of: Void.self) { gateways in
+            gateways.addTask { try await hubGroup.run() }
+            var ports = hubPorts.makeAsyncIterator()
+            guard let hubPort = await ports.next() else { throw RampartError(.internalError, "The hub did not start.", status: 500) }
+            edgeConfiguration.upstream = .init(url: "mqtts://127.0.0.1:\(hubPort)")
+            edgeConfiguration.upstream?.ca = hubSetup.caCertificate
+            let edge = try Gateway(configuration: edgeConfiguration, logger: logger)
+            let (edgePorts, edgeBound) = AsyncStream.makeStream(of: Int.self)
+            let edgeGroup = ServiceGroup(
+                configuration: .init(services: try edge.services(listenerBound: { edgeBound.yield($0) }).map { .init(service: $0) }, logger: logger))
+            gateways.addTask { try await edgeGroup.run() }
+            var edgePortIterator = edgePorts.makeAsyncIterator()
+            guard let edgePort = await edgePortIterator.next() else { throw RampartError(.internalError, "The edge gateway did not start.", status: 500) }
+            print("9. Gateways: an edge gateway (mqtts://127.0.0.1:\(edgePort), registered children only) in front of a hub")
+            print("   (mqtts://127.0.0.1:\(hubPort)), both attested devices of the tenant; the hub stores telemetry on the server.")
+            print("   Edge \(edgeID.prefix(12))… is the hub's child, and the 3 devices are the edge's children (device set-parent).")
+
+            do {
+                try await exchange(
+                    deviceIDs: deviceIDs, devices: devices, edgePort: edgePort,
+                    edgeCA: directory.appendingPathComponent("edge/gateway-ca.pem").path, once: once, guide: guide,
+                    whileRunning: whileRunning)
+            } catch {
+                await edgeGroup.triggerGracefulShutdown()
+                await hubGroup.triggerGracefulShutdown()
+                try? await gateways.waitForAll()
+                throw error
+            }
+            await edgeGroup.triggerGracefulShutdown()
+            await hubGroup.triggerGracefulShutdown()
+            try await gateways.waitForAll()
+        }
+    }
+
+    /// Telemetry up through edge and hub, a cloud-to-device message down, then the live count.
+    private func exchange(
+        deviceIDs: [String], devices: [DeviceState], edgePort: Int, edgeCA: String, once: Bool, guide: String,
+        whileRunning: @Sendable () async throws -> Void
+    ) async throws {
+        var senders: [MQTTClient] = []
+        for (index, state) in devices.enumerated() {
+            senders.append(try await connect(state, deviceID: deviceIDs[index], port: edgePort, ca: edgeCA))
+        }
+        defer { for sender in senders { sender.close() } }
+        _ = try await senders[0].subscribe([
+            MQTTSubscription(
+                topicFilter: "devices/\(deviceIDs[0])/messages/devicebound/#", qos: .atLeastOnce, noLocal: false,
+                retainAsPublished: false, retainHandling: 0)
+        ])
+        let counter = TelemetryCounter(client: client, tenant: tenant, devices: deviceIDs)
+        for reading in 1...Self.initialReadings {
+            for (index, sender) in senders.enumerated() {
+                try await sender.publish(Self.reading(deviceIDs[index], number: reading)).get()
+            }
+        }
+        let sent = Self.initialReadings * senders.count
+        let deadline = ContinuousClock.now + .seconds(60)
+        while try await counter.refresh() < sent {
+            guard ContinuousClock.now < deadline else {
+                throw RampartError(.internalError, "The server stored \(counter.total) of \(sent) demo messages within 60 s.", status: 500)
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        print("10. The devices published \(sent) readings to the edge (MQTT, QoS 1, their device certificates); all \(counter.total) are")
+        print("    stored on the server, each under the device that sent it ($.cdid, believed from the edge only):")
+        Printer.table(["Device ID", "Messages", "Last payload"], try await counter.lastMessages().map { [$0.0, String($0.1), $0.2] })
+
+        try await cloudToDevice(deviceID: deviceIDs[0], receiver: senders[0])
+
+        print(guide)
+        if once { return try await whileRunning() }
+        print("\nPress Ctrl-C to stop the demo and remove its data.")
+        print("Live: the devices send a reading every 2 s; messages stored on the server:")
+        let clients = senders
+        try await withThrowingTaskGroup(of: Void.self) { live in
+            live.addTask {
+                var reading = Self.initialReadings
+                while !Task.isCancelled {
+                    try await Task.sleep(for: .seconds(2))
+                    reading += 1
+                    for (index, sender) in clients.enumerated() where sender.isActive {
+                        _ = sender.publish(Self.reading(deviceIDs[index], number: reading))
+                    }
+                }
+            }
+            live.addTask {
+                let terminal = isatty(STDOUT_FILENO) != 0
+                var lastPrinted = ContinuousClock.now
+                while !Task.isCancelled {
+                    // Ctrl-C stops the server first; a count that cannot be read now is simply not shown.
+                    guard let total = try? await counter.refresh() else {
+                        try await Task.sleep(for: .seconds(1))
+                        continue
+                    }
+                    if terminal {
+                        FileHandle.standardOutput.write(Data("\r    \(total) messages   ".utf8))
+                    } else if ContinuousClock.now - lastPrinted >= .seconds(10) {
+                        print("    \(total) messages")
+                        lastPrinted = ContinuousClock.now
+                    }
+                    try await Task.sleep(for: .seconds(1))
+                }
+            }
+            try await whileRunning()
+            live.cancelAll()
+            while await live.nextResult() != nil {}  // only cancellation ends them
+            print("")
+        }
+    }
+
+    /// Step 11: a message from the server, held there until the gateway the device is connected to delivers
+    /// it and the device acknowledges it.
+    private func cloudToDevice(deviceID: String, receiver: MQTTClient) async throws {
+        let base = "/v1/tenants/\(tenant)/devices/\(deviceID)/cloud-messages"
+        var message = try await client.json(
+            CloudMessage.self, .POST, base,
+            body: CloudMessageRequest(payload: #"{"command":"blink"}"#, properties: [MessageProperty(name: "kind", value: "demo")]))
+        let received = try await withThrowingTaskGroup(of: MQTTPublish?.self) { group in
+            group.addTask {
+                for await publish in receiver.messages { return publish }
+                return nil
+            }
+            group.addTask {
+                try await Task.sleep(for: .seconds(30))
+                return nil
+            }
+            let first = try await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        guard let received else {
+            throw RampartError(.internalError, "Device \(deviceID.prefix(12))… did not receive the cloud-to-device message within 30 s.", status: 500)
+        }
+        let deadline = ContinuousClock.now + .seconds(15)
+        while message.state != .delivered, ContinuousClock.now < deadline {
+            try await Task.sleep(for: .milliseconds(200))
+            message = try await client.json(CloudMessage.self, .GET, "\(base)/\(message.id)")
+        }
+        print("11. Cloud-to-device: the server held message \(message.id.prefix(8))… until the edge delivered it; device")
+        print("    \(deviceID.prefix(12))… received \(String(buffer: received.payload)) on \(received.topic.prefix(70))…")
+        print("    and acknowledged it, so the server shows it \(message.state.rawValue).")
+    }
+
+    /// The device's telemetry: a JSON reading on its events topic, with IoT Hub's content-type properties.
+    static func reading(_ deviceID: String, number: Int) -> MQTTPublish {
+        let seed = deviceID.utf8.reduce(0) { ($0 &* 31 &+ Int($1)) & 0xFFFF }
+        let temperature = 19.5 + Double((seed &+ number * 7) % 40) / 10
+        let payload = #"{"reading":\#(number),"temperature":\#(String(format: "%.1f", temperature))}"#
+        return MQTTPublish(
+            topic: "devices/\(deviceID)/messages/events/%24.ct=application%2Fjson&%24.ce=utf-8",
+            payload: ByteBuffer(string: payload), qos: .atLeastOnce, retain: false, dup: false, packetID: nil, properties: MQTTProperties())
+    }
+
+    /// An MQTT connection as the device, with its 24 h certificate, trusting the gateway's CA.
+    private func connect(_ state: DeviceState, deviceID: String, port: Int, ca: String) async throws -> MQTTClient {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
+        tls.certificateChain = try NIOSSLCertificate.fromPEMFile(state.certificateFile.path).map { .certificate($0) }
+        tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: state.certificateKeyFile.path, format: .pem))
+        var settings = MQTTClient.Configuration(host: "127.0.0.1", port: port, tls: tls, clientID: deviceID)
+        settings.username = "127.0.0.1/\(deviceID)/?api-version=2021-04-12"
+        settings.keepAliveSeconds = 30
+        // The edge admits registered children only, and learns them from the server just after it starts.
+        let deadline = ContinuousClock.now + .seconds(20)
+        while true {
+            do {
+                return try await MQTTClient.connect(settings)
+            } catch let error as MQTTClientError where error.code == .connectionRefused && ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(250))
+            }
+        }
+    }
+
+    /// A gateway's settings: a directory made by `gateway init`, the tenant CAs refreshed from the server,
+    /// and the gateway's own device as its identity.
+    private func configuration(directory: URL, bundle: [UInt8], state: DeviceState) throws -> GatewayConfiguration {
+        var configuration = GatewayConfiguration()
+        configuration.listener.host = "127.0.0.1"
+        configuration.listener.port = 0
+        configuration.listener.certificate = directory.appendingPathComponent("server.pem").path
+        configuration.listener.privateKey = directory.appendingPathComponent("server-key.pem").path
+        configuration.trust.bundle = directory.appendingPathComponent("trust-bundle.pem").path
+        try SecureFile.write(Data(bundle), to: URL(fileURLWithPath: configuration.trust.bundle), mode: 0o644)
+        configuration.trust.refreshFromServer = true
+        configuration.identity.server = server
+        configuration.identity.tenant = tenant.description
+        configuration.identity.deviceState = state.directory.path
+        configuration.store.directory = directory.appendingPathComponent("store").path
+        configuration.metrics.port = 0
+        return configuration
+    }
+
+    /// Waits until each device holds a certificate from attestation (at most 60 s).
+    private func waitForCertificates(_ states: [DeviceState]) async throws {
+        let deadline = ContinuousClock.now + .seconds(60)
+        while states.contains(where: { $0.storedCertificate() == nil }) {
+            guard ContinuousClock.now < deadline else {
+                throw RampartError(.internalError, "The demo gateways did not attest within 60 s.", status: 500)
+            }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+    }
+}
+
+/// Counts the telemetry the server stored for some devices, reading on from where it stopped.
+final class TelemetryCounter: Sendable {
+    private let client: APIClient
+    private let tenant: RampartID
+    private let devices: [String]
+    private let state = Mutex<(cursors: [String: Int64], last: [String: String])>(([:], [:]))
+
+    init(client: APIClient, tenant: RampartID, devices: [String]) {
+        self.client = client
+        self.tenant = tenant
+        self.devices = devices
+    }
+
+    /// Messages stored so far.
+    var total: Int { state.withLock { Int($0.cursors.values.reduce(0, +)) } }
+
+    /// Reads what arrived since the last call; returns the total.
+    func refresh() async throws -> Int {
+        for device in devices {
+            while true {
+                let after = state.withLock { $0.cursors[device] ?? 0 }
+                let page = try await client.json(
+                    DeviceMessageList.self, .GET, "/v1/tenants/\(tenant)/devices/\(device)/messages?after=\(after)&limit=1000")
+                state.withLock {
+                    $0.cursors[device] = page.next
+                    if let last = page.messages.last { $0.last[device] = last.payload }
+                }
+                if page.messages.count < 1000 { break }
+            }
+        }
+        return total
+    }
+
+    /// Each device with its count and last payload.
+    func lastMessages() async throws -> [(String, Int64, String)] {
+        state.withLock { state in devices.map { ($0, state.cursors[$0] ?? 0, state.last[$0] ?? "") } }
+    }
+}
