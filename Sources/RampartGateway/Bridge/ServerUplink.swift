@@ -195,7 +195,7 @@ struct ServerUplink: Service {
     private func pollUntilCancelled(_ deliveries: CloudDeliveries, _ acknowledged: AsyncStream<String>.Continuation) async {
         var since = Date(timeIntervalSince1970: 0)
         await untilCancelled("Cannot fetch cloud-to-device messages from the server") { http, succeeded in
-            let list = try await pending(http, query: "since=\(Timestamp.format(since))&wait=20")
+            let list = try await pending(http, query: "since=\(Timestamp.format(since))&wait=10")
             let handed = deliver(list.messages, deliveries, acknowledged)
             since = list.serverTime - Self.pollOverlap
             succeeded()

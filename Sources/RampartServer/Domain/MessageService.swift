@@ -24,9 +24,9 @@ public struct MessageService: Sendable {
     public static let maximumTimeToLive = 48 * 3600
     public static let defaultTimeToLive = 3600
     /// The longest a reader may ask the server to wait for new messages.
-    public static let maximumWait = 30
+    public static let maximumWait = 10
     /// How long a follower (`device message list --follow`) asks the server to wait.
-    public static let followWait = 20
+    public static let followWait = 10
 
     public init(context: DomainContext) { self.context = context }
 

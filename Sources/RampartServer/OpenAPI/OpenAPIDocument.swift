@@ -533,7 +533,7 @@ paths:
 
         | Status | Code | Meaning |
         | ------ | ---- | ------- |
-        | 400 | `invalidRequest` | Neither `deviceId` nor `since` is given, `deviceId` is not a device ID, `since` is not an RFC 3339 date-time, or `wait` is not a whole number from 0 to 30. |
+        | 400 | `invalidRequest` | Neither `deviceId` nor `since` is given, `deviceId` is not a device ID, `since` is not an RFC 3339 date-time, or `wait` is not a whole number from 0 to 10. |
         | 400 | `deviceNotClaimed` | The tenant does not hold the device `deviceId`. |
         | 401 | `deviceCertificateRequired` | The TLS connection carries no client certificate. |
         | 403 | `deviceCertificateInvalid` | The certificate is not a current device certificate of this tenant. |
@@ -564,7 +564,7 @@ paths:
           schema:
             type: integer
             minimum: 0
-            maximum: 30
+            maximum: 10
             default: 0
       responses:
         "200":
@@ -1395,7 +1395,7 @@ paths:
           schema:
             type: integer
             minimum: 0
-            maximum: 30
+            maximum: 10
             default: 0
       responses:
         "200":
