@@ -364,6 +364,21 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
         }
     }
 
+    /// Set while a flush waits at the end of the event loop's queue.
+    private var flushScheduled = false
+
+    /// Flushes once the event loop has run what is queued now, so that everything written meanwhile
+    /// (a batch of PUBACKs, a batch of deliveries) goes out in one write instead of one each.
+    private func scheduleFlush() {
+        guard !flushScheduled, let context else { return }
+        flushScheduled = true
+        let connection = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute {
+            connection.value.flushScheduled = false
+            connection.value.context?.flush()
+        }
+    }
+
     /// How many acknowledgements were removed from the front of `pendingAcks` (so indexes stay valid).
     private var pendingAcksOffset = 0
 
@@ -386,7 +401,7 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
             pendingAcksOffset += pendingAckHead
             pendingAckHead = 0
         }
-        if wrote { context.flush() }
+        if wrote { scheduleFlush() }
     }
 
     /// Answers a PUBLISH that is not stored: PUBACK for QoS 1, or a DISCONNECT when the failure is fatal
@@ -458,7 +473,7 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
         if outgoing.qos == .atMostOnce {
             outgoing.packetID = nil
             write(.publish(outgoing))
-            context.flush()
+            scheduleFlush()
             completion?.succeed()
             return
         }
@@ -473,7 +488,7 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
             return
         }
         inFlight[outgoing.packetID!] = (outgoing, completion)
-        context.flush()
+        scheduleFlush()
     }
 
     /// Set while ``send`` is called for the head of `waiting`.

@@ -24,34 +24,45 @@ struct ModuleDelivery: Service {
         }
     }
 
+    /// A batch handed to the module and not yet acknowledged by it.
+    private struct Batch {
+        let key: MessageStore.QueueKey
+        let records: [MessageStore.Record]
+        let acknowledged: EventLoopFuture<Void>
+    }
+
     private func deliverUntilCancelled() async {
         while !Task.isCancelled {
             guard let client = broker.connectedModule(module) else {
                 await broker.waitForModule(module)
                 continue
             }
-            guard let (key, records) = await store.read(endpoint: endpoint, maximumCount: batchSize) else { return }
-            var futures: [EventLoopFuture<Void>] = []
-            for record in records {
-                let message = record.message
-                let publish = MQTTPublish(
-                    topic: IoTHubTopic.moduleInput(client, input: input, properties: message.propertyBag),
-                    payload: ByteBuffer(bytes: message.payload), qos: .atLeastOnce, retain: false, dup: false,
-                    packetID: nil, properties: MQTTProperties())
-                guard let future = broker.submit(publish, to: client.clientID) else { break }
-                futures.append(future)
-            }
+            // Two batches in flight: the next one goes out while the module acknowledges the last, so the
+            // connection never runs dry between batches. Order holds: one connection, one queue order.
+            var inFlight: [Batch] = []
             do {
-                guard futures.count == records.count, let first = futures.first else {
-                    throw CancellationError()
-                }
-                try await EventLoopFuture.andAllSucceed(futures, on: first.eventLoop).get()
-                store.acknowledge(key, through: records[records.count - 1].sequence)
-                let now = UInt64(Date().timeIntervalSince1970 * 1000)
-                for record in records {
-                    broker.metrics.messagesOut.increment()
-                    let waited = now &- record.message.enqueuedAtMilliseconds
-                    broker.metrics.sendLatency.record(.milliseconds(Int64(min(waited, UInt64(Int64.max)))))
+                while !Task.isCancelled {
+                    let next: (MessageStore.QueueKey, [MessageStore.Record])?
+                    if inFlight.isEmpty {
+                        guard let batch = await store.read(endpoint: endpoint, maximumCount: batchSize) else { return }
+                        next = batch
+                    } else {
+                        next = inFlight.count < 2 ? store.readNow(endpoint: endpoint, maximumCount: batchSize) : nil
+                    }
+                    if let (key, records) = next, !records.isEmpty {
+                        let publishes = records.map { record in
+                            MQTTPublish(
+                                topic: IoTHubTopic.moduleInput(client, input: input, properties: record.message.propertyBag),
+                                payload: ByteBuffer(bytes: record.message.payload), qos: .atLeastOnce, retain: false, dup: false,
+                                packetID: nil, properties: MQTTProperties())
+                        }
+                        guard let futures = broker.submit(publishes, to: client.clientID), let first = futures.first else {
+                            throw CancellationError()
+                        }
+                        inFlight.append(Batch(key: key, records: records, acknowledged: EventLoopFuture.andAllSucceed(futures, on: first.eventLoop)))
+                        continue
+                    }
+                    try await settle(inFlight.removeFirst())
                 }
             } catch {
                 // The module went away or refused: everything unacknowledged goes again, in order.
@@ -59,6 +70,18 @@ struct ModuleDelivery: Service {
                 store.rewind(endpoint: endpoint)
                 try? await Task.sleep(for: .milliseconds(100))
             }
+        }
+    }
+
+    /// Waits for the module's PUBACKs of a batch, then lets the store go of it.
+    private func settle(_ batch: Batch) async throws {
+        try await batch.acknowledged.get()
+        store.acknowledge(batch.key, through: batch.records[batch.records.count - 1].sequence)
+        let now = UInt64(Date().timeIntervalSince1970 * 1000)
+        broker.metrics.messagesOut.increment(by: Int64(batch.records.count))
+        for record in batch.records {
+            let waited = now &- record.message.enqueuedAtMilliseconds
+            broker.metrics.sendLatency.record(.milliseconds(Int64(min(waited, UInt64(Int64.max)))))
         }
     }
 }

@@ -409,8 +409,20 @@ public final class MessageStore: Sendable {
             state.statistics.writeFailures += failed.count
         }
         for waiter in notify { waiter.resume() }
+        // One task per event loop completes all of its promises, so that a connection sees the whole batch
+        // at once (and answers it with one flush), instead of one wake-up per message.
+        var byLoop: [ObjectIdentifier: (loop: any EventLoop, outcomes: [(EventLoopPromise<Void>, RampartError?)])] = [:]
         for (index, entry) in batch.enumerated() {
-            if let failure = failed[index] { entry.promise.fail(failure) } else { entry.promise.succeed() }
+            let loop = entry.promise.futureResult.eventLoop
+            byLoop[ObjectIdentifier(loop), default: (loop, [])].outcomes.append((entry.promise, failed[index]))
+        }
+        for (_, group) in byLoop {
+            let outcomes = group.outcomes
+            group.loop.execute {
+                for (promise, failure) in outcomes {
+                    if let failure { promise.fail(failure) } else { promise.succeed() }
+                }
+            }
         }
     }
 
