@@ -174,6 +174,13 @@ enum Migrations {
                     PRIMARY KEY (tenant_id, device_id, sequence))
                 """,
                 "CREATE UNIQUE INDEX device_messages_source ON device_messages (tenant_id, gateway_id, source_key)",
+                // The last sequence given out per device, kept when retention deletes the messages themselves,
+                // so that numbering never starts again under a reader's cursor.
+                """
+                CREATE TABLE device_message_sequences (
+                    tenant_id TEXT NOT NULL, device_id TEXT NOT NULL, last_sequence BIGINT NOT NULL,
+                    PRIMARY KEY (tenant_id, device_id))
+                """,
                 "CREATE INDEX device_messages_received ON device_messages (received_at)",
                 """
                 CREATE TABLE cloud_messages (

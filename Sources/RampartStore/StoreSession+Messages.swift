@@ -73,15 +73,27 @@ extension StoreSession {
         ).first() != nil
     }
 
-    /// The sequence of the device's newest stored message, 0 when there is none.
+    /// The last sequence given to one of the device's messages, 0 when there was none. It survives
+    /// retention, so numbering never starts again.
     public func lastDeviceMessageSequence(tenant: RampartID, deviceID: String) async throws -> Int64 {
         let row = try await db.raw(
             """
-            SELECT MAX(sequence) AS last FROM device_messages
+            SELECT last_sequence FROM device_message_sequences
             WHERE tenant_id = \(bind: tenant.description) AND device_id = \(bind: deviceID)
             """
         ).first()
-        return try row?.decode(column: "last", as: Int64?.self) ?? 0
+        return try row?.decode(column: "last_sequence", as: Int64.self) ?? 0
+    }
+
+    /// Records the last sequence given to one of the device's messages.
+    public func setLastDeviceMessageSequence(tenant: RampartID, deviceID: String, _ sequence: Int64) async throws {
+        try await db.raw(
+            """
+            INSERT INTO device_message_sequences (tenant_id, device_id, last_sequence)
+            VALUES (\(bind: tenant.description), \(bind: deviceID), \(bind: sequence))
+            ON CONFLICT (tenant_id, device_id) DO UPDATE SET last_sequence = excluded.last_sequence
+            """
+        ).run()
     }
 
     /// Stores one message. Two writers racing for one sequence make the later transaction fail, not

@@ -92,6 +92,19 @@ struct MessageTests {
         }
     }
 
+    @Test("retention deletes old telemetry, and numbering goes on where it was, so a reader's cursor stays valid")
+    func retention() async throws {
+        try await AttestationHarness.run { h in
+            let gateway = try await h.attestedDevice()
+            _ = try await Self.upload(h, [Self.telemetry("r/1", from: gateway.device.id, [1]), Self.telemetry("r/2", from: gateway.device.id, [2])], as: gateway)
+            try await h.server.runtime.messages.purge(olderThan: -60)
+            #expect(try await Self.list(h, gateway.device.id).messages.isEmpty)
+            _ = try await Self.upload(h, [Self.telemetry("r/3", from: gateway.device.id, Array("after".utf8))], as: gateway)
+            let page = try await Self.list(h, gateway.device.id, after: 2)
+            #expect(page.messages.map(\.sequence) == [3] && page.messages.map(\.payload) == ["after"])
+        }
+    }
+
     @Test("a gateway that is not a hub acts only for itself and the devices registered below it")
     func authority() async throws {
         try await AttestationHarness.run { h in

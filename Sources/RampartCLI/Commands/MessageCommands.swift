@@ -7,7 +7,7 @@ import RampartServer
 /// `rampart device message …`: telemetry a hub stored, and cloud-to-device messages.
 struct DeviceMessageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "message", abstract: "Read a device's telemetry and send it cloud-to-device messages (hub role).",
+        commandName: "message", abstract: "Read a device's telemetry stored by a hub, and send it cloud-to-device messages.",
         subcommands: [List.self, Send.self])
 
     enum Direction: String, ExpressibleByArgument, CaseIterable {
@@ -82,7 +82,7 @@ struct DeviceMessageCommand: AsyncParsableCommand {
     struct Send: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Send a device a cloud-to-device message (Contributor or above). It waits for the device until its TTL.",
-            discussion: "The hub delivers it on devices/{id}/messages/devicebound/… once the device is connected and subscribed; it counts as delivered when the device acknowledges it (PUBACK).")
+            discussion: "The gateway the device is connected to (a hub, or an edge gateway with a server) delivers it on devices/{id}/messages/devicebound/… once the device is subscribed; it counts as delivered when the device acknowledges it (PUBACK).")
         @OptionGroup var global: GlobalOptions
         @Option(help: "The device ID.") var deviceId: String
         @Option(help: "The payload, as text.") var payload: String?

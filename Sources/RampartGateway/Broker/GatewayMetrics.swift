@@ -39,7 +39,7 @@ public struct GatewayMetrics: Sendable {
         storeBytes = registry.makeGauge(name: "rampart_gateway_store_bytes", help: "Bytes held by store and forward")
         cloudToDeviceDelivered = registry.makeCounter(
             name: "rampart_gateway_cloud_to_device_delivered_total",
-            help: "Cloud-to-device messages from the server that a device acknowledged (hub role)")
+            help: "Cloud-to-device messages from the server that a device acknowledged")
     }
 
     /// The counter of messages dropped for `reason` (`expired`, `storeFull`, `writeFailed`, `unrouted`,

@@ -76,6 +76,9 @@ public struct MessageService: Sendable {
                     refused.append(.init(index: index, code: error.code.rawValue, message: error.message))
                 }
             }
+            for (deviceID, following) in next {
+                try await session.setLastDeviceMessageSequence(tenant: tenant, deviceID: deviceID, following - 1)
+            }
             return TelemetryUploadResult(stored: stored, duplicates: duplicates, refused: refused)
         }
     }
@@ -228,8 +231,9 @@ public struct MessageService: Sendable {
         }
     }
 
-    /// Deletes telemetry and cloud-to-device messages older than the retention period.
-    func purge(olderThan retention: TimeInterval) async throws {
+    /// Deletes telemetry and cloud-to-device messages older than `retention` (the maintenance job runs it
+    /// hourly with ``ServerConfiguration/Limits/messageRetention``). Sequence numbers are never reused.
+    public func purge(olderThan retention: TimeInterval) async throws {
         let cutoff = context.clock.now() - retention
         try await context.store.transaction { session in
             try await session.purgeDeviceMessages(before: cutoff)
