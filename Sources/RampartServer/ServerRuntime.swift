@@ -216,9 +216,16 @@ struct KeyMaintenanceService: Service {
                 _ = try await repository.resignDue()
                 let now = certificateAuthority.context.clock.now()
                 try await store.transaction { try await $0.purgeNonces(before: now - 300) }
-                try await messages.purge(olderThan: certificateAuthority.context.configuration.limits.messageRetention)
             } catch {
                 logger.warning("Key maintenance failed; will retry", metadata: ["error": "\(error)"])
+            }
+            do {
+                // Never sooner than the longest TTL, so that no message still pending is deleted.
+                let retention = max(
+                    certificateAuthority.context.configuration.limits.messageRetention, TimeInterval(MessageService.maximumTimeToLive))
+                try await messages.purge(olderThan: retention)
+            } catch {
+                logger.warning("Deleting old messages failed; will retry", metadata: ["error": "\(error)"])
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }

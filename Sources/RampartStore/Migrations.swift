@@ -190,6 +190,7 @@ enum Migrations {
                 """,
                 "CREATE INDEX cloud_messages_device ON cloud_messages (tenant_id, device_id, created_at)",
                 "CREATE INDEX cloud_messages_pending ON cloud_messages (tenant_id, delivered_at, created_at)",
+                "CREATE INDEX cloud_messages_created ON cloud_messages (created_at)",
             ]),
     ]
 

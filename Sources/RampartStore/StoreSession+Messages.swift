@@ -178,11 +178,11 @@ extension StoreSession {
         ).all().map(Self.cloudMessage).reversed()
     }
 
-    /// Messages still waiting at `time`, oldest first: for one device, or for the whole tenant created at or
-    /// after `since`.
-    public func pendingCloudMessages(tenant: RampartID, deviceID: String?, since: Date?, at time: Date, limit: Int)
-        async throws -> [CloudMessageRecord]
-    {
+    /// Messages still waiting at `time`, oldest first (by creation time, then ID): for one device or the
+    /// whole tenant, created at or after `since`, and after the message at `after` (a paging cursor).
+    public func pendingCloudMessages(
+        tenant: RampartID, deviceID: String?, since: Date?, after: (Date, RampartID)? = nil, at time: Date, limit: Int
+    ) async throws -> [CloudMessageRecord] {
         var query = SQLQueryString(
             """
             SELECT * FROM cloud_messages WHERE tenant_id = \(bind: tenant.description) AND delivered_at IS NULL
@@ -190,6 +190,15 @@ extension StoreSession {
             """)
         if let deviceID { query.appendInterpolation(unsafeRaw: " AND device_id = "); query.appendInterpolation(bind: deviceID) }
         if let since { query.appendInterpolation(unsafeRaw: " AND created_at >= "); query.appendInterpolation(bind: since.storeMillis) }
+        if let (createdAt, id) = after {
+            query.appendInterpolation(unsafeRaw: " AND (created_at > ")
+            query.appendInterpolation(bind: createdAt.storeMillis)
+            query.appendInterpolation(unsafeRaw: " OR (created_at = ")
+            query.appendInterpolation(bind: createdAt.storeMillis)
+            query.appendInterpolation(unsafeRaw: " AND id > ")
+            query.appendInterpolation(bind: id.description)
+            query.appendInterpolation(unsafeRaw: "))")
+        }
         query.appendInterpolation(unsafeRaw: " ORDER BY created_at, id LIMIT ")
         query.appendInterpolation(bind: Int64(limit))
         return try await db.raw(query).all().map(Self.cloudMessage)

@@ -218,6 +218,110 @@ struct MessageTests {
         }
     }
 
+    @Test("a forwarded message is believed only if the forwarding gateway acts for its device")
+    func forwarders() async throws {
+        try await AttestationHarness.run { h in
+            let hub = try await h.attestedDevice()
+            let edge = try await h.device()
+            let child = try await h.device()
+            let stranger = try await h.device()
+            _ = try await h.admin.client.send(
+                .PUT, "/v1/tenants/\(h.tenant.id)/devices/\(hub.device.id)/hub", body: SetHubRequest(hub: true))
+            _ = try await h.admin.client.send(
+                .PUT, "/v1/tenants/\(h.tenant.id)/devices/\(child.id)/parent", body: SetParentRequest(parentId: edge.id))
+            func forwarded(_ key: String, _ device: String, by forwarder: String) -> TelemetryUpload {
+                var message = Self.telemetry(key, from: device, Array(key.utf8))
+                message.forwardedBy = forwarder
+                return message
+            }
+            // The hub acts for everyone, but an edge that names a device not below it is not believed.
+            let result = try await Self.upload(h, [
+                forwarded("f1", child.id, by: edge.id),
+                forwarded("f2", stranger.id, by: edge.id),
+                forwarded("f3", child.id, by: String(repeating: "e", count: 64)),
+            ], as: hub)
+            #expect(result.stored == 1)
+            #expect(result.refused.map(\.index) == [1, 2])
+            #expect(result.refused.map(\.code) == ["notChild", "deviceNotClaimed"])
+            #expect(try await Self.list(h, child.id).messages.map(\.payload) == ["f1"])
+            #expect(try await Self.list(h, stranger.id).messages.isEmpty)
+        }
+    }
+
+    @Test("a gateway reads pending messages page by page, by count and by bytes, and acts only for its devices")
+    func pendingPages() async throws {
+        try await AttestationHarness.run { h in
+            let edge = try await h.attestedDevice()
+            var children: [TestDevice] = []
+            for _ in 0..<3 {
+                let child = try await h.device()
+                _ = try await h.admin.client.send(
+                    .PUT, "/v1/tenants/\(h.tenant.id)/devices/\(child.id)/parent", body: SetParentRequest(parentId: edge.device.id))
+                children.append(child)
+            }
+            let stranger = try await h.device()
+            let big = String(repeating: "b", count: 60 * 1024)
+            var sent: Set<String> = []
+            for child in children[0..<2] {
+                for _ in 0..<50 {
+                    let message = try await h.admin.client.json(
+                        CloudMessage.self, .POST, "/v1/tenants/\(h.tenant.id)/devices/\(child.id)/cloud-messages",
+                        body: CloudMessageRequest(payload: big))
+                    sent.insert(message.id)
+                }
+            }
+            for _ in 0..<10 {
+                _ = try await h.admin.client.send(
+                    .POST, "/v1/tenants/\(h.tenant.id)/devices/\(stranger.id)/cloud-messages", body: CloudMessageRequest(payload: "x"))
+            }
+            var received: [String] = []
+            var query = "since=1970-01-01T00:00:00Z"
+            var pages = 0
+            while pages < 20 {
+                let (status, body) = try await Self.deviceRequest(h, .GET, "/v1/gateway/\(h.tenant.id)/cloud-messages?\(query)", as: edge)
+                #expect(status == 200)
+                #expect(body.count < 4 << 20, "a page stays well below the gateway's 8 MiB answer limit")
+                let page = try JSONCoding.decoder().decode(CloudMessageList.self, from: body)
+                received += page.messages.map(\.id)
+                pages += 1
+                guard let next = page.next else { break }
+                query = "after=\(next)"
+            }
+            #expect(pages > 2)
+            #expect(Set(received) == sent && received.count == sent.count)
+
+            // Recording a delivery of another gateway's device is refused.
+            let strangers = try await h.admin.client.json(
+                CloudMessageList.self, .GET, "/v1/tenants/\(h.tenant.id)/devices/\(stranger.id)/cloud-messages")
+            let (refused, _) = try await Self.deviceRequest(
+                h, .POST, "/v1/gateway/\(h.tenant.id)/cloud-messages/\(strangers.messages[0].id)/delivered", as: edge)
+            #expect(refused == 403)
+            let (badCursor, _) = try await Self.deviceRequest(h, .GET, "/v1/gateway/\(h.tenant.id)/cloud-messages?after=nonsense", as: edge)
+            #expect(badCursor == 400)
+        }
+    }
+
+    @Test("roles: a Reader reads telemetry but cannot send; only an Administrator makes a hub")
+    func roles() async throws {
+        try await AttestationHarness.run { h in
+            let device = try await h.device()
+            let reader = try await h.admin.invite("reader@test.rampart", as: .reader, to: h.tenant.id, on: h.server)
+            let contributor = try await h.admin.invite("contributor@test.rampart", as: .contributor, to: h.tenant.id, on: h.server)
+            #expect(try await reader.client.json(
+                DeviceMessageList.self, .GET, "/v1/tenants/\(h.tenant.id)/devices/\(device.id)/messages").messages.isEmpty)
+            await expectAPIError("forbidden", status: 403) {
+                _ = try await reader.client.send(
+                    .POST, "/v1/tenants/\(h.tenant.id)/devices/\(device.id)/cloud-messages", body: CloudMessageRequest(payload: "x"))
+            }
+            _ = try await contributor.client.send(
+                .POST, "/v1/tenants/\(h.tenant.id)/devices/\(device.id)/cloud-messages", body: CloudMessageRequest(payload: "x"))
+            await expectAPIError("forbidden", status: 403) {
+                _ = try await contributor.client.send(
+                    .PUT, "/v1/tenants/\(h.tenant.id)/devices/\(device.id)/hub", body: SetHubRequest(hub: true))
+            }
+        }
+    }
+
     @Test("cloud-to-device refusals: bad payloads, properties and TTLs, unknown devices, a full device queue")
     func cloudToDeviceRefusals() async throws {
         try await AttestationHarness.run { h in

@@ -405,6 +405,28 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
         self.certificateNotAfter = certificateNotAfter
     }
 
+    private enum CodingKeys: String, CodingKey {
+        case id, tenantId, claimedAt, firstSeenAt, lastSeenAt, hardwareModel, softwareVersion, lastAttestationAt
+        case lastAttestationResult, certificateNotAfter, parentId, hub
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        tenantId = try c.decode(RampartID.self, forKey: .tenantId)
+        claimedAt = try c.decodeIfPresent(Date.self, forKey: .claimedAt)
+        firstSeenAt = try c.decodeIfPresent(Date.self, forKey: .firstSeenAt)
+        lastSeenAt = try c.decodeIfPresent(Date.self, forKey: .lastSeenAt)
+        hardwareModel = try c.decodeIfPresent(String.self, forKey: .hardwareModel)
+        softwareVersion = try c.decodeIfPresent(String.self, forKey: .softwareVersion)
+        lastAttestationAt = try c.decodeIfPresent(Date.self, forKey: .lastAttestationAt)
+        lastAttestationResult = try c.decodeIfPresent(String.self, forKey: .lastAttestationResult)
+        certificateNotAfter = try c.decodeIfPresent(Date.self, forKey: .certificateNotAfter)
+        parentId = try c.decodeIfPresent(String.self, forKey: .parentId)
+        // Absent from servers older than the hub role.
+        hub = try c.decodeIfPresent(Bool.self, forKey: .hub) ?? false
+    }
+
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.container(keyedBy: CodingKeys.self)
         try c.encode(id, forKey: .id)

@@ -56,6 +56,9 @@ public struct TelemetryUpload: Codable, Sendable, Equatable {
     public var key: String
     /// The device that sent it (for a message forwarded by a child gateway, its `$.cdid`).
     public var deviceId: String
+    /// The downstream gateway that forwarded it on `deviceId`'s behalf, if any. The server believes the
+    /// forwarded identity only if that gateway acts for the device (it is registered below it).
+    public var forwardedBy: String?
     public var moduleId: String?
     /// When the first gateway accepted it.
     public var enqueuedAt: Date
@@ -65,11 +68,12 @@ public struct TelemetryUpload: Codable, Sendable, Equatable {
     /// Base64.
     public var payload: String
     public init(
-        key: String, deviceId: String, moduleId: String?, enqueuedAt: Date, properties: [MessageProperty],
-        systemProperties: [String: String], payload: String
+        key: String, deviceId: String, forwardedBy: String? = nil, moduleId: String?, enqueuedAt: Date,
+        properties: [MessageProperty], systemProperties: [String: String], payload: String
     ) {
         self.key = key
         self.deviceId = deviceId
+        self.forwardedBy = forwardedBy
         self.moduleId = moduleId
         self.enqueuedAt = enqueuedAt
         self.properties = properties
@@ -156,6 +160,8 @@ public struct DeviceMessageList: Codable, Sendable {
 /// `POST /v1/tenants/{t}/devices/{d}/cloud-messages`: `device message send`.
 public struct CloudMessageRequest: APIRequest, Codable {
     public static let allowedKeys: Set<String> = ["payload", "payloadEncoding", "properties", "ttlSeconds"]
+    /// The longest a message may wait for its device, in seconds (48 h, as IoT Hub).
+    public static let maximumTimeToLive = 48 * 3600
     public var payload: String
     /// `utf8` (the default) or `base64`.
     public var payloadEncoding: PayloadEncoding?
@@ -227,8 +233,11 @@ public struct CloudMessageList: Codable, Sendable {
     public var messages: [CloudMessage]
     /// The server's clock when it answered; a gateway asks for messages since shortly before it.
     public var serverTime: Date
-    public init(messages: [CloudMessage], serverTime: Date) {
+    /// For a gateway: more messages may follow; pass this as `after` to read on. Absent on the last page.
+    public var next: String?
+    public init(messages: [CloudMessage], serverTime: Date, next: String? = nil) {
         self.messages = messages
         self.serverTime = serverTime
+        self.next = next
     }
 }

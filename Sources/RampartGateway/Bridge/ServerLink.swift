@@ -66,6 +66,7 @@ struct ServerLink: Sendable {
             response = try await http.execute(request, timeout: timeout)
             bytes = try await response.body.collect(upTo: limit)
         } catch {
+            if Task.isCancelled { throw CancellationError() }  // shutting down, not a failure of the server
             throw RampartError(.serverUnreachable, "\(method) \(url): \(error)", status: 502)
         }
         guard (200..<300).contains(Int(response.status.code)) else {

@@ -141,22 +141,37 @@ struct ServerUplink: Service {
         }
     }
 
-    /// Uploads records of one queue and acknowledges them. A batch the server refuses as a whole for its
-    /// content (400, 413) is sent message by message, so that one bad message cannot block its queue; a
-    /// single message refused for its content is dropped and counted (`serverRefused`). Any other failure
-    /// throws, and the records stay queued.
+    /// Payload bytes in one upload at most (the server takes bodies of up to 48 MiB, base64 included).
+    static let batchBytes = 8 << 20
+
+    /// Uploads records of one queue in requests of at most ``batchBytes`` of payload, acknowledging each.
     private func upload(_ records: [MessageStore.Record], key: MessageStore.QueueKey, _ http: HTTPClient) async throws {
+        var start = 0
+        while start < records.count {
+            var end = start
+            var bytes = 0
+            while end < records.count, end == start || bytes + records[end].message.payload.count <= Self.batchBytes {
+                bytes += records[end].message.payload.count
+                end += 1
+            }
+            try await uploadChunk(Array(records[start..<end]), key: key, http)
+            start = end
+        }
+    }
+
+    /// Uploads one chunk and acknowledges it. A message the server refuses for itself (in `refused`) would
+    /// be refused again: it is dropped and counted (`serverRefused`) with the server's reason, so that it
+    /// cannot block its queue. A request refused as a whole is not about one message (a body too large is
+    /// sent again one message at a time): it throws, and everything stays queued.
+    private func uploadChunk(_ records: [MessageStore.Record], key: MessageStore.QueueKey, _ http: HTTPClient) async throws {
         let body = try JSONCoding.encoder().encode(TelemetryUploadRequest(messages: records.map { upload($0, key: key) }))
         let result: TelemetryUploadResult
         do {
             let answer = try await link.request(http, .POST, link.url("/messages"), body: Array(body), timeout: .seconds(120))
             result = try JSONCoding.decoder().decode(TelemetryUploadResult.self, from: Data(answer))
-        } catch let error as RampartError where error.status == 400 || error.status == 413 {
-            if records.count > 1 {
-                for record in records { try await upload([record], key: key, http) }
-                return
-            }
-            result = TelemetryUploadResult(stored: 0, duplicates: 0, refused: [.init(index: 0, code: error.code.rawValue, message: error.message)])
+        } catch let error as RampartError where error.status == 413 && records.count > 1 {
+            for record in records { try await uploadChunk([record], key: key, http) }
+            return
         }
         for refusal in result.refused {
             metrics.dropped("serverRefused").increment()
@@ -181,10 +196,9 @@ struct ServerUplink: Service {
         var system = message.systemProperties
         system["cdid"] = nil
         system["cmid"] = nil
-        if forwarded != nil { system["connectionDeviceId"] = message.deviceID }
         return TelemetryUpload(
             key: "\(storeID)/\(key.endpoint)/\(key.priority)/\(record.sequence)", deviceId: forwarded ?? message.deviceID,
-            moduleId: forwarded == nil ? message.moduleID : message.systemProperties["cmid"],
+            forwardedBy: forwarded == nil ? nil : message.deviceID, moduleId: forwarded == nil ? message.moduleID : message.systemProperties["cmid"],
             enqueuedAt: Date(timeIntervalSince1970: Double(message.enqueuedAtMilliseconds) / 1000),
             properties: message.applicationProperties.map { MessageProperty(name: $0.name, value: $0.value) },
             systemProperties: system, payload: Data(message.payload).base64EncodedString())
@@ -192,13 +206,29 @@ struct ServerUplink: Service {
 
     // MARK: Cloud to device
 
+    /// How often the poll looks again at everything still pending, not only what is new: a message whose
+    /// fetch on connect or whose delivery record failed is sent then, while its device stays connected.
+    static let sweepInterval: Duration = .seconds(300)
+
     private func pollUntilCancelled(_ deliveries: CloudDeliveries, _ acknowledged: AsyncStream<String>.Continuation) async {
         var since = Date(timeIntervalSince1970: 0)
+        var after: String?
+        var lastSweep = ContinuousClock.now
         await untilCancelled("Cannot fetch cloud-to-device messages from the server") { http, succeeded in
-            let list = try await pending(http, query: "since=\(Timestamp.format(since))&wait=10")
+            let list = try await pending(
+                http, query: after.map { "after=\($0)&wait=0" } ?? "since=\(Timestamp.format(since))&wait=10")
             let handed = deliver(list.messages, deliveries, acknowledged)
-            since = list.serverTime - Self.pollOverlap
             succeeded()
+            if let next = list.next {
+                after = next  // a full page: read on at once
+                return
+            }
+            after = nil
+            since = list.serverTime - Self.pollOverlap
+            if ContinuousClock.now - lastSweep >= Self.sweepInterval {
+                since = list.serverTime - TimeInterval(CloudMessageRequest.maximumTimeToLive)
+                lastSweep = ContinuousClock.now
+            }
             // Messages for devices that are away come back until `since` passes them: do not spin.
             if handed == 0, !list.messages.isEmpty { try await Task.sleep(for: .seconds(1)) }
         }
@@ -217,7 +247,8 @@ struct ServerUplink: Service {
         _ messages: [CloudMessage], _ deliveries: CloudDeliveries, _ acknowledged: AsyncStream<String>.Continuation
     ) -> Int {
         var handed = 0
-        for message in messages where deliveries.begin(message.id) {
+        let now = Date()
+        for message in messages where message.expiresAt > now && deliveries.begin(message.id) {
             guard let payload = try? message.payloadEncoding.decode(message.payload) else {
                 deliveries.abandon(message.id)
                 continue
@@ -253,7 +284,9 @@ struct ServerUplink: Service {
             } catch {
                 if Task.isCancelled { return false }
                 logger.warning("\(what) failed", metadata: ["error": "\(error)", "attempt": "\(attempt)"])
-                try? await Task.sleep(for: .seconds(1 << min(attempt, 5)))
+                // The server's refusal of this request would not change on a retry.
+                if let refusal = error as? RampartError, (400..<500).contains(refusal.status), refusal.status != 429 { return false }
+                if attempt < attempts { try? await Task.sleep(for: .seconds(1 << min(attempt, 5))) }
             }
         }
         return false

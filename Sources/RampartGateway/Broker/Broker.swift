@@ -290,14 +290,19 @@ public final class Broker: Sendable {
     /// Hands `publishes` to a connected client's connection in one event-loop task, in order; each future
     /// succeeds on its PUBACK (QoS 1) or once written (QoS 0).
     ///
-    /// - Returns: `nil` when the client is not connected.
-    func submit(_ publishes: [MQTTPublish], to clientID: String) -> [EventLoopFuture<Void>]? {
-        guard let connection = sessions.withLockedValue({ $0[clientID]?.connection }) else { return nil }
+    /// - Parameter pinned: The connection the caller sent earlier batches on; if the client has another
+    ///   one by now, nothing is sent, so that a batch never overtakes an earlier one on a new connection.
+    /// - Returns: The connection used and the futures, or `nil` when the client is not connected (there).
+    func submit(_ publishes: [MQTTPublish], to clientID: String, pinned: ObjectIdentifier? = nil)
+        -> (connection: ObjectIdentifier, futures: [EventLoopFuture<Void>])?
+    {
+        guard let connection = sessions.withLockedValue({ $0[clientID]?.connection }), pinned == nil || pinned == connection.id
+        else { return nil }
         let promises = publishes.map { _ in connection.eventLoop.makePromise(of: Void.self) }
         connection.eventLoop.execute {
             for (publish, promise) in zip(publishes, promises) { connection.handler.value.send(publish, completion: promise) }
         }
-        return promises.map(\.futureResult)
+        return (connection.id, promises.map(\.futureResult))
     }
 
     /// Sends a cloud-to-device message: at once if the device is connected and subscribed, otherwise

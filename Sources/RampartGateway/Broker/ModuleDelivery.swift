@@ -40,6 +40,7 @@ struct ModuleDelivery: Service {
             // Two batches in flight: the next one goes out while the module acknowledges the last, so the
             // connection never runs dry between batches. Order holds: one connection, one queue order.
             var inFlight: [Batch] = []
+            var connection: ObjectIdentifier?
             do {
                 while !Task.isCancelled {
                     let next: (MessageStore.QueueKey, [MessageStore.Record])?
@@ -56,17 +57,22 @@ struct ModuleDelivery: Service {
                                 payload: ByteBuffer(bytes: record.message.payload), qos: .atLeastOnce, retain: false, dup: false,
                                 packetID: nil, properties: MQTTProperties())
                         }
-                        guard let futures = broker.submit(publishes, to: client.clientID), let first = futures.first else {
+                        guard let (used, futures) = broker.submit(publishes, to: client.clientID, pinned: connection),
+                            let first = futures.first
+                        else {
                             throw CancellationError()
                         }
+                        connection = used
                         inFlight.append(Batch(key: key, records: records, acknowledged: EventLoopFuture.andAllSucceed(futures, on: first.eventLoop)))
                         continue
                     }
                     try await settle(inFlight.removeFirst())
                 }
             } catch {
-                // The module went away or refused: everything unacknowledged goes again, in order.
+                // The module went away or refused: everything unacknowledged goes again, in order, once the
+                // batch still out has finished either way (so that it cannot arrive after the resent ones).
                 logger.debug("Module delivery interrupted", metadata: ["module": "\(module)", "error": "\(error)"])
+                for batch in inFlight { _ = try? await batch.acknowledged.get() }
                 store.rewind(endpoint: endpoint)
                 try? await Task.sleep(for: .milliseconds(100))
             }

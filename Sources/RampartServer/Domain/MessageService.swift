@@ -21,7 +21,7 @@ public struct MessageService: Sendable {
     /// Messages that may wait for one device (IoT Hub's limit).
     public static let maximumPendingPerDevice = 50
     /// The longest a cloud-to-device message waits, and how long by default.
-    public static let maximumTimeToLive = 48 * 3600
+    public static let maximumTimeToLive = CloudMessageRequest.maximumTimeToLive
     public static let defaultTimeToLive = 3600
     /// The longest a reader may ask the server to wait for new messages.
     public static let maximumWait = 10
@@ -46,6 +46,7 @@ public struct MessageService: Sendable {
         return try await context.store.transaction { session in
             let gateway = try await Self.gateway(gatewayID, tenant: tenant, session: session)
             var authority = Authority(gateway: gateway, tenant: tenant)
+            var forwarders: [String: Authority] = [:]
             var next: [String: Int64] = [:]
             var stored = 0
             var duplicates = 0
@@ -54,7 +55,19 @@ public struct MessageService: Sendable {
                 do {
                     let deviceID = try DeviceID.validated(message.deviceId)
                     let record = try Self.validated(message, deviceID: deviceID)
-                    try await authority.check(deviceID, session: session)
+                    if let rawForwarder = message.forwardedBy, rawForwarder.lowercased() != deviceID {
+                        // Forwarded: this gateway must act for the forwarder, and the forwarder for the device,
+                        // so that no downstream gateway can speak for devices that are not below it.
+                        let forwarderID = try DeviceID.validated(rawForwarder)
+                        try await authority.check(forwarderID, session: session)
+                        if forwarders[forwarderID] == nil {
+                            forwarders[forwarderID] = Authority(
+                                gateway: try await Self.gateway(forwarderID, tenant: tenant, session: session), tenant: tenant)
+                        }
+                        try await forwarders[forwarderID]!.check(deviceID, session: session)
+                    } else {
+                        try await authority.check(deviceID, session: session)
+                    }
                     if try await session.deviceMessageExists(tenant: tenant, gatewayID: gateway.id, sourceKey: message.key) {
                         duplicates += 1
                         continue
@@ -182,38 +195,70 @@ public struct MessageService: Sendable {
         }
     }
 
+    /// Most messages one answer to a gateway examines, and the payload bytes it carries at most.
+    static let pendingPage = 100
+    static let pendingPageBytes = 2 << 20
+
     /// What a gateway should deliver: the pending messages of one device (asked when it connects), or of
-    /// every device the gateway acts for created at or after `since`. With `wait`, an empty answer waits up
-    /// to that many seconds for a first message.
+    /// every device the gateway acts for created at or after `since`. An answer holds at most a page; when
+    /// more may follow, ``CloudMessageList/next`` is the cursor to pass as `after` for the rest. With `wait`,
+    /// an empty answer waits up to that many seconds for a first message.
     public func pending(
-        for gatewayID: String, tenant: RampartID, deviceID rawDevice: String?, since: Date?, wait: Int
+        for gatewayID: String, tenant: RampartID, deviceID rawDevice: String?, since: Date?, after cursor: String? = nil,
+        wait: Int
     ) async throws -> CloudMessageList {
         let deviceID = try rawDevice.map(DeviceID.validated)
         guard (0...Self.maximumWait).contains(wait) else { throw RampartError.invalidRequest("wait must be 0 to \(Self.maximumWait) seconds.") }
-        guard deviceID != nil || since != nil else { throw RampartError.invalidRequest("Give deviceId or since.") }
+        let position = try cursor.map(Self.parseCursor)
+        guard deviceID != nil || since != nil || position != nil else { throw RampartError.invalidRequest("Give deviceId, since or after.") }
         let deadline = ContinuousClock.now + .seconds(wait)
         while true {
             let now = context.clock.now()
-            let records = try await context.store.read { session in
+            let (records, next) = try await context.store.read { session in
                 let gateway = try await Self.gateway(gatewayID, tenant: tenant, session: session)
                 var authority = Authority(gateway: gateway, tenant: tenant)
                 if let deviceID { try await authority.check(deviceID, session: session) }
+                let examined = try await session.pendingCloudMessages(
+                    tenant: tenant, deviceID: deviceID, since: since, after: position, at: now, limit: Self.pendingPage)
                 var mine: [CloudMessageRecord] = []
-                for record in try await session.pendingCloudMessages(tenant: tenant, deviceID: deviceID, since: since, at: now, limit: 500) {
+                var bytes = 0
+                var next: String?
+                for record in examined {
+                    if bytes + record.payload.utf8.count > Self.pendingPageBytes, !mine.isEmpty {
+                        next = Self.cursor(after: mine[mine.count - 1])
+                        break
+                    }
                     do {
                         try await authority.check(record.deviceID, session: session)
                         mine.append(record)
+                        bytes += record.payload.utf8.count
                     } catch let error as RampartError where error.status < 500 {
                         continue  // another gateway's device
                     }
                 }
-                return mine
+                // A full page may have more behind it (examined, not only returned: a gateway that is not a
+                // hub pages past other gateways' devices the same way).
+                if next == nil, examined.count == Self.pendingPage, let last = examined.last { next = Self.cursor(after: last) }
+                return (mine, next)
             }
-            if !records.isEmpty || ContinuousClock.now >= deadline {
-                return CloudMessageList(messages: try records.map { try Self.message($0, at: now) }, serverTime: now)
+            if !records.isEmpty || next != nil || ContinuousClock.now >= deadline {
+                return CloudMessageList(messages: try records.map { try Self.message($0, at: now) }, serverTime: now, next: next)
             }
             try await Task.sleep(for: .milliseconds(250))
         }
+    }
+
+    /// The opaque cursor after a message: its creation time in milliseconds and its ID.
+    static func cursor(after record: CloudMessageRecord) -> String {
+        "\(Int64((record.createdAt.timeIntervalSince1970 * 1000).rounded()))_\(record.id)"
+    }
+
+    static func parseCursor(_ text: String) throws -> (Date, RampartID) {
+        let parts = text.split(separator: "_", maxSplits: 1)
+        guard parts.count == 2, let millis = Int64(parts[0]), let id = RampartID(String(parts[1])) else {
+            throw RampartError.invalidRequest("'after' is not a cursor this server gave out.")
+        }
+        return (Date(timeIntervalSince1970: Double(millis) / 1000), id)
     }
 
     /// Records that the device acknowledged a message a gateway delivered. Repeating it changes nothing.

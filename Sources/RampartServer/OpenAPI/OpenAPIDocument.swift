@@ -524,16 +524,18 @@ paths:
       description: |
         For gateways, which authenticate with their own device certificate
         (mutual TLS). The pending messages (neither delivered nor expired),
-        oldest first and at most 500, of one device (`deviceId`, asked when
-        the device connects) or of every device the gateway acts for created
-        at or after `since`; give one of the two, or both. Messages for
-        devices the gateway does not act for are left out. With `wait`, an
-        empty answer waits up to that many seconds for a first message. Ask
-        with `since` a little before the last answer's `serverTime`.
+        oldest first, of one device (`deviceId`, asked when the device
+        connects) or of every device the gateway acts for created at or after
+        `since`. Messages for devices the gateway does not act for are left
+        out. An answer holds one page (at most 100 messages examined, about
+        2 MiB of payload); when more may follow it carries `next`, which the
+        gateway passes as `after` to read on. With `wait`, an empty answer
+        waits up to that many seconds for a first message. Ask with `since`
+        a little before the last answer's `serverTime`.
 
         | Status | Code | Meaning |
         | ------ | ---- | ------- |
-        | 400 | `invalidRequest` | Neither `deviceId` nor `since` is given, `deviceId` is not a device ID, `since` is not an RFC 3339 date-time, or `wait` is not a whole number from 0 to 10. |
+        | 400 | `invalidRequest` | None of `deviceId`, `since` and `after` is given, `deviceId` is not a device ID, `since` is not an RFC 3339 date-time, `after` is not a cursor this server gave out, or `wait` is not a whole number from 0 to 10. |
         | 400 | `deviceNotClaimed` | The tenant does not hold the device `deviceId`. |
         | 401 | `deviceCertificateRequired` | The TLS connection carries no client certificate. |
         | 403 | `deviceCertificateInvalid` | The certificate is not a current device certificate of this tenant. |
@@ -557,6 +559,13 @@ paths:
           schema:
             type: string
             format: date-time
+        - name: after
+          in: query
+          required: false
+          description: The `next` cursor of the previous page; only messages after it.
+          schema:
+            type: string
+            maxLength: 100
         - name: wait
           in: query
           required: false
@@ -3508,6 +3517,12 @@ components:
             sent twice is stored once.
         deviceId:
           $ref: "#/components/schemas/DeviceId"
+        forwardedBy:
+          type: [string, "null"]
+          description: >-
+            The downstream gateway that forwarded the message on the device's
+            behalf (its `$.cdid`), if any. The message is stored only if the
+            uploading gateway acts for it and it acts for `deviceId`.
         moduleId:
           type: [string, "null"]
           minLength: 1
@@ -3747,6 +3762,11 @@ components:
             The server's clock when it answered; a gateway asks for messages
             `since` shortly before it. RFC 3339 in UTC, e.g.
             `2026-11-21T08:00:00Z`.
+        next:
+          type: string
+          description: >-
+            For gateways: more messages may follow; pass this as `after` to
+            read on. Absent on the last page and in a device's history.
 
 """#
 }

@@ -30,7 +30,7 @@ struct MessageRoutes: Sendable {
                 since = date
             }
             return try await messages.pending(
-                for: gateway, tenant: tenant, deviceID: query.get("deviceId"), since: since,
+                for: gateway, tenant: tenant, deviceID: query.get("deviceId"), since: since, after: query.get("after"),
                 wait: try Self.integer(query.get("wait"), "wait", default: 0, in: 0...MessageService.maximumWait))
         }
         router.post("/v1/gateway/:tenantId/cloud-messages/:messageId/delivered") { _, context -> Response in
