@@ -27,15 +27,20 @@ struct ServerLink: Sendable {
     /// A URL under `/v1/gateway/{tenant}`.
     func url(_ path: String) -> String { "\(server)/v1/gateway/\(tenant)\(path)" }
 
-    /// Runs `body` with a client that presents the current device certificate, and shuts it down after.
-    func withClient<T: Sendable>(_ body: (HTTPClient) async throws -> T) async throws -> T {
+    /// A client that presents the current device certificate; the caller shuts it down.
+    func makeClient() throws -> HTTPClient {
         let serverCA = try? String(contentsOf: state.serverCAFile, encoding: .utf8)
         guard let certificate = state.storedCertificate() else {
             throw RampartError(.configurationInvalid, "The gateway's device has no certificate yet; is `rampart device run` attesting it?")
         }
         var configuration = HTTPClient.Configuration()
         configuration.tlsConfiguration = try DeviceTLS.configuration(serverCAPEM: serverCA, certificate: certificate)
-        let http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// Runs `body` with a client that presents the current device certificate, and shuts it down after.
+    func withClient<T: Sendable>(_ body: (HTTPClient) async throws -> T) async throws -> T {
+        let http = try makeClient()
         do {
             let result = try await body(http)
             try? await http.shutdown()
@@ -78,5 +83,45 @@ struct ServerLink: Sendable {
                 status: Int(response.status.code))
         }
         return Array(buffer: bytes)
+    }
+}
+
+/// One client kept across the requests of a loop, so that a burst of them shares connections instead of
+/// a TLS handshake each; replaced after ten minutes (to present a renewed device certificate) and after a
+/// request that failed.
+actor KeptClient {
+    private let link: ServerLink
+    private var client: HTTPClient?
+    private var created = ContinuousClock.now
+
+    init(_ link: ServerLink) { self.link = link }
+
+    /// Runs `body` with the kept client; a failure discards it, and the error goes to the caller.
+    func run<T: Sendable>(_ body: @Sendable (HTTPClient) async throws -> T) async throws -> T {
+        if let old = client, ContinuousClock.now - created >= .seconds(600) {
+            client = nil
+            try? await old.shutdown()
+        }
+        let http: HTTPClient
+        if let client {
+            http = client
+        } else {
+            http = try link.makeClient()
+            client = http
+            created = .now
+        }
+        do {
+            return try await body(http)
+        } catch {
+            await discard()
+            throw error
+        }
+    }
+
+    /// Shuts the kept client down.
+    func discard() async {
+        guard let old = client else { return }
+        client = nil
+        try? await old.shutdown()
     }
 }

@@ -67,10 +67,11 @@ struct ServerUplink: Service {
                 if uploadsTelemetry { group.addTask { await uploadUntilCancelled() } }
                 group.addTask { await pollUntilCancelled(deliveries, acknowledged) }
                 group.addTask {
+                    let client = KeptClient(link)
                     for await deviceID in connects {
                         await retrying("Fetching cloud-to-device messages for a device", attempts: 3) {
                             do {
-                                try await link.withClient { http in
+                                try await client.run { http in
                                     let list = try await pending(http, query: "deviceId=\(deviceID)&wait=0")
                                     deliver(list.messages, deliveries, acknowledged)
                                 }
@@ -80,17 +81,20 @@ struct ServerUplink: Service {
                             }
                         }
                     }
+                    await client.discard()
                 }
                 group.addTask {
+                    let client = KeptClient(link)
                     for await id in acknowledgements {
                         let recorded = await retrying("Recording a delivery on the server", attempts: 5) {
-                            try await link.withClient { http in
+                            try await client.run { http in
                                 _ = try await link.request(http, .POST, link.url("/cloud-messages/\(id)/delivered"))
                             }
                         }
                         // Not recorded: it stays pending there, and goes again (at least once) when the device reconnects.
                         if recorded { deliveries.finish(id) } else { deliveries.abandon(id) }
                     }
+                    await client.discard()
                 }
                 await group.next()
                 group.cancelAll()
