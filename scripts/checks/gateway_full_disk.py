@@ -11,7 +11,6 @@ module subscriber receives every message whose PUBACK was a success. Exits 1 on 
 """
 import argparse
 import os
-import ssl
 import sys
 import threading
 import time
@@ -19,24 +18,14 @@ import time
 import paho.mqtt.client as mqtt
 
 from gateway_fixture import configure, free_port, make_certificates, start_gateway
-
-
-def client(args, name, client_id, protocol):
-    if protocol == mqtt.MQTTv5:
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol)
-    else:
-        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=protocol, clean_session=True)
-    c.tls_set(ca_certs=f"{args.work}/gw/gateway-ca.pem", certfile=f"{args.work}/{name}.pem", keyfile=f"{args.work}/{name}.key",
-              cert_reqs=ssl.CERT_REQUIRED)
-    c.max_inflight_messages_set(20)
-    c.max_queued_messages_set(0)
-    return c
+from gateway_paho import client, collect
 
 
 def publish_v5(args, port, prefix, count, stop_on_failures=None):
     """Publishes `count` messages (or until `stop_on_failures` were refused); returns (accepted, refused)."""
     outcomes, lock, disconnected = {}, threading.Lock(), threading.Event()
     c = client(args, "dev1", "dev1", mqtt.MQTTv5)
+    c.max_inflight_messages_set(20)
 
     def on_publish(_c, _u, mid, reason_code, _p):
         with lock:
@@ -71,6 +60,7 @@ def publish_v5(args, port, prefix, count, stop_on_failures=None):
 def publish_v311_expecting_disconnect(args, port):
     disconnected = threading.Event()
     c = client(args, "dev1", "dev1", mqtt.MQTTv311)
+    c.max_inflight_messages_set(20)
     c.on_disconnect = lambda *_: disconnected.set()
     c.connect("127.0.0.1", port, keepalive=30)
     c.loop_start()
@@ -79,31 +69,6 @@ def publish_v311_expecting_disconnect(args, port):
     acknowledged = info.is_published()
     c.loop_stop()
     return disconnected.is_set(), acknowledged
-
-
-def collect(args, port, wanted, timeout=60):
-    got, lock, done = set(), threading.Lock(), threading.Event()
-    c = client(args, "host", "host/sink", mqtt.MQTTv311)
-
-    def on_connect(cl, _u, _f, _reason_code, _p):
-        cl.subscribe("devices/host/modules/sink/inputs/#", qos=1)
-
-    def on_message(_c, _u, message):
-        with lock:
-            got.add("-".join(message.payload.decode().split("-")[:2]))
-            if wanted <= got:
-                done.set()
-
-    c.on_connect = on_connect
-    c.on_message = on_message
-    c.connect("127.0.0.1", port, keepalive=30)
-    c.loop_start()
-    done.wait(timeout)
-    time.sleep(0.5)
-    c.loop_stop()
-    c.disconnect()
-    with lock:
-        return set(got)
 
 
 def main():
@@ -151,7 +116,7 @@ def main():
     if refused_after or len(after) != 50:
         failures.append("publishing did not recover once space was freed")
     wanted = accepted | after
-    got = collect(args, port, wanted)
+    got = collect(args, port, wanted, key=lambda payload: "-".join(payload.split("-")[:2]))
     lost = wanted - got
     print(f"delivered to the module: {len(got & wanted)} of {len(wanted)} acknowledged; "
           f"{len(got & refused)} refused ones arrived too (a refusal never stored them)")

@@ -13,23 +13,12 @@ import argparse
 import os
 import random
 import signal
-import ssl
 import sys
 import threading
 import time
 
-import paho.mqtt.client as mqtt
-
 from gateway_fixture import configure, free_port, make_certificates, start_gateway
-
-
-def client(args, name, client_id):
-    c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id, protocol=mqtt.MQTTv311, clean_session=True)
-    c.tls_set(ca_certs=f"{args.work}/gw/gateway-ca.pem", certfile=f"{args.work}/{name}.pem", keyfile=f"{args.work}/{name}.key",
-              cert_reqs=ssl.CERT_REQUIRED)
-    c.max_inflight_messages_set(200)
-    c.max_queued_messages_set(0)
-    return c
+from gateway_paho import client, collect
 
 
 def publish_until_killed(args, port, round_number, gateway):
@@ -37,6 +26,7 @@ def publish_until_killed(args, port, round_number, gateway):
     # paho calls on_publish with its own lock held; tracking the MQTTMessageInfo objects avoids a second lock.
     infos = []
     c = client(args, "dev1", "dev1")
+    c.max_inflight_messages_set(200)
     c.connect("127.0.0.1", port, keepalive=30)
     c.loop_start()
     kill_after = random.uniform(0.3, 1.5)
@@ -57,31 +47,6 @@ def publish_until_killed(args, port, round_number, gateway):
     acked = {payload for info, payload in infos if info.is_published()}
     c.loop_stop()
     return acked, sent, kill_after
-
-
-def collect(args, port, wanted, timeout=60):
-    got, lock, done = set(), threading.Lock(), threading.Event()
-    c = client(args, "host", "host/sink")
-
-    def on_connect(cl, _u, _f, reason_code, _p):
-        cl.subscribe("devices/host/modules/sink/inputs/#", qos=1)
-
-    def on_message(_c, _u, message):
-        with lock:
-            got.add(message.payload.decode())
-            if wanted <= got:
-                done.set()
-
-    c.on_connect = on_connect
-    c.on_message = on_message
-    c.connect("127.0.0.1", port, keepalive=30)
-    c.loop_start()
-    done.wait(timeout)
-    time.sleep(0.5)
-    c.loop_stop()
-    c.disconnect()
-    with lock:
-        return set(got)
 
 
 def main():

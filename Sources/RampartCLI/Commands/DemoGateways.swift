@@ -246,10 +246,8 @@ struct DemoGateways {
 
     /// An MQTT connection as the device, with its 24 h certificate, trusting the gateway's CA.
     private func connect(_ state: DeviceState, deviceID: String, port: Int, ca: String) async throws -> MQTTClient {
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca))
-        tls.certificateChain = try NIOSSLCertificate.fromPEMFile(state.certificateFile.path).map { .certificate($0) }
-        tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: state.certificateKeyFile.path, format: .pem))
+        let (tls, _) = try GatewayTLS.clientConfiguration(
+            certificateFile: state.certificateFile.path, keyFile: state.certificateKeyFile.path, caFile: ca)
         var settings = MQTTClient.Configuration(host: "127.0.0.1", port: port, tls: tls, clientID: deviceID)
         settings.username = "127.0.0.1/\(deviceID)/?api-version=2021-04-12"
         settings.keepAliveSeconds = 30

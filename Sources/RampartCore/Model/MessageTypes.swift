@@ -8,7 +8,7 @@ public struct SetHubRequest: APIRequest, Codable, Equatable {
 }
 
 /// An application property of a message, in the order the device sent it (names may repeat).
-public struct MessageProperty: Codable, Sendable, Equatable {
+public struct MessageProperty: Codable, Sendable, Hashable {
     public var name: String
     public var value: String
     public init(name: String, value: String) {

@@ -204,7 +204,7 @@ struct ServerUplink: Service {
             key: "\(storeID)/\(key.endpoint)/\(key.priority)/\(record.sequence)", deviceId: forwarded ?? message.deviceID,
             forwardedBy: forwarded == nil ? nil : message.deviceID, moduleId: forwarded == nil ? message.moduleID : message.systemProperties["cmid"],
             enqueuedAt: Date(timeIntervalSince1970: Double(message.enqueuedAtMilliseconds) / 1000),
-            properties: message.applicationProperties.map { MessageProperty(name: $0.name, value: $0.value) },
+            properties: message.applicationProperties,
             systemProperties: system, payload: Data(message.payload).base64EncodedString())
     }
 

@@ -191,17 +191,7 @@ struct UpstreamBridge: Service {
         guard let certificateFile, let keyFile else {
             throw RampartError(.configurationInvalid, "The upstream needs a client certificate: set upstream.certificate and private_key, or [identity] device_state.")
         }
-        var tls = TLSConfiguration.makeClientConfiguration()
-        tls.minimumTLSVersion = .tlsv12
-        let chain: [NIOSSLCertificate]
-        do {
-            chain = try NIOSSLCertificate.fromPEMFile(certificateFile)
-            tls.certificateChain = chain.map { .certificate($0) }
-            tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
-            if let ca = configuration.ca { tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(ca)) }
-        } catch {
-            throw RampartError(.configurationInvalid, "Cannot load the upstream TLS files: \(error).")
-        }
+        let (tls, chain) = try GatewayTLS.clientConfiguration(certificateFile: certificateFile, keyFile: keyFile, caFile: configuration.ca)
         var clientID = configuration.clientID
         if clientID == nil, let leaf = chain.first, let certificate = try? Certificate(derEncoded: try leaf.toDERBytes()) {
             clientID = certificate.subject.commonName

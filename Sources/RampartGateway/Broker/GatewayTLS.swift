@@ -87,3 +87,26 @@ public final class GatewayTLS: Sendable {
         return certificate.subject.commonName
     }
 }
+
+extension GatewayTLS {
+    /// The TLS side of an MQTT client that connects as a device: its certificate chain and key from PEM files,
+    /// and, when given, the CAs that sign the broker's certificate.
+    ///
+    /// - Returns: The configuration, and the chain (its first certificate names the client).
+    /// - Throws: ``RampartError`` `configurationInvalid` naming what could not be loaded.
+    public static func clientConfiguration(certificateFile: String, keyFile: String, caFile: String?) throws
+        -> (tls: TLSConfiguration, chain: [NIOSSLCertificate])
+    {
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(certificateFile)
+            tls.certificateChain = chain.map { .certificate($0) }
+            tls.privateKey = .privateKey(try NIOSSLPrivateKey(file: keyFile, format: .pem))
+            if let caFile { tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMFile(caFile)) }
+            return (tls, chain)
+        } catch {
+            throw RampartError(.configurationInvalid, "Cannot load the MQTT client's TLS files: \(error).")
+        }
+    }
+}

@@ -1,4 +1,5 @@
 import NIOCore
+import RampartCore
 
 /// One telemetry message as the gateway stores and forwards it.
 ///
@@ -22,18 +23,8 @@ public struct GatewayMessage: Sendable, Hashable {
     /// When it expires, in milliseconds since 1970; `nil` never expires.
     public var expiresAtMilliseconds: UInt64?
 
-    /// One application property.
-    public struct Property: Sendable, Hashable {
-        /// The name.
-        public var name: String
-        /// The value.
-        public var value: String
-        /// Creates a property.
-        public init(name: String, value: String) {
-            self.name = name
-            self.value = value
-        }
-    }
+    /// One application property: the same name and value the server stores and the API carries.
+    public typealias Property = MessageProperty
 
     /// Creates a message.
     public init(
