@@ -33,6 +33,8 @@ let package = Package(
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         // The gateway's configuration has tables and arrays of tables ([[routes]]), beyond config.toml's flat subset.
         .package(url: "https://github.com/LebJe/TOMLKit.git", from: "0.6.0"),
+        // Apps run as WebAssembly compartments (DESIGN §5). 0.x: pin the minor version, as WasmKit's README advises.
+        .package(url: "https://github.com/swiftwasm/WasmKit.git", .upToNextMinor(from: "0.4.2")),
     ],
     targets: [
         .target(
@@ -131,9 +133,18 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "RampartSandbox",
+            dependencies: [
+                "RampartCore", "RampartImage",
+                .product(name: "WasmKit", package: "WasmKit"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "RampartDevice",
             dependencies: [
-                "RampartCore", "RampartPKI", "RampartAttestation", "RampartTUF", "RampartImage",
+                "RampartCore", "RampartPKI", "RampartAttestation", "RampartTUF", "RampartImage", "RampartSandbox",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -249,6 +260,15 @@ let package = Package(
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "RampartSandboxTests",
+            dependencies: [
+                "RampartSandbox", "RampartImage", "RampartCore",
+                .product(name: "WAT", package: "WasmKit"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

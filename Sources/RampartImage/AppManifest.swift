@@ -16,6 +16,8 @@ public struct AppManifest: Sendable, Equatable {
     public var applicationType: String
     /// Capabilities as given, by name.
     public var capabilities: [String: JSONValue]
+    /// The capabilities, typed and checked.
+    public var granted: AppCapabilities
 
     /// Every capability the runtime knows (REFERENCE, app manifest capabilities).
     public static let knownCapabilities: Set<String> = [
@@ -61,26 +63,17 @@ public struct AppManifest: Sendable, Equatable {
             type = text
         }
         var capabilities: [String: JSONValue] = [:]
+        var granted = AppCapabilities()
         if let value = m["Capabilities"] {
             guard case .object(let members) = value else { throw fail("Capabilities must be an object") }
             for name in members.keys.sorted() where !Self.knownCapabilities.contains(name) {
                 throw fail("unknown capability '\(name)'")
             }
             capabilities = members
-            if let storage = members["MutableStorage"] {
-                guard case .object(let s) = storage, case .integer(let kb)? = s["SizeKB"], (1...65_536).contains(kb), s.count == 1 else {
-                    throw fail("MutableStorage must be {\"SizeKB\": 1…65536}")
-                }
-            }
-            for ports in ["AllowedTcpServerPorts", "AllowedUdpServerPorts"] {
-                guard let list = members[ports] else { continue }
-                guard case .array(let items) = list, items.allSatisfy({ if case .integer(let p) = $0 { (1...65535).contains(p) } else { false } })
-                else { throw fail("\(ports) must be an array of port numbers 1…65535") }
-            }
-            for hosts in ["AllowedConnections", "AllowedApplicationConnections"] {
-                guard let list = members[hosts] else { continue }
-                guard case .array(let items) = list, items.allSatisfy({ if case .string(let h) = $0 { !h.isEmpty && h.count <= 253 } else { false } })
-                else { throw fail("\(hosts) must be an array of strings") }
+            do {
+                granted = try AppCapabilities(members: members)
+            } catch {
+                throw fail(error.message)
             }
         }
         self.schemaVersion = 1
@@ -90,6 +83,7 @@ public struct AppManifest: Sendable, Equatable {
         self.commandArguments = arguments
         self.applicationType = type
         self.capabilities = capabilities
+        self.granted = granted
     }
 
     /// The manifest as canonical JSON text.

@@ -1,0 +1,136 @@
+import Foundation
+import RampartImage
+import Synchronization
+import WasmKit
+
+/// What an app uses of its quotas, for `device app show-quota`.
+public struct AppUsage: Sendable, Equatable, Codable {
+    public var memoryBytes: Int
+    public var memoryLimitBytes: Int
+    public var storageBytes: Int
+    public var storageLimitBytes: Int
+    /// Fuel spent by all events since the app started.
+    public var fuelSpent: UInt64
+    /// Events the app has handled (`app_start` included).
+    public var events: Int
+    public init(memoryBytes: Int, memoryLimitBytes: Int, storageBytes: Int, storageLimitBytes: Int, fuelSpent: UInt64, events: Int) {
+        self.memoryBytes = memoryBytes
+        self.memoryLimitBytes = memoryLimitBytes
+        self.storageBytes = storageBytes
+        self.storageLimitBytes = storageLimitBytes
+        self.fuelSpent = fuelSpent
+        self.events = events
+    }
+}
+
+/// Runs one app, once, on a thread of its own: instantiates it, calls `app_start`, then waits for timers,
+/// messages and system events and calls the app for each, until it exits, fails or is stopped. The
+/// runtime's supervisor creates a new runner for each restart.
+///
+/// WebAssembly runs on its own thread, never on Swift's cooperative pool: an event may compute for as
+/// long as its fuel lasts, and a host call may block (a connect, a receive) for up to
+/// ``AppLimits/maximumBlockingMilliseconds``.
+public final class AppRunner: Sendable {
+    /// The app's manifest.
+    public let manifest: AppManifest
+    let wasm: [UInt8]
+    let limits: AppLimits
+    let environment: AppEnvironment
+    let inbox = AppInbox()
+    private let usageNow: Mutex<AppUsage>
+
+    /// Prepares a run of `wasm` under `manifest`'s capabilities.
+    public init(wasm: [UInt8], manifest: AppManifest, limits: AppLimits = AppLimits(), environment: AppEnvironment) {
+        self.wasm = wasm
+        self.manifest = manifest
+        self.limits = limits
+        self.environment = environment
+        usageNow = Mutex(
+            AppUsage(
+                memoryBytes: 0, memoryLimitBytes: limits.memoryBytes, storageBytes: 0,
+                storageLimitBytes: (manifest.granted.mutableStorageKB ?? 0) * 1024, fuelSpent: 0, events: 0))
+    }
+
+    /// Runs the app until it ends. Cancelling the task stops the app at its next event boundary.
+    public func run() async -> AppOutcome {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<AppOutcome, Never>) in
+                let thread = Thread { continuation.resume(returning: self.loop()) }
+                thread.name = "app \(manifest.name)"
+                thread.stackSize = 4 << 20
+                thread.start()
+            }
+        } onCancel: {
+            inbox.requestStop()
+        }
+    }
+
+    /// Asks the app to stop at its next event boundary.
+    public func stop() { inbox.requestStop() }
+
+    /// What the app uses now.
+    public var usage: AppUsage { usageNow.withLock { $0 } }
+
+    /// Hands the app a cloud-to-device message. Returns false if its inbox is full.
+    public func deliverCloudMessage(_ payload: [UInt8]) -> Bool {
+        inbox.post(.message(kind: HostResult.messageFromCloud, sender: nil, bytes: payload))
+    }
+
+    /// Tells the app that an update will install in `seconds`, if it takes system events.
+    public func notifyUpdatePending(inSeconds seconds: Int) {
+        guard manifest.granted.systemEventNotifications else { return }
+        _ = inbox.post(.event(kind: HostResult.eventUpdatePending, argument: Int32(clamping: seconds)))
+    }
+
+    private func loop() -> AppOutcome {
+        guard !inbox.isStopRequested else { return .stopped }
+        let app: AppInstance
+        do {
+            app = try AppInstance(wasm: wasm, manifest: manifest, limits: limits, environment: environment, inbox: inbox)
+        } catch {
+            return .failed(error)
+        }
+        environment.messages.join(componentID: manifest.componentID, allowed: manifest.granted.allowedApplicationConnections, inbox: inbox)
+        defer { environment.messages.leave(componentID: manifest.componentID, inbox: inbox) }
+        var events = 0
+        func handle(_ entry: String, _ arguments: [Value] = []) -> AppOutcome? {
+            let outcome = app.run(entry, arguments)
+            events += 1
+            let usage = AppUsage(
+                memoryBytes: app.memoryBytes, memoryLimitBytes: limits.memoryBytes, storageBytes: app.storage?.usedBytes ?? 0,
+                storageLimitBytes: (manifest.granted.mutableStorageKB ?? 0) * 1024, fuelSpent: app.fuelSpent, events: events)
+            usageNow.withLock { $0 = usage }
+            return outcome
+        }
+        if let outcome = handle("app_start") { return outcome }
+        while true {
+            if inbox.isStopRequested {
+                if manifest.granted.systemEventNotifications, let outcome = handle("app_on_event", [.i32(UInt32(HostResult.eventShutdown)), .i32(0)]) {
+                    return outcome == .exited ? .stopped : outcome
+                }
+                return .stopped
+            }
+            let now = Monotonic.milliseconds
+            if let (id, timer) = app.timers.min(by: { $0.value.deadline < $1.value.deadline }), timer.deadline <= now {
+                if timer.period > 0 {
+                    // A timer that fell behind (a long event) fires once, then keeps its period from now.
+                    let next = timer.deadline + timer.period
+                    app.timers[id] = (next > now ? next : now + timer.period, timer.period)
+                } else {
+                    app.timers[id] = nil
+                }
+                if let outcome = handle("app_on_timer", [.i32(UInt32(bitPattern: id))]) { return outcome }
+                continue
+            }
+            let deadline = app.timers.values.map(\.deadline).min().map { Date() + Double($0 - now) / 1000 }
+            guard let item = inbox.next(until: deadline) else { continue }
+            switch item {
+            case .message(let kind, let sender, let bytes):
+                app.message = (sender, bytes)
+                if let outcome = handle("app_on_message", [.i32(UInt32(bitPattern: kind)), .i32(UInt32(bytes.count))]) { return outcome }
+            case .event(let kind, let argument):
+                if let outcome = handle("app_on_event", [.i32(UInt32(bitPattern: kind)), .i32(UInt32(bitPattern: argument))]) { return outcome }
+            }
+        }
+    }
+}

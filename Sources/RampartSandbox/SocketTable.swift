@@ -1,0 +1,200 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// An app's sockets: real, non-blocking POSIX sockets, each waited on with `poll` for at most the
+/// runtime's blocking limit. The sandbox has applied the firewall before it asks for one.
+struct SocketTable: ~Copyable {
+    enum Kind { case stream, listener, datagram }
+    struct Entry {
+        var descriptor: Int32
+        var kind: Kind
+        /// For a datagram socket: the sender of the last datagram, where a send replies to.
+        var peer: sockaddr_storage?
+        var peerLength: socklen_t = 0
+    }
+
+    private var entries: [Int32: Entry] = [:]
+    private var nextHandle: Int32 = 1
+    let capacity: Int
+
+    init(capacity: Int) { self.capacity = capacity }
+
+    deinit { for entry in entries.values { _ = Glibc.close(entry.descriptor) } }
+
+    var isFull: Bool { entries.count >= capacity }
+
+    private mutating func add(_ entry: Entry) -> Int32 {
+        let handle = nextHandle
+        nextHandle = nextHandle == Int32.max ? 1 : nextHandle + 1
+        entries[handle] = entry
+        return handle
+    }
+
+    /// Connects to one of `addresses` within `timeout` milliseconds.
+    mutating func connect(addresses: [ResolvedAddress], timeout: Int32) -> Int32 {
+        guard !isFull else { return HostResult.noSpace }
+        var last = HostResult.connection
+        for address in addresses {
+            let fd = socket(Int32(address.storage.ss_family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+            guard fd >= 0 else { continue }
+            var storage = address.storage
+            let started = withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, address.length) }
+            }
+            if started == 0 || errno == EINPROGRESS {
+                if started == 0 || Self.wait(fd, for: Int16(POLLOUT), timeout: timeout) {
+                    var error: Int32 = 0
+                    var length = socklen_t(MemoryLayout<Int32>.size)
+                    getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
+                    if error == 0 { return add(Entry(descriptor: fd, kind: .stream)) }
+                    last = HostResult.connection
+                } else {
+                    last = HostResult.timedOut
+                }
+            }
+            _ = Glibc.close(fd)
+        }
+        return last
+    }
+
+    /// Listens on `address`:`port`.
+    mutating func listen(address: String, port: Int, datagram: Bool) -> Int32 {
+        guard !isFull else { return HostResult.noSpace }
+        guard let resolved = Resolver.numeric(address, port: port) else { return HostResult.invalid }
+        let type = datagram ? Int32(SOCK_DGRAM.rawValue) : Int32(SOCK_STREAM.rawValue)
+        let fd = socket(Int32(resolved.storage.ss_family), type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return HostResult.unavailable }
+        var one: Int32 = 1
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        var storage = resolved.storage
+        let bound = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, resolved.length) }
+        }
+        guard bound == 0, datagram || Glibc.listen(fd, 16) == 0 else {
+            let failure = errno
+            _ = Glibc.close(fd)
+            return failure == EADDRINUSE ? HostResult.noSpace : HostResult.unavailable
+        }
+        return add(Entry(descriptor: fd, kind: datagram ? .datagram : .listener))
+    }
+
+    /// Accepts a waiting connection within `timeout` milliseconds.
+    mutating func accept(listener: Int32, timeout: Int32) -> Int32 {
+        guard let entry = entries[listener], entry.kind == .listener else { return HostResult.notFound }
+        guard !isFull else { return HostResult.noSpace }
+        guard Self.wait(entry.descriptor, for: Int16(POLLIN), timeout: timeout) else { return HostResult.again }
+        let fd = Glibc.accept(entry.descriptor, nil, nil)
+        guard fd >= 0 else { return HostResult.again }
+        _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+        _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        return add(Entry(descriptor: fd, kind: .stream))
+    }
+
+    /// Sends what the socket takes within `timeout` milliseconds.
+    mutating func send(_ handle: Int32, bytes: UnsafeRawBufferPointer, timeout: Int32) -> Int32 {
+        guard let entry = entries[handle], entry.kind != .listener else { return HostResult.notFound }
+        guard Self.wait(entry.descriptor, for: Int16(POLLOUT), timeout: timeout) else { return HostResult.again }
+        let sent: Int
+        if entry.kind == .datagram {
+            guard var peer = entry.peer else { return HostResult.invalid }  // a datagram socket replies only
+            sent = withUnsafePointer(to: &peer) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    sendto(entry.descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL), $0, entry.peerLength)
+                }
+            }
+        } else {
+            sent = Glibc.send(entry.descriptor, bytes.baseAddress, bytes.count, Int32(MSG_NOSIGNAL))
+        }
+        if sent >= 0 { return Int32(sent) }
+        return errno == EAGAIN ? HostResult.again : HostResult.connection
+    }
+
+    /// Receives into `buffer` within `timeout` milliseconds; 0 when the peer closed.
+    mutating func receive(_ handle: Int32, into buffer: UnsafeMutableRawBufferPointer, timeout: Int32) -> Int32 {
+        guard var entry = entries[handle], entry.kind != .listener else { return HostResult.notFound }
+        guard Self.wait(entry.descriptor, for: Int16(POLLIN), timeout: timeout) else { return HostResult.again }
+        let received: Int
+        if entry.kind == .datagram {
+            var peer = sockaddr_storage()
+            var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+            received = withUnsafeMutablePointer(to: &peer) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    recvfrom(entry.descriptor, buffer.baseAddress, buffer.count, 0, $0, &length)
+                }
+            }
+            if received >= 0 {
+                entry.peer = peer
+                entry.peerLength = length
+                entries[handle] = entry
+            }
+        } else {
+            received = recv(entry.descriptor, buffer.baseAddress, buffer.count, 0)
+        }
+        if received >= 0 { return Int32(received) }
+        return errno == EAGAIN ? HostResult.again : HostResult.connection
+    }
+
+    /// Closes a handle.
+    mutating func close(_ handle: Int32) -> Int32 {
+        guard let entry = entries.removeValue(forKey: handle) else { return HostResult.notFound }
+        _ = Glibc.close(entry.descriptor)
+        return 0
+    }
+
+    /// Whether `fd` is ready for `events` within `timeout` milliseconds.
+    private static func wait(_ fd: Int32, for events: Int16, timeout: Int32) -> Bool {
+        var entry = pollfd(fd: fd, events: events, revents: 0)
+        while true {
+            let ready = poll(&entry, 1, timeout)
+            if ready < 0 && errno == EINTR { continue }
+            return ready > 0
+        }
+    }
+}
+
+/// An address to connect or bind to.
+struct ResolvedAddress {
+    var storage: sockaddr_storage
+    var length: socklen_t
+}
+
+/// Name resolution for outbound connections.
+enum Resolver {
+    /// The addresses of `host`:`port`, IPv4 and IPv6, through the system resolver.
+    static func resolve(_ host: String, port: Int) -> [ResolvedAddress] {
+        lookup(host, port: port, flags: 0)
+    }
+
+    /// `address` if it is a numeric IP address.
+    static func numeric(_ address: String, port: Int) -> ResolvedAddress? {
+        lookup(address, port: port, flags: AI_NUMERICHOST).first
+    }
+
+    /// Whether `host` is an IP address rather than a name.
+    static func isNumeric(_ host: String) -> Bool { numeric(host, port: 1) != nil }
+
+    private static func lookup(_ host: String, port: Int, flags: Int32) -> [ResolvedAddress] {
+        var hints = addrinfo()
+        hints.ai_flags = flags | AI_NUMERICSERV
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(host, String(port), &hints, &list) == 0, let first = list else { return [] }
+        defer { freeaddrinfo(first) }
+        var result: [ResolvedAddress] = []
+        var cursor: UnsafeMutablePointer<addrinfo>? = first
+        while let info = cursor {
+            if let address = info.pointee.ai_addr, Int(info.pointee.ai_addrlen) <= MemoryLayout<sockaddr_storage>.size {
+                var storage = sockaddr_storage()
+                withUnsafeMutableBytes(of: &storage) { target in
+                    target.copyMemory(from: UnsafeRawBufferPointer(start: address, count: Int(info.pointee.ai_addrlen)))
+                }
+                result.append(ResolvedAddress(storage: storage, length: info.pointee.ai_addrlen))
+            }
+            cursor = info.pointee.ai_next
+        }
+        return result
+    }
+}

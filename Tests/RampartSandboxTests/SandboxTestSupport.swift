@@ -1,0 +1,153 @@
+import Foundation
+import Logging
+import RampartCore
+import RampartImage
+import Synchronization
+import Testing
+import WAT
+
+@testable import RampartSandbox
+
+/// Builds apps from WAT text and runs them with a deadline, for the sandbox tests.
+struct SandboxHarness {
+    let board = VirtualPeripheralBoard()
+    let bus = AppMessageBus()
+    let logs = LogCapture()
+    let storage: URL
+    var limits: AppLimits
+
+    init(limits: AppLimits = AppLimits()) {
+        storage = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-sandbox-\(UUID().uuidString)")
+        var limits = limits
+        limits.listenAddress = "127.0.0.1"
+        self.limits = limits
+    }
+
+    /// Every host import of rampart.h, in WAT, so that test modules can call any of them by name.
+    static let imports = """
+          (import "rampart" "log" (func $log (param i32 i32 i32) (result i32)))
+          (import "rampart" "time_ms" (func $time_ms (result i64)))
+          (import "rampart" "exit" (func $exit (param i32)))
+          (import "rampart" "timer_start" (func $timer_start (param i32 i32 i32) (result i32)))
+          (import "rampart" "storage_read" (func $storage_read (param i32 i32 i32) (result i32)))
+          (import "rampart" "storage_write" (func $storage_write (param i32 i32 i32) (result i32)))
+          (import "rampart" "gpio_set" (func $gpio_set (param i32 i32) (result i32)))
+          (import "rampart" "gpio_get" (func $gpio_get (param i32) (result i32)))
+          (import "rampart" "tcp_connect" (func $tcp_connect (param i32 i32 i32 i32) (result i32)))
+          (import "rampart" "tls_connect" (func $tls_connect (param i32 i32 i32 i32) (result i32)))
+          (import "rampart" "tcp_listen" (func $tcp_listen (param i32) (result i32)))
+          (import "rampart" "tcp_accept" (func $tcp_accept (param i32 i32) (result i32)))
+          (import "rampart" "socket_recv" (func $socket_recv (param i32 i32 i32 i32) (result i32)))
+          (import "rampart" "telemetry_send" (func $telemetry_send (param i32 i32) (result i32)))
+          (import "rampart" "app_send" (func $app_send (param i32 i32 i32 i32) (result i32)))
+          (import "rampart" "message_read" (func $message_read (param i32 i32) (result i32)))
+        """
+
+    /// A module with every import, one page of memory, `data` at address 0 and `body` as its functions.
+    static func module(_ body: String, data: String = "", pages: Int = 1) -> String {
+        """
+        (module
+        \(imports)
+          (memory (export "memory") \(pages))
+          (data (i32.const 0) "\(data)")
+        \(body)
+        )
+        """
+    }
+
+    func manifest(_ capabilities: String = "{}", component: String = UUID().uuidString.lowercased(), name: String = "test") throws -> AppManifest {
+        try AppManifest(bytes: Array(
+            #"{"SchemaVersion": 1, "Name": "\#(name)", "ComponentId": "\#(component)", "EntryPoint": "app.wasm", "Capabilities": \#(capabilities)}"#.utf8))
+    }
+
+    func runner(wasm: [UInt8], manifest: AppManifest, name: String = "test") -> AppRunner {
+        var logger = Logger(label: "app") { _ in logs }
+        logger.logLevel = .debug
+        return AppRunner(
+            wasm: wasm, manifest: manifest, limits: limits,
+            environment: AppEnvironment(board: board, messages: bus, storageDirectory: storage.appendingPathComponent(manifest.componentID), logger: logger))
+    }
+
+    func runner(wat: String, capabilities: String = "{}", component: String = UUID().uuidString.lowercased()) throws -> AppRunner {
+        runner(wasm: try wat2wasm(wat), manifest: try manifest(capabilities, component: component))
+    }
+
+    /// Runs to the end, or stops the app after `seconds` and fails the test.
+    func run(_ runner: AppRunner, seconds: Double = 20, sourceLocation: SourceLocation = #_sourceLocation) async -> AppOutcome {
+        await withTaskGroup(of: AppOutcome?.self) { group in
+            group.addTask { await runner.run() }
+            group.addTask {
+                try? await Task.sleep(for: .seconds(seconds))
+                return nil
+            }
+            let first = await group.next()!
+            if first == nil {
+                Issue.record("The app did not end within \(seconds) s", sourceLocation: sourceLocation)
+                runner.stop()
+            }
+            group.cancelAll()
+            var outcome = first
+            while let next = await group.next() { outcome = outcome ?? next }
+            return outcome ?? .stopped
+        }
+    }
+
+    /// The code an app passed to `rampart_exit`, from its outcome.
+    static func exitCode(_ outcome: AppOutcome) -> Int32? {
+        switch outcome {
+        case .exited: return 0
+        case .failed(let fault) where fault.eventClass == .appExit:
+            return fault.message.split(separator: " ").last.flatMap { Int32($0.dropLast()) }
+        default: return nil
+        }
+    }
+}
+
+/// Collects log messages.
+final class LogCapture: LogHandler, @unchecked Sendable {
+    private let lines = Mutex<[String]>([])
+    var metadata: Logger.Metadata = [:]
+    var logLevel: Logger.Level = .debug
+    subscript(metadataKey key: String) -> Logger.Metadata.Value? {
+        get { metadata[key] }
+        set { metadata[key] = newValue }
+    }
+    func log(event: LogEvent) { lines.withLock { $0.append(event.message.description) } }
+    var messages: [String] { lines.withLock { $0 } }
+}
+
+/// A one-connection TCP server on loopback that answers with a greeting, in a thread of its own.
+final class GreetingServer: @unchecked Sendable {
+    let port: Int
+    private let fd: Int32
+    private let accepted = Counter()
+
+    init(greeting: String = "hello") throws {
+        let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        fd = listener
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
+        guard bound == 0, listen(listener, 4) == 0 else { throw POSIXError(.EADDRINUSE) }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let accepted = accepted
+        Thread {
+            while true {
+                let client = accept(listener, nil, nil)
+                guard client >= 0 else { return }
+                accepted.value.add(1, ordering: .relaxed)
+                _ = greeting.withCString { send(client, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+                close(client)
+            }
+        }.start()
+    }
+
+    var connections: Int { accepted.value.load(ordering: .relaxed) }
+
+    final class Counter: Sendable { let value = Atomic<Int>(0) }
+
+    deinit { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+}

@@ -1,0 +1,342 @@
+import Foundation
+import RampartCore
+import RampartImage
+import Testing
+import WAT
+
+@testable import RampartSandbox
+
+@Suite("App manifests")
+struct AppManifestTests {
+    @Test(
+        "Malformed capabilities are refused with a message naming them",
+        arguments: [
+            (#"{"Teleport": true}"#, "unknown capability 'Teleport'"),
+            (#"{"Gpio": ["8"]}"#, "Gpio must be an array of numbers"),
+            (#"{"Gpio": [5000]}"#, "Gpio must be an array of numbers 0…1023"),
+            (#"{"AllowedTcpServerPorts": [70000]}"#, "AllowedTcpServerPorts must be an array of numbers 1…65535"),
+            (#"{"AllowedConnections": ["*.example.com"]}"#, "AllowedConnections must be an array of host names"),
+            (#"{"AllowedConnections": "example.com"}"#, "AllowedConnections must be an array of host names"),
+            (#"{"MutableStorage": {"SizeKB": 0}}"#, "MutableStorage must be"),
+            (#"{"DeviceAuthentication": true}"#, "DeviceAuthentication must be a tenant ID"),
+            (#"{"SystemEventNotifications": "yes"}"#, "SystemEventNotifications must be true or false"),
+            (#"{"PowerControls": ["SelfDestruct"]}"#, "PowerControls must be an array of"),
+            (#"{"AllowedApplicationConnections": ["not-a-uuid"]}"#, "AllowedApplicationConnections must be an array of component IDs"),
+        ])
+    func refused(capabilities: String, message: String) throws {
+        let error = #expect(throws: RampartError.self) { try SandboxHarness().manifest(capabilities) }
+        #expect(error?.code == .packageMalformed)
+        #expect(error?.message.contains(message) == true, "\(error?.message ?? "")")
+    }
+
+    @Test("Granted capabilities are typed and normalised")
+    func granted() throws {
+        let peer = UUID().uuidString
+        let manifest = try SandboxHarness().manifest(
+            #"{"Gpio": [8, 9], "AllowedConnections": ["Example.COM", "127.0.0.1"], "AllowedTcpServerPorts": [8080], "MutableStorage": {"SizeKB": 4}, "AllowedApplicationConnections": ["\#(peer)"], "PowerControls": ["ForceReboot"], "SoftwareUpdateDeferral": true}"#)
+        #expect(manifest.granted.gpio == [8, 9])
+        #expect(manifest.granted.allowedConnections == ["example.com", "127.0.0.1"])
+        #expect(manifest.granted.allowedTcpServerPorts == [8080])
+        #expect(manifest.granted.mutableStorageKB == 4)
+        #expect(manifest.granted.allowedApplicationConnections == [peer.lowercased()])
+        #expect(manifest.granted.powerControls == ["ForceReboot"])
+        #expect(manifest.granted.softwareUpdateDeferral)
+        #expect(!manifest.granted.systemEventNotifications)
+    }
+}
+
+@Suite("App sandbox")
+struct SandboxTests {
+    @Test("An app that exits with 0 ends cleanly; a non-zero code is an error")
+    func exitCodes() async throws {
+        let harness = SandboxHarness()
+        let clean = try harness.runner(wat: SandboxHarness.module(#"(func (export "app_start") (call $exit (i32.const 0)))"#))
+        #expect(await harness.run(clean) == .exited)
+        let failing = try harness.runner(wat: SandboxHarness.module(#"(func (export "app_start") (call $exit (i32.const 3)))"#))
+        guard case .failed(let fault) = await harness.run(failing) else { Issue.record("not a failure"); return }
+        #expect(fault.eventClass == .appExit)
+        #expect(fault.message == "The app exited with code 3.")
+    }
+
+    @Test(
+        "Modules that cannot run are refused before they start",
+        arguments: [
+            ("(module)", "does not export app_start"),
+            (#"(module (import "env" "system" (func)) (func (export "app_start")))"#, "imports 'env.system'"),
+            (#"(module (import "rampart" "exec" (func)) (func (export "app_start")))"#, "imports 'rampart.exec'"),
+            (#"(module (func (export "app_start") (param i32)))"#, "export app_start has the type"),
+            (#"(module (func (export "app_start")) (func (export "app_on_timer")))"#, "export app_on_timer has the type"),
+        ])
+    func loadFailures(wat: String, message: String) async throws {
+        let harness = SandboxHarness()
+        guard case .failed(let fault) = await harness.run(try harness.runner(wat: wat)) else { Issue.record("it ran"); return }
+        #expect(fault.eventClass == .appLoadFailure)
+        #expect(fault.message.contains(message), "\(fault.message)")
+    }
+
+    @Test("Bytes that are not WebAssembly are refused")
+    func notWasm() async throws {
+        let harness = SandboxHarness()
+        let runner = harness.runner(wasm: Array("#!/bin/sh\nrm -rf /\n".utf8), manifest: try harness.manifest())
+        guard case .failed(let fault) = await harness.run(runner) else { Issue.record("it ran"); return }
+        #expect(fault.eventClass == .appLoadFailure)
+        #expect(fault.message.contains("not valid WebAssembly"))
+    }
+
+    @Test("A module that starts bigger than the memory limit is refused as memory exhaustion")
+    func initialMemoryTooBig() async throws {
+        let harness = SandboxHarness()
+        let runner = try harness.runner(wat: SandboxHarness.module(#"(func (export "app_start"))"#, pages: 64))
+        guard case .failed(let fault) = await harness.run(runner) else { Issue.record("it ran"); return }
+        #expect(fault.eventClass == .memoryExhausted)
+    }
+
+    @Test("Timers fire, periodically and once, until the app stops")
+    func timers() async throws {
+        let harness = SandboxHarness()
+        let runner = try harness.runner(
+            wat: SandboxHarness.module(
+                #"""
+                (global $ticks (mut i32) (i32.const 0))
+                (func (export "app_start") (drop (call $timer_start (i32.const 1) (i32.const 10) (i32.const 10))))
+                (func (export "app_on_timer") (param $id i32)
+                  (drop (call $gpio_set (i32.const 8) (i32.rem_u (global.get $ticks) (i32.const 2))))
+                  (global.set $ticks (i32.add (global.get $ticks) (i32.const 1)))
+                  (if (i32.eq (global.get $ticks) (i32.const 5)) (then (call $exit (i32.const 0)))))
+                """#),
+            capabilities: #"{"Gpio": [8]}"#)
+        #expect(await harness.run(runner) == .exited)
+        #expect(harness.board.writes(pin: 8) == [false, true, false, true, false])
+        #expect(runner.usage.events == 6)
+    }
+
+    @Test("An idle app runs until it is stopped")
+    func stop() async throws {
+        let harness = SandboxHarness()
+        let runner = try harness.runner(wat: SandboxHarness.module(#"(func (export "app_start"))"#))
+        async let outcome = harness.run(runner)
+        try await Task.sleep(for: .milliseconds(100))
+        runner.stop()
+        #expect(await outcome == .stopped)
+    }
+}
+
+@Suite("Capabilities and the firewall")
+struct CapabilityTests {
+    /// An app whose exit code is 100 plus the result of `call`.
+    static func reporting(_ call: String, data: String = "") -> String {
+        SandboxHarness.module(#"(func (export "app_start") (call $exit (i32.add (i32.const 100) \#(call))))"#, data: data)
+    }
+
+    func result(_ call: String, data: String = "", capabilities: String = "{}", harness: SandboxHarness = SandboxHarness()) async throws -> Int32? {
+        let outcome = await harness.run(try harness.runner(wat: Self.reporting(call, data: data), capabilities: capabilities))
+        return SandboxHarness.exitCode(outcome).map { $0 - 100 }
+    }
+
+    @Test("GPIO: a pin the manifest lists works, any other is denied")
+    func gpio() async throws {
+        let harness = SandboxHarness()
+        #expect(try await result("(call $gpio_set (i32.const 8) (i32.const 1))", capabilities: #"{"Gpio": [8]}"#, harness: harness) == 0)
+        #expect(harness.board.level(pin: 8))
+        #expect(try await result("(call $gpio_set (i32.const 9) (i32.const 1))", capabilities: #"{"Gpio": [8]}"#, harness: harness) == -1)
+        #expect(!harness.board.level(pin: 9))
+        #expect(try await result("(call $gpio_get (i32.const 8))", harness: harness) == -1)
+    }
+
+    @Test("Outbound TCP reaches a server in AllowedConnections and no other")
+    func allowedConnections() async throws {
+        let server = try GreetingServer(greeting: "hello")
+        let connectAndRead = """
+            (call $socket_recv (call $tcp_connect (i32.const 0) (i32.const 9) (i32.const \(server.port)) (i32.const 2000)) (i32.const 64) (i32.const 32) (i32.const 2000))
+            """
+        #expect(try await result(connectAndRead, data: "127.0.0.1", capabilities: #"{"AllowedConnections": ["127.0.0.1"]}"#) == 5)
+        #expect(server.connections == 1)
+        // Not listed: denied before any packet leaves.
+        let connect = "(call $tcp_connect (i32.const 0) (i32.const 9) (i32.const \(server.port)) (i32.const 2000))"
+        #expect(try await result(connect, data: "127.0.0.1", capabilities: #"{"AllowedConnections": ["example.com"]}"#) == -1)
+        #expect(try await result(connect, data: "127.0.0.1") == -1)
+        #expect(server.connections == 1)
+    }
+
+    @Test("Listening works only on a granted port")
+    func listening() async throws {
+        let port = Int.random(in: 20_000...40_000)
+        #expect(try await result("(call $tcp_listen (i32.const \(port)))", capabilities: #"{"AllowedTcpServerPorts": [\#(port + 1)]}"#) == -1)
+        let harness = SandboxHarness()
+        let runner = try harness.runner(
+            wat: Self.reporting("(call $tcp_accept (call $tcp_listen (i32.const \(port))) (i32.const 5000))"),
+            capabilities: #"{"AllowedTcpServerPorts": [\#(port)]}"#)
+        async let outcome = harness.run(runner)
+        var connected = false
+        for _ in 0..<50 where !connected {
+            try await Task.sleep(for: .milliseconds(50))
+            connected = TCPProbe.connect(port: port)
+        }
+        #expect(connected)
+        #expect(SandboxHarness.exitCode(await outcome).map { $0 - 100 } ?? 0 > 0)
+    }
+
+    @Test("The device certificate is out of reach without DeviceAuthentication")
+    func deviceAuthentication() async throws {
+        #expect(try await result("(call $telemetry_send (i32.const 0) (i32.const 2))", data: "{}") == -1)
+        #expect(try await result("(call $tls_connect (i32.const 0) (i32.const 9) (i32.const 443) (i32.const 100))", data: "127.0.0.1", capabilities: #"{"AllowedConnections": ["127.0.0.1"]}"#) == -1)
+        // With it, and no telemetry connection in this runtime: unavailable, not denied.
+        #expect(try await result("(call $telemetry_send (i32.const 0) (i32.const 2))", data: "{}", capabilities: #"{"DeviceAuthentication": "\#(UUID())"}"#) == -8)
+    }
+
+    @Test("Storage stays within MutableStorage.SizeKB and survives a restart")
+    func storage() async throws {
+        let harness = SandboxHarness()
+        let component = UUID().uuidString.lowercased()
+        let capabilities = #"{"MutableStorage": {"SizeKB": 1}}"#
+        let write = try harness.runner(wat: Self.reporting("(call $storage_write (i32.const 0) (i32.const 0) (i32.const 5))", data: "state"), capabilities: capabilities, component: component)
+        #expect(SandboxHarness.exitCode(await harness.run(write)) == 105)
+        let beyond = try harness.runner(wat: Self.reporting("(call $storage_write (i32.const 1000) (i32.const 0) (i32.const 25))"), capabilities: capabilities, component: component)
+        #expect(SandboxHarness.exitCode(await harness.run(beyond)) == 100 - 3)
+        let read = try harness.runner(
+            wat: SandboxHarness.module(
+                #"(func (export "app_start") (drop (call $storage_read (i32.const 0) (i32.const 100) (i32.const 5))) (call $exit (i32.load8_u (i32.const 104))))"#),
+            capabilities: capabilities, component: component)
+        #expect(SandboxHarness.exitCode(await harness.run(read)) == Int32(UInt8(ascii: "e")))
+        #expect(try await result("(call $storage_write (i32.const 0) (i32.const 0) (i32.const 1))", harness: harness) == -1)
+    }
+
+    @Test("Apps reach each other only when both manifests allow it")
+    func appConnections() async throws {
+        let harness = SandboxHarness()
+        let (sender, receiver) = (UUID().uuidString.lowercased(), UUID().uuidString.lowercased())
+        let receiving = SandboxHarness.module(
+            #"""
+            (func (export "app_start"))
+            (func (export "app_on_message") (param $kind i32) (param $length i32)
+              (call $exit (i32.add (i32.const 100) (call $message_read (i32.const 200) (i32.const 64)))))
+            """#)
+        let sending = Self.reporting("(call $app_send (i32.const 0) (i32.const 36) (i32.const 0) (i32.const 36))", data: receiver)
+        func attempt(receiverAllows: Bool) async throws -> (sent: Int32?, received: Int32?) {
+            let inbox = try harness.runner(
+                wat: receiving, capabilities: #"{"AllowedApplicationConnections": [\#(receiverAllows ? "\"\(sender)\"" : "")]}"#, component: receiver)
+            async let received = harness.run(inbox, seconds: 5)
+            while inbox.usage.events == 0 { try await Task.sleep(for: .milliseconds(10)) }
+            let sent = SandboxHarness.exitCode(
+                await harness.run(try harness.runner(wat: sending, capabilities: #"{"AllowedApplicationConnections": ["\#(receiver)"]}"#, component: sender)))
+            if sent != 136 { inbox.stop() }
+            return (sent, SandboxHarness.exitCode(await received))
+        }
+        let allowed = try await attempt(receiverAllows: true)
+        #expect(allowed.sent == 136)
+        #expect(allowed.received == 136)
+        let oneSided = try await attempt(receiverAllows: false)
+        #expect(oneSided.sent == 99)
+    }
+}
+
+@Suite("Hostile apps")
+struct HostileAppTests {
+    func fault(_ body: String, capabilities: String = "{}", limits: AppLimits = AppLimits()) async throws -> AppFault? {
+        let harness = SandboxHarness(limits: limits)
+        guard case .failed(let fault) = await harness.run(try harness.runner(wat: SandboxHarness.module(body), capabilities: capabilities)) else {
+            Issue.record("the app did not fail")
+            return nil
+        }
+        return fault
+    }
+
+    @Test("A pointer outside the app's memory ends the app, and the host never touches it")
+    func outOfBounds() async throws {
+        let outside = try await fault(#"(func (export "app_start") (drop (call $log (i32.const 1) (i32.const 65500) (i32.const 100))))"#)
+        #expect(outside?.eventClass == .hostCallFault)
+        #expect(outside?.message.contains("outside the app's 65536 bytes") == true)
+        let wrapped = try await fault(#"(func (export "app_start") (drop (call $storage_read (i32.const 0) (i32.const -1) (i32.const 16))))"#, capabilities: #"{"MutableStorage": {"SizeKB": 1}}"#)
+        #expect(wrapped?.eventClass == .hostCallFault)
+    }
+
+    @Test("Unbounded memory growth stops at the limit")
+    func memoryGrowth() async throws {
+        let fault = try await fault(
+            #"(func (export "app_start") (loop (br_if 0 (i32.ne (memory.grow (i32.const 1)) (i32.const -1)))) unreachable)"#)
+        #expect(fault?.eventClass == .memoryExhausted)
+    }
+
+    @Test("An endless loop runs out of fuel")
+    func endlessLoop() async throws {
+        let fault = try await fault(#"(func (export "app_start") (loop (br 0)))"#)
+        #expect(fault?.eventClass == .fuelExhausted)
+    }
+
+    @Test("Deep recursion overflows the app's own stack, not the runtime's")
+    func recursion() async throws {
+        let fault = try await fault(#"(func $down (export "app_start") (call $down))"#)
+        #expect(fault?.eventClass == .appTrap)
+        #expect(fault?.message.contains("call stack") == true)
+    }
+
+    @Test("A flood of host calls runs out of fuel")
+    func hostCallFlood() async throws {
+        let fault = try await fault(#"(func (export "app_start") (loop (drop (call $gpio_get (i32.const 1))) (br 0)))"#)
+        #expect(fault?.eventClass == .fuelExhausted)
+        #expect(fault?.message.contains("host calls") == true)
+    }
+
+    @Test("A huge log line is cut, and a flood of lines is rate-limited")
+    func hugeLogs() async throws {
+        let harness = SandboxHarness()
+        let runner = try harness.runner(
+            wat: SandboxHarness.module(
+                #"""
+                (func (export "app_start") (local $i i32)
+                  (drop (call $log (i32.const 1) (i32.const 0) (i32.const 2147483647)))
+                  (loop (drop (call $log (i32.const 1) (i32.const 0) (i32.const 4)))
+                        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                        (br_if 0 (i32.lt_u (local.get $i) (i32.const 1000))))
+                  (call $exit (i32.const 0)))
+                """#, data: "line"))
+        #expect(await harness.run(runner) == .exited)
+        let lines = harness.logs.messages
+        #expect(lines.first?.utf8.count ?? 0 <= 1024 + 3)
+        #expect(lines.count <= 101, "\(lines.count) lines kept")
+    }
+
+    @Test("Hostile apps fail alone: a well-behaved app keeps running beside them")
+    func isolation() async throws {
+        let harness = SandboxHarness()
+        let good = try harness.runner(
+            wat: SandboxHarness.module(
+                #"""
+                (func (export "app_start") (drop (call $timer_start (i32.const 0) (i32.const 5) (i32.const 5))))
+                (func (export "app_on_timer") (param i32) (drop (call $gpio_set (i32.const 3) (i32.const 1))))
+                """#),
+            capabilities: #"{"Gpio": [3]}"#)
+        async let goodOutcome = harness.run(good)
+        let hostile = [
+            #"(func (export "app_start") (loop (br 0)))"#,
+            #"(func $down (export "app_start") (call $down))"#,
+            #"(func (export "app_start") (loop (br_if 0 (i32.ne (memory.grow (i32.const 1)) (i32.const -1)))) unreachable)"#,
+            #"(func (export "app_start") (drop (call $log (i32.const 1) (i32.const -8) (i32.const 100))))"#,
+            #"(func (export "app_start") unreachable)"#,
+        ]
+        for body in hostile {
+            let outcome = await harness.run(try harness.runner(wat: SandboxHarness.module(body)))
+            guard case .failed = outcome else { Issue.record("\(body) did not fail"); continue }
+        }
+        let before = good.usage.events
+        try await Task.sleep(for: .milliseconds(100))
+        #expect(good.usage.events > before)
+        good.stop()
+        #expect(await goodOutcome == .stopped)
+    }
+}
+
+/// Connects to a loopback port and closes again.
+enum TCPProbe {
+    static func connect(port: Int) -> Bool {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
+    }
+}
