@@ -53,6 +53,8 @@ public struct DeviceAgent: Service {
     let directoryLock: StateDirectoryLock?
     /// Rung to attest before the schedule says so (after an update).
     let attestNow: Doorbell
+    /// Where failed attestations are queued as error events.
+    public var errors: ErrorEventQueue?
 
     /// Creates the agent for a manufactured state directory.
     public init(
@@ -127,6 +129,7 @@ public struct DeviceAgent: Service {
                 status.nextAttestationAt = now + delay
                 status.certificateValid = (status.certificateNotAfter ?? .distantPast) > now
             }
+            errors?.record(.attestationFailure, description: "\(failure.code.rawValue): \(failure.message)")
             logger.warning("Attestation failed; retrying", metadata: [
                 "code": "\(failure.code)", "message": "\(failure.message)", "retryInSeconds": "\(Int(delay))",
             ])

@@ -80,6 +80,10 @@ public struct UpdateAgent: Service {
     public static let defaultPushWaitSeconds = 1200
     /// The HTTP client; the shared one by default.
     public var httpClient: HTTPClient = .shared
+    /// Rung after apps were installed or removed, for the app supervisor.
+    public var appsInstalled: Doorbell?
+    /// Where failed updates are queued as error events.
+    public var errors: ErrorEventQueue?
 
     public init(
         state: DeviceState, server: String, serverCAPEM: String?, status: DeviceStatusBoard, logger: Logger,
@@ -130,6 +134,10 @@ public struct UpdateAgent: Service {
                             installedApps: installedImages, lastSwitch: lastSwitch)
                         record(report)
                         await send(report)
+                        // An unreachable service is the network's story, not an update failure.
+                        if failure.code != .serverUnreachable {
+                            errors?.record(.updateFailure, description: "\(failure.code.rawValue): \(failure.message)")
+                        }
                         logger.warning("Update check failed", metadata: ["code": "\(failure.code)", "message": "\(failure.message)"])
                     }
                     await cancelWhenGracefulShutdownOrRing(delay)
@@ -299,6 +307,7 @@ public struct UpdateAgent: Service {
         }
         if appsChanged {
             attestNow.ring()
+            appsInstalled?.ring()
             return finish("installed", "Apps updated to the group's deployment.", now)
         }
         return finish("upToDate", nil, now)

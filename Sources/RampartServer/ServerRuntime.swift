@@ -133,8 +133,8 @@ public struct ServerRuntime: Sendable {
         let store = store
         application.beforeServerStarts { try await store.migrate() }
         return [store, application, KeyMaintenanceService(
-            certificateAuthority: certificateAuthority, repository: repository, messages: messages, store: store,
-            logger: context.logger)]
+            certificateAuthority: certificateAuthority, repository: repository, messages: messages, devices: devices,
+            store: store, logger: context.logger)]
     }
 
     /// Runs every service in one `ServiceGroup`, calls `body` once the server accepts connections, then shuts
@@ -197,6 +197,7 @@ struct KeyMaintenanceService: Service {
     let certificateAuthority: TenantCAService
     let repository: TUFRepositoryService
     let messages: MessageService
+    let devices: DeviceService
     let store: Store
     let logger: Logger
 
@@ -226,6 +227,11 @@ struct KeyMaintenanceService: Service {
                 try await messages.purge(olderThan: retention)
             } catch {
                 logger.warning("Deleting old messages failed; will retry", metadata: ["error": "\(error)"])
+            }
+            do {
+                try await devices.purgeErrorEvents(olderThan: certificateAuthority.context.configuration.limits.errorEventRetention)
+            } catch {
+                logger.warning("Deleting old error events failed; will retry", metadata: ["error": "\(error)"])
             }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
         }

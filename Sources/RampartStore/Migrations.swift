@@ -192,6 +192,37 @@ enum Migrations {
                 "CREATE INDEX cloud_messages_pending ON cloud_messages (tenant_id, delivered_at, created_at)",
                 "CREATE INDEX cloud_messages_created ON cloud_messages (created_at)",
             ]),
+        Migration(
+            version: 7, name: "error events uploaded by devices: component, upload key, time received",
+            statements: [
+                // Rebuilt, because neither backend can drop v2's table-level UNIQUE in a way both understand, and
+                // uploaded events must not fold on it: two uploads of one error (each its own key) are two rows,
+                // and components are told apart. Server-recorded rows (upload_key NULL) still fold on it.
+                """
+                CREATE TABLE error_events_v7 (
+                    id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL REFERENCES tenants(id), device_id TEXT NOT NULL,
+                    event_type TEXT NOT NULL, event_class TEXT NOT NULL, component_id TEXT, description TEXT NOT NULL,
+                    event_count BIGINT NOT NULL, first_at BIGINT NOT NULL, last_at BIGINT NOT NULL,
+                    upload_key TEXT, received_at BIGINT NOT NULL)
+                """,
+                """
+                INSERT INTO error_events_v7 (id, tenant_id, device_id, event_type, event_class, description, event_count,
+                                             first_at, last_at, received_at)
+                SELECT id, tenant_id, device_id, event_type, event_class, description, event_count, first_at, last_at,
+                       last_at
+                FROM error_events
+                """,
+                "DROP TABLE error_events",
+                "ALTER TABLE error_events_v7 RENAME TO error_events",
+                """
+                CREATE UNIQUE INDEX error_events_recorded ON error_events
+                    (tenant_id, device_id, event_type, event_class, description) WHERE upload_key IS NULL
+                """,
+                // NULL keys (server-recorded rows) never collide with each other on either backend.
+                "CREATE UNIQUE INDEX error_events_upload ON error_events (device_id, upload_key)",
+                "CREATE INDEX error_events_tenant_last ON error_events (tenant_id, last_at)",
+                "CREATE INDEX error_events_received ON error_events (received_at)",
+            ]),
     ]
 
     static func currentVersion(on db: any SQLDatabase) async throws -> Int {
@@ -202,9 +233,11 @@ enum Migrations {
         return Int(try row?.decode(column: "version", as: Int64?.self) ?? 0)
     }
 
-    static func apply(on db: any SQLDatabase, logger: Logger) async throws {
+    /// Applies every migration after the database's version, up to `last` (tests stop early to write rows in
+    /// an older shape).
+    static func apply(on db: any SQLDatabase, logger: Logger, upTo last: Int = .max) async throws {
         let current = try await currentVersion(on: db)
-        for migration in all where migration.version > current {
+        for migration in all where migration.version > current && migration.version <= last {
             logger.info("Applying schema migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
             for statement in migration.statements {
                 try await db.raw(SQLQueryString(statement)).run()

@@ -164,12 +164,17 @@ public final class Store: Service, Sendable {
 
     /// Brings the schema up to the newest version. Safe to call from several replicas at once.
     public func migrate() async throws {
+        try await migrate(upTo: .max)
+    }
+
+    /// Brings the schema up to `version` only: for tests that write rows in an older shape, then upgrade.
+    func migrate(upTo version: Int) async throws {
         try await transaction { session in
             if case .postgres = self.location {
                 // Serialise concurrent replicas starting against one database.
                 try await session.db.raw("SELECT pg_advisory_xact_lock(7342001)").run()
             }
-            try await Migrations.apply(on: session.db, logger: self.logger)
+            try await Migrations.apply(on: session.db, logger: self.logger, upTo: version)
         }
     }
 
@@ -201,5 +206,12 @@ public final class Store: Service, Sendable {
     /// The schema version the database is at.
     public func schemaVersion() async throws -> Int {
         try await read { session in try await Migrations.currentVersion(on: session.db) }
+    }
+}
+
+extension StoreSession {
+    /// Runs one statement as written: for tests that write rows in an older schema's shape.
+    func execute(_ statement: String) async throws {
+        try await db.raw(SQLQueryString(statement)).run()
     }
 }

@@ -73,6 +73,9 @@ public struct ReferenceValueRecord: Sendable, Equatable {
 }
 
 /// One row of the error report: identical events folded into a count with first and last times.
+///
+/// Rows the server records itself (attestation refusals) fold on device, type, class and description. Rows a
+/// device uploads are its own folds, one per upload key, stored once however often they are sent.
 public struct ErrorEventRecord: Sendable, Equatable {
     public var deviceID: String
     public var eventType: String
@@ -81,9 +84,11 @@ public struct ErrorEventRecord: Sendable, Equatable {
     public var count: Int
     public var firstAt: Date
     public var lastAt: Date
+    /// The app the event is about; nil for the runtime or the device itself.
+    public var componentID: String?
     public init(
         deviceID: String, eventType: String, eventClass: String, description: String, count: Int, firstAt: Date,
-        lastAt: Date
+        lastAt: Date, componentID: String? = nil
     ) {
         self.deviceID = deviceID
         self.eventType = eventType
@@ -92,9 +97,61 @@ public struct ErrorEventRecord: Sendable, Equatable {
         self.count = count
         self.firstAt = firstAt
         self.lastAt = lastAt
+        self.componentID = componentID
     }
 }
 
+/// Which error events to read; every field narrows, nil means any.
+public struct ErrorEventFilter: Sendable, Equatable {
+    public var deviceID: String?
+    /// The event class exactly, e.g. `appTrap` or `Attestation`.
+    public var eventClass: String?
+    /// Events whose last occurrence is at or after this time.
+    public var from: Date?
+    /// Events whose first occurrence is before this time.
+    public var to: Date?
+    /// The newest this many (by last occurrence).
+    public var limit: Int?
+    public init(deviceID: String? = nil, eventClass: String? = nil, from: Date? = nil, to: Date? = nil, limit: Int? = nil) {
+        self.deviceID = deviceID
+        self.eventClass = eventClass
+        self.from = from
+        self.to = to
+        self.limit = limit
+    }
+}
+
+/// A folded event a device uploaded, as it is stored.
+public struct UploadedErrorEvent: Sendable, Equatable {
+    public var tenantID: RampartID
+    public var deviceID: String
+    /// The device's key for this fold, unique per device.
+    public var key: String
+    public var eventType: String
+    public var eventClass: String
+    public var componentID: String?
+    public var description: String
+    public var count: Int
+    public var firstAt: Date
+    public var lastAt: Date
+    public var receivedAt: Date
+    public init(
+        tenantID: RampartID, deviceID: String, key: String, eventType: String, eventClass: String, componentID: String?,
+        description: String, count: Int, firstAt: Date, lastAt: Date, receivedAt: Date
+    ) {
+        self.tenantID = tenantID
+        self.deviceID = deviceID
+        self.key = key
+        self.eventType = eventType
+        self.eventClass = eventClass
+        self.componentID = componentID
+        self.description = description
+        self.count = count
+        self.firstAt = firstAt
+        self.lastAt = lastAt
+        self.receivedAt = receivedAt
+    }
+}
 
 extension StoreSession {
     // MARK: Devices
@@ -237,43 +294,106 @@ extension StoreSession {
 
     // MARK: Error events
 
-    /// Adds one occurrence of an event, folding it into an identical earlier one.
+    /// Adds one occurrence of an event the server itself observed, folding it into an identical earlier one.
     public func recordErrorEvent(
         tenant: RampartID, deviceID: String, type: String, eventClass: String, description: String, at time: Date
     ) async throws {
         try await db.raw(
             """
             INSERT INTO error_events (id, tenant_id, device_id, event_type, event_class, description, event_count,
-                                      first_at, last_at)
+                                      first_at, last_at, received_at)
             VALUES (\(bind: RampartID().description), \(bind: tenant.description), \(bind: deviceID), \(bind: type),
-                    \(bind: eventClass), \(bind: description), 1, \(bind: time.storeMillis), \(bind: time.storeMillis))
-            ON CONFLICT (tenant_id, device_id, event_type, event_class, description) DO UPDATE SET
-                event_count = error_events.event_count + 1, last_at = excluded.last_at
+                    \(bind: eventClass), \(bind: description), 1, \(bind: time.storeMillis), \(bind: time.storeMillis),
+                    \(bind: time.storeMillis))
+            ON CONFLICT (tenant_id, device_id, event_type, event_class, description) WHERE upload_key IS NULL
+            DO UPDATE SET event_count = error_events.event_count + 1, last_at = excluded.last_at,
+                received_at = excluded.received_at
             """
         ).run()
     }
 
+    /// Stores a device's folded event once per key.
+    ///
+    /// A key seen before is the same fold sent again, perhaps grown while its answer was lost: its count and
+    /// times only ever widen (largest count, earliest first, latest last), so resending never double-counts.
+    /// - Returns: `true` when the key was new.
+    public func storeUploadedErrorEvent(_ event: UploadedErrorEvent) async throws -> Bool {
+        let inserted = try await db.raw(
+            """
+            INSERT INTO error_events (id, tenant_id, device_id, event_type, event_class, component_id, description,
+                                      event_count, first_at, last_at, upload_key, received_at)
+            VALUES (\(bind: RampartID().description), \(bind: event.tenantID.description), \(bind: event.deviceID),
+                    \(bind: event.eventType), \(bind: event.eventClass), \(bind: event.componentID), \(bind: event.description),
+                    \(bind: Int64(event.count)), \(bind: event.firstAt.storeMillis), \(bind: event.lastAt.storeMillis),
+                    \(bind: event.key), \(bind: event.receivedAt.storeMillis))
+            ON CONFLICT (device_id, upload_key) DO NOTHING RETURNING id
+            """
+        ).first() != nil
+        if inserted { return true }
+        let count = Int64(event.count)
+        let first = event.firstAt.storeMillis
+        let last = event.lastAt.storeMillis
+        let received = event.receivedAt.storeMillis
+        try await db.raw(
+            """
+            UPDATE error_events SET
+                event_count = CASE WHEN event_count < \(bind: count) THEN \(bind: count) ELSE event_count END,
+                first_at = CASE WHEN first_at > \(bind: first) THEN \(bind: first) ELSE first_at END,
+                last_at = CASE WHEN last_at < \(bind: last) THEN \(bind: last) ELSE last_at END,
+                received_at = CASE WHEN received_at < \(bind: received) THEN \(bind: received) ELSE received_at END
+            WHERE device_id = \(bind: event.deviceID) AND upload_key = \(bind: event.key)
+                AND tenant_id = \(bind: event.tenantID.description)
+            """
+        ).run()
+        return false
+    }
+
     /// A tenant's error events, optionally for one device, most recent last.
     public func errorEvents(ofTenant tenant: RampartID, deviceID: String?) async throws -> [ErrorEventRecord] {
+        try await errorEvents(ofTenant: tenant, ErrorEventFilter(deviceID: deviceID))
+    }
+
+    /// A tenant's error events that pass `filter`, most recent last (by last occurrence).
+    public func errorEvents(ofTenant tenant: RampartID, _ filter: ErrorEventFilter) async throws -> [ErrorEventRecord] {
+        var query = SQLQueryString("SELECT * FROM error_events WHERE tenant_id = \(bind: tenant.description)")
+        if let deviceID = filter.deviceID {
+            query.appendInterpolation(unsafeRaw: " AND device_id = ")
+            query.appendInterpolation(bind: deviceID)
+        }
+        if let eventClass = filter.eventClass {
+            query.appendInterpolation(unsafeRaw: " AND event_class = ")
+            query.appendInterpolation(bind: eventClass)
+        }
+        if let from = filter.from {
+            query.appendInterpolation(unsafeRaw: " AND last_at >= ")
+            query.appendInterpolation(bind: from.storeMillis)
+        }
+        if let to = filter.to {
+            query.appendInterpolation(unsafeRaw: " AND first_at < ")
+            query.appendInterpolation(bind: to.storeMillis)
+        }
         let rows: [any SQLRow]
-        if let deviceID {
-            rows = try await db.raw(
-                """
-                SELECT * FROM error_events WHERE tenant_id = \(bind: tenant.description) AND device_id = \(bind: deviceID)
-                ORDER BY last_at, id
-                """
-            ).all()
+        if let limit = filter.limit {
+            // The newest `limit`, handed back oldest first like the whole report.
+            query.appendInterpolation(unsafeRaw: " ORDER BY last_at DESC, id DESC LIMIT ")
+            query.appendInterpolation(bind: Int64(limit))
+            rows = try await db.raw(query).all().reversed()
         } else {
-            rows = try await db.raw(
-                "SELECT * FROM error_events WHERE tenant_id = \(bind: tenant.description) ORDER BY last_at, id"
-            ).all()
+            query.appendInterpolation(unsafeRaw: " ORDER BY last_at, id")
+            rows = try await db.raw(query).all()
         }
         return try rows.map { row in
             ErrorEventRecord(
                 deviceID: try row.string("device_id"), eventType: try row.string("event_type"),
                 eventClass: try row.string("event_class"), description: try row.string("description"),
                 count: Int(try row.decode(column: "event_count", as: Int64.self)), firstAt: try row.date("first_at"),
-                lastAt: try row.date("last_at"))
+                lastAt: try row.date("last_at"), componentID: try row.optionalString("component_id"))
         }
+    }
+
+    /// Deletes error events the server last heard of before `time` (retention). A row that keeps folding
+    /// new occurrences stays.
+    public func purgeErrorEvents(before time: Date) async throws {
+        try await db.raw("DELETE FROM error_events WHERE received_at < \(bind: time.storeMillis)").run()
     }
 }

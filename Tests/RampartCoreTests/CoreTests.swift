@@ -49,3 +49,16 @@ struct WireFormatTests {
         #expect(error.description == "notFound: Tenant x was not found.")
     }
 }
+
+@Suite("Error report CSV")
+struct ErrorReportCSVTests {
+    @Test("a description that starts like a spreadsheet formula is made inert, and fields are quoted")
+    func formulaInjection() {
+        let row = ErrorReportRow(
+            deviceId: "d", eventType: "unplanned", eventClass: "appTrap", eventCount: 2,
+            description: "=HYPERLINK(\"http://x\",\"click\")", startTimestamp: Date(timeIntervalSince1970: 0),
+            endTimestamp: Date(timeIntervalSince1970: 60))
+        let line = ErrorReport(events: [row]).csv.split(separator: "\r\n")[1]
+        #expect(line.contains(#""'=HYPERLINK(""http://x"",""click"")""#))
+    }
+}

@@ -508,7 +508,7 @@ public struct ReferenceValueList: Codable, Sendable {
     public init(referenceValues: [ReferenceValue]) { self.referenceValues = referenceValues }
 }
 
-/// One row of the error report, with the columns Azure Sphere's report has.
+/// One row of the error report, with the columns Azure Sphere's report has, and the app it concerns.
 public struct ErrorReportRow: Codable, Sendable, Equatable {
     public var deviceId: String
     public var eventType: String
@@ -517,9 +517,11 @@ public struct ErrorReportRow: Codable, Sendable, Equatable {
     public var description: String
     public var startTimestamp: Date
     public var endTimestamp: Date
+    /// The app's component ID for events a device reported about one of its apps; absent otherwise.
+    public var componentId: String?
     public init(
         deviceId: String, eventType: String, eventClass: String, eventCount: Int, description: String,
-        startTimestamp: Date, endTimestamp: Date
+        startTimestamp: Date, endTimestamp: Date, componentId: String? = nil
     ) {
         self.deviceId = deviceId
         self.eventType = eventType
@@ -528,6 +530,7 @@ public struct ErrorReportRow: Codable, Sendable, Equatable {
         self.description = description
         self.startTimestamp = startTimestamp
         self.endTimestamp = endTimestamp
+        self.componentId = componentId
     }
 }
 
@@ -536,17 +539,28 @@ public struct ErrorReport: Codable, Sendable {
     public var events: [ErrorReportRow]
     public init(events: [ErrorReportRow]) { self.events = events }
 
+    /// The CSV header: Azure Sphere's columns in their order, then the component (empty when none).
+    public static let csvHeader =
+        "Device ID,Event Type,Event Class,Event Count,Description,Start Timestamp,End Timestamp,Component ID"
+
     /// The report as CSV with a header row, fields quoted where needed (RFC 4180).
     public var csv: String {
         func field(_ text: String) -> String {
             text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" })
                 ? "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\"" : text
         }
-        var lines = ["Device ID,Event Type,Event Class,Event Count,Description,Start Timestamp,End Timestamp"]
+        // A description comes from a device, and through it from an app: one that starts like a formula
+        // would run in a spreadsheet, so it gets a leading apostrophe (OWASP's CSV injection advice).
+        func inert(_ text: String) -> String {
+            guard let first = text.first, "=+-@\t\r".contains(first) else { return text }
+            return "'" + text
+        }
+        var lines = [Self.csvHeader]
         for row in events {
             lines.append(
-                [row.deviceId, row.eventType, row.eventClass, String(row.eventCount), row.description,
-                 Timestamp.format(row.startTimestamp), Timestamp.format(row.endTimestamp)].map(field).joined(separator: ","))
+                [row.deviceId, row.eventType, row.eventClass, String(row.eventCount), inert(row.description),
+                 Timestamp.format(row.startTimestamp), Timestamp.format(row.endTimestamp), row.componentId ?? ""]
+                    .map(field).joined(separator: ","))
         }
         return lines.joined(separator: "\r\n") + "\r\n"
     }

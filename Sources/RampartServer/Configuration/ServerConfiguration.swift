@@ -60,6 +60,9 @@ public struct ServerConfiguration: Sendable {
         public var attestationInterval: TimeInterval = 20 * 3600
         /// How long stored telemetry and cloud-to-device messages are kept (IoT Hub keeps up to 7 days).
         public var messageRetention: TimeInterval = 7 * 24 * 3600
+        /// How long error-report rows are kept after the server last heard of them (an upload, or another
+        /// occurrence folded in).
+        public var errorEventRetention: TimeInterval = 30 * 24 * 3600
         public init() {}
     }
 

@@ -172,21 +172,6 @@ public struct DeviceService: Sendable {
             status: record.revokedAt == nil ? "accepted" : "revoked", createdAt: record.createdAt)
     }
 
-    // MARK: Error report
-
-    /// The tenant's error report, repeats folded into counts, optionally for one device.
-    public func errorReport(tenant: RampartID, deviceID: String?, caller: UserRecord) async throws -> ErrorReport {
-        let device = try deviceID.map(DeviceID.validated)
-        return try await context.store.read { session in
-            _ = try await context.authorize(caller, tenant: tenant, .read, session: session)
-            return ErrorReport(events: try await session.errorEvents(ofTenant: tenant, deviceID: device).map {
-                ErrorReportRow(
-                    deviceId: $0.deviceID, eventType: $0.eventType, eventClass: $0.eventClass, eventCount: $0.count,
-                    description: $0.description, startTimestamp: $0.firstAt, endTimestamp: $0.lastAt)
-            })
-        }
-    }
-
     // MARK: Doctor
 
     /// Explains in plain words why a device can or cannot get a certificate, and what to do about it.

@@ -755,6 +755,70 @@ paths:
         "4XX":
           $ref: "#/components/responses/Error"
 
+  /v1/errors/{tenantId}:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+    post:
+      operationId: uploadErrorEvents
+      summary: Hand the server a device's queued error events.
+      description: |
+        Devices authenticate with the device certificate from
+        `POST /v1/attestation` as their TLS client certificate (mutual TLS);
+        no user token is needed. The events, at most 500, are the device's
+        own folds: repeats of one class, component and description counted,
+        with the first and last time. They are stored in one transaction, each
+        once per `key` (unique per device) however often the batch is sent;
+        an event sent again with a larger count or a wider time span (it
+        grew while the answer was lost) widens its stored row, never adds to
+        it. Users read them in `GET /v1/tenants/{tenantId}/error-report`.
+
+        An event that is malformed or of a class the server does not know
+        does not fail the request: it is listed in `refused` with its index
+        and one of these codes, and would be refused again.
+
+        | Code | Meaning |
+        | ---- | ------- |
+        | `invalidRequest` | `key` is not 1 to 128 printable ASCII characters, `componentId` not 1 to 64 letters, digits, `-`, `_` or `.`, `description` longer than 1024 characters, `count` below 1, or `firstSeen` after `lastSeen`. |
+        | `unknownEventClass` | `eventClass` is not one this server knows (the device is newer). |
+
+        The request as a whole fails with:
+
+        | Status | Code | Meaning |
+        | ------ | ---- | ------- |
+        | 400 | `invalidRequest` | More than 500 events, or an event lacks a field or has one of the wrong type. |
+        | 400 | `unknownField` | The body has a field other than `events`. |
+        | 401 | `deviceCertificateRequired` | The TLS connection carries no client certificate. |
+        | 403 | `deviceCertificateInvalid` | The certificate is not a current device certificate of this tenant, or the device is not claimed by it. |
+        | 404 | `notFound` | The tenant ID is not a UUID. |
+        | 413 | `bodyTooLarge` | The body exceeds 4 MiB. |
+      tags: [devices]
+      security: []
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/ErrorEventUploadRequest"
+      responses:
+        "200":
+          description: What was stored, what was stored before, and what was refused.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/ErrorEventUploadResult"
+        "400":
+          $ref: "#/components/responses/Error"
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "413":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
   /v1/me:
     get:
       operationId: getCurrentUser
@@ -1607,12 +1671,22 @@ paths:
     get:
       operationId: getErrorReport
       summary: Download a tenant's device error report as CSV or JSON.
-      description: >-
-        Attestation refusals of the tenant's devices (event type
-        `DeviceAttestationFailure`, class `Attestation`, the refusal code as
-        description), identical events folded into counts. Refusals whose
-        origin the server cannot prove (bad signature or endorsement) are
-        attributed to no device and are not reported.
+      description: |
+        Two kinds of rows, most recent last (by their last occurrence):
+
+        - Attestation refusals of the tenant's devices (event type
+          `DeviceAttestationFailure`, class `Attestation`, the refusal code as
+          description), identical events folded into counts. Refusals whose
+          origin the server cannot prove (bad signature or endorsement) are
+          attributed to no device and are not reported.
+        - Events devices upload (`POST /v1/errors/{tenantId}`): app traps,
+          exits and quota faults, failed updates and the like (event type
+          `unplanned`, the device's class such as `appTrap`, and the app's
+          component ID when the event is about one), one row per fold the
+          device sent.
+
+        Rows are kept 30 days (the server's `errorEventRetention`) after the
+        server last heard of them.
       tags: [devices]
       parameters:
         - name: format
@@ -1629,11 +1703,42 @@ paths:
           description: Only report events of this device.
           schema:
             $ref: "#/components/schemas/DeviceId"
+        - name: eventClass
+          in: query
+          required: false
+          description: Only report events of this class, e.g. `appTrap` or `Attestation`.
+          schema:
+            type: string
+            pattern: "^[A-Za-z0-9_-]{1,64}$"
+        - name: from
+          in: query
+          required: false
+          description: Only report events that last occurred at or after this time.
+          schema:
+            type: string
+            format: date-time
+        - name: to
+          in: query
+          required: false
+          description: >-
+            Only report events that first occurred before this time; with
+            `from`, it must be later than `from`.
+          schema:
+            type: string
+            format: date-time
+        - name: limit
+          in: query
+          required: false
+          description: Only report the newest this many events (by last occurrence); all by default.
+          schema:
+            type: integer
+            minimum: 1
+            maximum: 100000
       responses:
         "200":
           description: >-
             The report: `text/csv; charset=utf-8` (RFC 4180, CRLF line ends,
-            header row `Device ID,Event Type,Event Class,Event Count,Description,Start Timestamp,End Timestamp`)
+            header row `Device ID,Event Type,Event Class,Event Count,Description,Start Timestamp,End Timestamp,Component ID`)
             for `format=csv`, `application/json` for `format=json`.
           content:
             text/csv:
@@ -1642,7 +1747,8 @@ paths:
                 description: >-
                   CSV with the header row `Device ID,Event Type,Event
                   Class,Event Count,Description,Start Timestamp,End
-                  Timestamp`, one row per event.
+                  Timestamp,Component ID`, one row per event; the component
+                  is empty for events about no app.
             application/json:
               schema:
                 $ref: "#/components/schemas/ErrorReport"
@@ -2946,6 +3052,11 @@ components:
           $ref: "#/components/schemas/Timestamp"
         endTimestamp:
           $ref: "#/components/schemas/Timestamp"
+        componentId:
+          type: string
+          description: >-
+            The app the event is about, for events a device uploaded about one
+            of its apps; absent otherwise.
 
     ErrorReport:
       type: object
@@ -2956,6 +3067,99 @@ components:
           type: array
           items:
             $ref: "#/components/schemas/ErrorReportEvent"
+
+    ErrorEvent:
+      type: object
+      additionalProperties: false
+      required: [key, eventClass, description, count, firstSeen, lastSeen]
+      properties:
+        key:
+          type: string
+          minLength: 1
+          maxLength: 128
+          description: Unique per device, so that an event sent twice is stored once.
+        eventClass:
+          type: string
+          enum:
+            - appTrap
+            - appExit
+            - memoryExhausted
+            - fuelExhausted
+            - hostCallFault
+            - appLoadFailure
+            - restartLoop
+            - updateFailure
+            - attestationFailure
+          description: >-
+            What went wrong. A class the server does not know is refused on
+            its own (`unknownEventClass`), not with the whole batch.
+        componentId:
+          type: string
+          pattern: "^[A-Za-z0-9._-]{1,64}$"
+          description: The app's component ID; absent for the runtime itself.
+        description:
+          type: string
+          maxLength: 1024
+          description: What happened, for a person.
+        count:
+          type: integer
+          minimum: 1
+          description: How many times it happened between `firstSeen` and `lastSeen`.
+        firstSeen:
+          $ref: "#/components/schemas/Timestamp"
+        lastSeen:
+          $ref: "#/components/schemas/Timestamp"
+
+    ErrorEventUploadRequest:
+      type: object
+      additionalProperties: false
+      required: [events]
+      properties:
+        events:
+          type: array
+          maxItems: 500
+          description: The device's queued events, oldest first.
+          items:
+            $ref: "#/components/schemas/ErrorEvent"
+
+    ErrorEventRefusal:
+      type: object
+      additionalProperties: false
+      required: [index, code, message]
+      properties:
+        index:
+          type: integer
+          minimum: 0
+          description: The event's position in the batch.
+        code:
+          type: string
+          description: "`invalidRequest` or `unknownEventClass`."
+        message:
+          type: string
+          description: Human-readable explanation.
+
+    ErrorEventUploadResult:
+      type: object
+      additionalProperties: false
+      required: [stored, duplicates, refused]
+      properties:
+        stored:
+          type: integer
+          minimum: 0
+          description: Events stored now.
+        duplicates:
+          type: integer
+          minimum: 0
+          description: >-
+            Events stored before (their `key` was seen); their rows were
+            widened to the larger count and time span, not added to.
+        refused:
+          type: array
+          description: >-
+            Events that were not stored and would be refused again; the
+            device drops them.
+          items:
+            $ref: "#/components/schemas/ErrorEventRefusal"
 
     Name:
       type: string

@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import RampartCore
+import RampartStore
 
 /// Attestation (for devices, no user token) and device management (for users).
 struct DeviceRoutes: Sendable {
@@ -33,7 +34,17 @@ struct DeviceRoutes: Sendable {
             let gateway = try await deviceAuthenticator.authenticate(channel: context.channel, tenant: tenant)
             return try await devices.children(of: gateway, tenant: tenant)
         }
+        // A device's own error events, sent with its device certificate.
+        router.post("/v1/errors/:tenantId") { request, context in
+            let tenant = try APIRoutes.tenant(context)
+            let device = try await deviceAuthenticator.authenticate(channel: context.channel, tenant: tenant)
+            let body = try await request.decodeStrict(ErrorEventUploadBody.self, limit: Self.errorUploadLimit)
+            return try await devices.uploadErrorEvents(body, from: device, tenant: tenant)
+        }
     }
+
+    /// An error upload: up to 500 events with descriptions of up to 1,024 characters, escaped in JSON.
+    static let errorUploadLimit = 4 << 20
 
     func addAuthenticated(to group: RouterGroup<RampartRequestContext>) {
         group.get("/v1/tenants/:tenantId/devices") { _, context in
@@ -78,8 +89,21 @@ struct DeviceRoutes: Sendable {
         }
         group.get("/v1/tenants/:tenantId/error-report") { request, context -> Response in
             let query = request.uri.queryParameters
+            func time(_ name: String) throws -> Date? {
+                guard let text = query.get(name) else { return nil }
+                guard let date = Timestamp.parse(text) else {
+                    throw RampartError.invalidRequest("'\(name)' must be an RFC 3339 date-time, e.g. 2026-11-21T08:00:00Z.")
+                }
+                return date
+            }
+            let limit = try query.get("limit").map {
+                try MessageRoutes.integer($0, "limit", default: 0, in: 1...DeviceService.maximumErrorReportRows)
+            }
+            let filter = ErrorEventFilter(
+                deviceID: query.get("deviceId"), eventClass: query.get("eventClass"), from: try time("from"), to: try time("to"),
+                limit: limit)
             let report = try await devices.errorReport(
-                tenant: try APIRoutes.tenant(context), deviceID: query.get("deviceId"), caller: try context.requireCaller())
+                tenant: try APIRoutes.tenant(context), filter: filter, caller: try context.requireCaller())
             switch query.get("format") ?? "csv" {
             case "csv":
                 return FileResponse.make(Array(report.csv.utf8), contentType: "text/csv; charset=utf-8", filename: "error-report.csv")
@@ -100,3 +124,4 @@ extension ChildList: ResponseEncodable {}
 extension DeviceDiagnosis: ResponseEncodable {}
 extension ReferenceValue: ResponseEncodable {}
 extension ReferenceValueList: ResponseEncodable {}
+extension ErrorEventUploadResult: ResponseEncodable {}
