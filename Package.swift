@@ -185,7 +185,7 @@ let package = Package(
             name: "RampartCLI",
             dependencies: [
                 "RampartCore", "RampartPKI", "RampartStore", "RampartServer", "RampartAttestation", "RampartDevice",
-                "RampartTUF", "RampartImage", "RampartGateway", "RampartMQTT",
+                "RampartTUF", "RampartImage", "RampartGateway", "RampartMQTT", "RampartSandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -282,7 +282,8 @@ let package = Package(
             name: "RampartServerTests",
             dependencies: [
                 "RampartServer", "RampartCLI", "RampartTestKit", "RampartStore", "RampartPKI", "RampartAttestation",
-                "RampartDevice", "RampartTUF", "RampartImage",
+                "RampartDevice", "RampartTUF", "RampartImage", "RampartSandbox",
+                .product(name: "WAT", package: "WasmKit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "X509", package: "swift-certificates"),
                 .product(name: "SwiftASN1", package: "swift-asn1"),

@@ -1,4 +1,6 @@
 import Foundation
+import NIOCore
+import NIOFoundationCompat
 import Hummingbird
 import Logging
 import RampartCore
@@ -8,9 +10,9 @@ import ServiceLifecycle
 /// users who may open that file.
 public enum LocalAPI {
     /// The Hummingbird application serving `GET /status`.
-    public static func application(state: DeviceState, status: DeviceStatusBoard, logger: Logger, checkNow: Doorbell? = nil) throws
-        -> some Service
-    {
+    public static func application(
+        state: DeviceState, status: DeviceStatusBoard, logger: Logger, checkNow: Doorbell? = nil, apps: AppSupervisor? = nil
+    ) throws -> some Service {
         // sockaddr_un holds 108 bytes, the terminating NUL included.
         guard state.socketFile.path.utf8.count < 108 else {
             throw RampartError(
@@ -32,11 +34,44 @@ public enum LocalAPI {
             checkNow?.ring()
             return .accepted
         }
+        if let apps {
+            router.get("/apps") { _, _ in AppStatusList(apps: await apps.statuses()) }
+            router.get("/apps/:componentId") { _, context in
+                try await answer { try await apps.status(of: try context.parameters.require("componentId")) }
+            }
+            router.post("/apps/:componentId/start") { _, context in
+                try await answer { try await apps.start(try context.parameters.require("componentId")) }
+            }
+            router.post("/apps/:componentId/stop") { _, context in
+                try await answer { try await apps.stop(try context.parameters.require("componentId")) }
+            }
+        }
         return Application(
             router: router,
             configuration: .init(address: .unixDomainSocket(path: state.socketFile.path), serverName: "rampart-device"),
             logger: logger)
     }
+
+    /// The JSON of `body`, or of the ``RampartError`` it throws with that error's status.
+    private static func answer(_ body: () async throws -> some Encodable) async throws -> Response {
+        do {
+            return try json(try await body(), status: .ok)
+        } catch let error as RampartError {
+            return try json(APIErrorBody(code: error.code.rawValue, message: error.message), status: .init(code: error.status))
+        }
+    }
+
+    private static func json(_ value: some Encodable, status: HTTPResponse.Status) throws -> Response {
+        Response(
+            status: status, headers: [.contentType: "application/json"],
+            body: .init(byteBuffer: ByteBuffer(data: try JSONCoding.encoder().encode(value))))
+    }
+}
+
+/// `GET /apps` of the local API.
+public struct AppStatusList: Codable, Sendable, ResponseEncodable {
+    public var apps: [AppStatus]
+    public init(apps: [AppStatus]) { self.apps = apps }
 }
 
 extension DeviceStatus: ResponseEncodable {}

@@ -71,15 +71,29 @@ public final class AppRunner: Sendable {
     /// What the app uses now.
     public var usage: AppUsage { usageNow.withLock { $0 } }
 
-    /// Hands the app a cloud-to-device message. Returns false if its inbox is full.
+    /// Hands the app a cloud-to-device message. Returns false if its inbox is full, or if it lacks
+    /// `DeviceAuthentication` (cloud messages come through the device's own authenticated connection).
     public func deliverCloudMessage(_ payload: [UInt8]) -> Bool {
-        inbox.post(.message(kind: HostResult.messageFromCloud, sender: nil, bytes: payload))
+        guard manifest.granted.deviceAuthentication != nil else { return false }
+        return inbox.post(.message(kind: HostResult.messageFromCloud, sender: nil, bytes: payload))
     }
 
     /// Tells the app that an update will install in `seconds`, if it takes system events.
     public func notifyUpdatePending(inSeconds seconds: Int) {
         guard manifest.granted.systemEventNotifications else { return }
         _ = inbox.post(.event(kind: HostResult.eventUpdatePending, argument: Int32(clamping: seconds)))
+    }
+
+    /// How long the app takes from its bytes to the end of `app_start`: parse, validate, instantiate and
+    /// the first event. For `rampart bench apps`; runs on the calling thread.
+    ///
+    /// - Throws: ``AppFault`` if the app cannot start or fails in `app_start`.
+    public func measureColdStart() throws(AppFault) -> Duration {
+        let clock = ContinuousClock()
+        let started = clock.now
+        let app = try AppInstance(wasm: wasm, manifest: manifest, limits: limits, environment: environment, inbox: inbox)
+        if case .failed(let fault) = app.run("app_start") { throw fault }
+        return clock.now - started
     }
 
     private func loop() -> AppOutcome {

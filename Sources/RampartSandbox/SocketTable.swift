@@ -74,9 +74,8 @@ struct SocketTable: ~Copyable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, resolved.length) }
         }
         guard bound == 0, datagram || Glibc.listen(fd, 16) == 0 else {
-            let failure = errno
             _ = Glibc.close(fd)
-            return failure == EADDRINUSE ? HostResult.noSpace : HostResult.unavailable
+            return HostResult.unavailable  // in use, or not ours to bind
         }
         return add(Entry(descriptor: fd, kind: datagram ? .datagram : .listener))
     }

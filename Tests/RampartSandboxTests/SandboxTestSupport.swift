@@ -122,17 +122,20 @@ final class GreetingServer: @unchecked Sendable {
     private let fd: Int32
     private let accepted = Counter()
 
-    init(greeting: String = "hello") throws {
+    init(greeting: String = "hello", port: Int = 0) throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         fd = listener
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        var one: Int32 = 1
+        setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
         var length = socklen_t(MemoryLayout<sockaddr_in>.size)
         let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
         guard bound == 0, listen(listener, 4) == 0 else { throw POSIXError(.EADDRINUSE) }
         _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
-        port = Int(UInt16(bigEndian: address.sin_port))
+        self.port = Int(UInt16(bigEndian: address.sin_port))
         let accepted = accepted
         Thread {
             while true {
@@ -150,4 +153,29 @@ final class GreetingServer: @unchecked Sendable {
     final class Counter: Sendable { let value = Atomic<Int>(0) }
 
     deinit { shutdown(fd, Int32(SHUT_RDWR)); close(fd) }
+}
+
+/// The sample apps of apps/, built once per test run by scripts/build-apps with the toolchain's clang.
+enum SampleApps {
+    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+    static let built: Result<URL, any Error> = Result {
+        let output = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-apps-\(UUID().uuidString)")
+        let process = Process()
+        process.executableURL = root.appendingPathComponent("scripts/build-apps")
+        process.arguments = [output.path]
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw POSIXError(.ENOEXEC) }
+        return output
+    }
+
+    /// The module and manifest of a sample app.
+    static func app(_ name: String) throws -> (wasm: [UInt8], manifest: AppManifest) {
+        let folder = try built.get().appendingPathComponent(name)
+        return (
+            Array(try Data(contentsOf: folder.appendingPathComponent("app.wasm"))),
+            try AppManifest(bytes: try Data(contentsOf: folder.appendingPathComponent("app_manifest.json")))
+        )
+    }
 }

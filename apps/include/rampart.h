@@ -1,15 +1,20 @@
 /*
  * rampart.h: the host API of a Rampart app (docs/app-api.md).
  *
- * A Rampart app is a WebAssembly core module (wasm32) built from C with the Swift toolchain's clang:
+ * A Rampart app is a WebAssembly core module (wasm32) built from C with the Swift toolchain's clang
+ * (scripts/build-apps adds stack and memory settings):
  *
- *   clang --target=wasm32 -O2 -nostdlib -Wl,--no-entry -Wl,--export-dynamic \
+ *   clang --target=wasm32 -O2 -nostdlib -fno-builtin -Wl,--no-entry -Wl,--export-dynamic \
  *         -Wl,--allow-undefined -I apps/include -o app.wasm app.c
  *
- * Every function below is imported from the module "rampart". Each call is checked against the app's
- * app_manifest.json before it does anything: a call the manifest does not grant returns
- * RAMPART_EPERM. Every pointer and length is checked against the app's linear memory; a call that
- * passes memory the app does not own ends the app with an error report (class HostCallFault).
+ * There is no libc. -fno-builtin keeps clang from turning loops into calls of strlen or memcpy, which
+ * would become imports from module "env" that the runtime refuses. apps/include/rampart_util.h has
+ * small helpers (string length, numbers to text, logging).
+ *
+ * Every function below is imported from the module "rampart". A call that needs a capability checks
+ * the app's app_manifest.json before it does anything: one the manifest does not grant returns
+ * RAMPART_EPERM (logging, time, random, timers and messages need none). Every pointer and length is checked against the app's linear memory; a call that
+ * passes memory the app does not own ends the app with an error report (class hostCallFault).
  *
  * The app model is event driven. The runtime calls the app's exports:
  *   app_start()                   once, required;
@@ -17,7 +22,7 @@
  *   app_on_message(kind, length)  when a message is waiting: read it with rampart_message_read;
  *   app_on_event(event, arg)      for a system event (RAMPART_EVENT_*).
  * Each call runs on a fuel budget (about one unit per WebAssembly instruction); an app that spends
- * it is ended with an error report (class FuelExhausted). An app ends when it calls rampart_exit,
+ * it is ended with an error report (class fuelExhausted). An app ends when it calls rampart_exit,
  * traps, or is stopped; otherwise it waits for its next event.
  */
 #ifndef RAMPART_H
@@ -36,7 +41,10 @@
 #define RAMPART_ECONN      (-5)  /* the connection failed, was refused or was closed by the peer */
 #define RAMPART_ENOTFOUND  (-6)  /* no such handle, timer, pin, peripheral or app */
 #define RAMPART_ETIMEDOUT  (-7)  /* the operation did not finish in time */
-#define RAMPART_EUNAVAIL   (-8)  /* the service is not available now (no device certificate, no gateway) */
+#define RAMPART_EUNAVAIL   (-8)  /* not available now: no device certificate or gateway, a port in use */
+
+/* Every call moves at most 64 KiB, and blocks for at most 10 s whatever timeout_ms says (a send at most
+ * 1 s). A receive or accept that times out returns RAMPART_EAGAIN; a connect, RAMPART_ETIMEDOUT. */
 
 /* Logging: one line, at most 1024 bytes (longer lines are cut). At most 100 lines a second are
  * kept; the rest are counted and dropped. */
@@ -53,8 +61,8 @@ RAMPART_IMPORT("monotonic_ms") int64_t rampart_monotonic_ms(void);
 /* Fills buffer with up to 4096 cryptographically random bytes. Returns length. */
 RAMPART_IMPORT("random") int32_t rampart_random(void *buffer, int32_t length);
 
-/* Ends the app. A non-zero code is an error report (class AppExit) and a restart with backoff. */
-RAMPART_IMPORT("exit") void rampart_exit(int32_t code);
+/* Ends the app. A non-zero code is an error report (class appExit) and a restart with backoff. */
+RAMPART_IMPORT("exit") __attribute__((noreturn)) void rampart_exit(int32_t code);
 
 /* Timers: id is the app's own number (0..63). A period of 0 fires once. Delays 1 ms .. 24 h. */
 RAMPART_IMPORT("timer_start") int32_t rampart_timer_start(int32_t id, int32_t delay_ms, int32_t period_ms);
@@ -91,7 +99,8 @@ RAMPART_IMPORT("tls_connect") int32_t rampart_tls_connect(const char *host, int3
 RAMPART_IMPORT("tcp_listen") int32_t rampart_tcp_listen(int32_t port);
 /* Accepts a connection within timeout_ms (0: only if one is waiting). Returns a handle. */
 RAMPART_IMPORT("tcp_accept") int32_t rampart_tcp_accept(int32_t listener, int32_t timeout_ms);
-/* UDP, bound only to AllowedUdpServerPorts. */
+/* UDP, bound only to AllowedUdpServerPorts. A send replies to the sender of the last datagram received
+ * (RAMPART_EINVAL before any arrived). */
 RAMPART_IMPORT("udp_bind") int32_t rampart_udp_bind(int32_t port);
 /* Sends up to length bytes; returns how many were sent. */
 RAMPART_IMPORT("socket_send") int32_t rampart_socket_send(int32_t handle, const void *data, int32_t length);
@@ -108,7 +117,9 @@ RAMPART_IMPORT("telemetry_send") int32_t rampart_telemetry_send(const void *payl
 RAMPART_IMPORT("app_send") int32_t rampart_app_send(const char *component_id, int32_t component_id_length,
     const void *data, int32_t length);
 
-/* Messages: app_on_message(kind, length) announces one; read it (whole) before the call returns. */
+/* Messages: app_on_message(kind, length) announces one. Read it during that call: message_read copies up
+ * to length bytes and returns how many; the message is gone when app_on_message returns. Cloud messages
+ * reach only apps with DeviceAuthentication. */
 #define RAMPART_MESSAGE_APP   1  /* from another app: rampart_message_sender gives its component ID */
 #define RAMPART_MESSAGE_CLOUD 2  /* cloud-to-device, through the runtime's MQTT connection */
 RAMPART_IMPORT("message_read") int32_t rampart_message_read(void *buffer, int32_t length);

@@ -8,6 +8,8 @@ import RampartAttestation
 import RampartCore
 import RampartDevice
 import RampartPKI
+import RampartSandbox
+import NIOHTTP1
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
@@ -58,7 +60,7 @@ struct DeviceCommand: AsyncParsableCommand {
         subcommands: [
                 Claim.self, List.self, Show.self, DeviceUpdateCommand.self, DeviceDeploymentStatusCommand.self, Run.self,
                 ShowStatus.self, ShowMeasurements.self, DeviceImageCommand.self, SetParent.self,
-                SetHub.self, DeviceMessageCommand.self,
+                SetHub.self, DeviceMessageCommand.self, DeviceAppCommand.self, DeviceErrorCommand.self,
             ])
 
     struct Claim: AsyncParsableCommand {
@@ -244,7 +246,8 @@ package enum DeviceRuntime {
     package static func services(
         state: DeviceState, server: String, serverCAFile: String?, logger: Logger,
         schedule: DeviceAgent.Schedule = DeviceAgent.Schedule(), executable: URL = Measurer.runningExecutable,
-        pushWaitSeconds: Int = UpdateAgent.defaultPushWaitSeconds, restart: @escaping @Sendable () async -> Void = {}
+        pushWaitSeconds: Int = UpdateAgent.defaultPushWaitSeconds, appLimits: AppLimits = AppLimits(),
+        restart: @escaping @Sendable () async -> Void = {}
     ) throws -> [any Service] {
         let identity = try state.identity()
         // Before anything touches the directory (the local API replaces its socket).
@@ -259,16 +262,26 @@ package enum DeviceRuntime {
         let client = try AttestationClient(server: server, serverCAPEM: serverCA)
         let status = DeviceStatusBoard(state: state, deviceID: identity.deviceID)
         let attestNow = Doorbell()
+        let errors = ErrorEventQueue(state: state)
+        let reporter = ErrorEventUploader(
+            state: state, server: server, serverCAPEM: serverCA, queue: errors, status: status, logger: logger, eventQueued: Doorbell())
+        let apps = AppSupervisor(state: state, limits: appLimits, errors: errors, errorQueued: reporter.eventQueued, logger: logger)
         var updates = UpdateAgent(
             state: state, server: server, serverCAPEM: serverCA, status: status, logger: logger, attestNow: attestNow,
             restart: restart)
         updates.pushWaitSeconds = pushWaitSeconds
+        updates.appsInstalled = apps.appsChanged
+        updates.errors = errors
+        var agent = DeviceAgent(
+            state: state, client: client, schedule: schedule, status: status, logger: logger, executable: executable,
+            directoryLock: lock, attestNow: attestNow)
+        agent.errors = errors
         return [
-            try LocalAPI.application(state: state, status: status, logger: logger, checkNow: updates.checkNow),
-            DeviceAgent(
-                state: state, client: client, schedule: schedule, status: status, logger: logger, executable: executable,
-                directoryLock: lock, attestNow: attestNow),
+            try LocalAPI.application(state: state, status: status, logger: logger, checkNow: updates.checkNow, apps: apps),
+            agent,
             updates,
+            apps,
+            reporter,
             HealthWatchdog(slots: SlotStore(state: state), executable: executable, logger: logger, restart: restart),
         ]
     }
@@ -280,18 +293,29 @@ package enum LocalAPIClient {
         try await get(DeviceStatus.self, "/status", state: state)
     }
 
-    package static func get<T: Decodable>(_ type: T.Type, _ path: String, state: DeviceState) async throws -> T {
+    package static func get<T: Decodable>(_ type: T.Type, _ path: String, state: DeviceState, method: HTTPMethod = .GET) async throws -> T {
         let socket = state.socketFile.path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
-        let request = HTTPClientRequest(url: "http+unix://\(socket)\(path)")
+        var request = HTTPClientRequest(url: "http+unix://\(socket)\(path)")
+        request.method = method
+        let body: ByteBuffer
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(3))
-            let body = try await response.body.collect(upTo: 1 << 20)
-            return try JSONCoding.decoder().decode(T.self, from: Data(buffer: body))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            body = try await response.body.collect(upTo: 1 << 20)
+            if response.status.code >= 400, let error = try? JSONCoding.decoder().decode(APIErrorBody.self, from: Data(buffer: body)) {
+                throw RampartError(RampartError.Code(rawValue: error.code), error.message, status: Int(response.status.code))
+            }
+        } catch let error as RampartError {
+            throw error
         } catch {
             throw RampartError(
                 .serverUnreachable,
                 "No device runtime answers on \(state.socketFile.path). Is 'rampart device run --state-dir \(state.directory.path)' running?",
                 status: 503)
+        }
+        do {
+            return try JSONCoding.decoder().decode(T.self, from: Data(buffer: body))
+        } catch {
+            throw RampartError(.internalError, "The device runtime answered \(path) with something unexpected: \(error)", status: 502)
         }
     }
 }
@@ -368,26 +392,6 @@ struct RuntimeAllowCommand: AsyncParsableCommand {
                 _ = try await client.send(.DELETE, "/v1/tenants/\(try global.tenantID(profile))/reference-values/\(digest.lowercased())")
                 print("Revoked \(digest).")
             }
-        }
-    }
-}
-
-/// `rampart tenant download-error-report`.
-struct DownloadErrorReportCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "download-error-report",
-        abstract: "Download the tenant's error report (device ID, event type, class, count, description, start, end).")
-    @OptionGroup var global: GlobalOptions
-    @Option(help: "Where to write it.") var destination: String
-    @Option(help: "Only this device's events.") var deviceId: String?
-
-    func run() async throws {
-        let format = global.output == .json ? "json" : "csv"
-        var path = "?format=\(format)"
-        if let deviceId { path += "&deviceId=\(try DeviceID.validated(deviceId))" }
-        try await global.withClient { client, profile in
-            let raw = try await client.send(.GET, "/v1/tenants/\(try global.tenantID(profile))/error-report\(path)")
-            try Download.write(raw.body, to: destination)
         }
     }
 }

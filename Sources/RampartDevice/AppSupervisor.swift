@@ -1,0 +1,245 @@
+import Foundation
+import Logging
+import RampartCore
+import RampartImage
+import RampartSandbox
+import ServiceLifecycle
+
+/// Runs the installed apps (DESIGN §5): each in its own sandbox, restarted after a failure with exponential
+/// backoff, every failure queued as an error event. Apps installed, replaced or removed by an update are
+/// picked up when ``appsChanged`` rings. The local API starts and stops apps through it.
+public actor AppSupervisor: Service {
+    struct Slot {
+        var app: AppStore.InstalledApp
+        var status: AppStatus
+        /// Whether the app should run (false after a stop request, a clean exit or an unloadable module).
+        var wanted = true
+        var removed = false
+        var runner: AppRunner?
+        /// Failures in a row; reset by a run that lasts ``AppSupervisor/healthyRun``.
+        var consecutiveFailures = 0
+        let wake = Doorbell()
+    }
+
+    /// The longest wait between restarts.
+    public static let backoffCap: TimeInterval = 300
+    /// A run at least this long resets the backoff.
+    public static let healthyRun: TimeInterval = 60
+    /// This many failures in a row is a restart loop, reported once.
+    public static let restartLoopThreshold = 5
+
+    let state: DeviceState
+    let limits: AppLimits
+    let board: any PeripheralBoard
+    let bus = AppMessageBus()
+    let errors: ErrorEventQueue
+    let errorQueued: Doorbell?
+    let logger: Logger
+    /// Ring after apps were installed or removed.
+    public nonisolated let appsChanged = Doorbell()
+    var telemetry: (@Sendable (String, [UInt8]) -> Int32)?
+    private var slots: [String: Slot] = [:]
+
+    /// Creates the supervisor of `state`'s apps.
+    public init(
+        state: DeviceState, limits: AppLimits = AppLimits(), board: any PeripheralBoard = VirtualPeripheralBoard(),
+        errors: ErrorEventQueue, errorQueued: Doorbell? = nil, logger: Logger
+    ) {
+        self.state = state
+        self.limits = limits
+        self.board = board
+        self.errors = errors
+        self.errorQueued = errorQueued
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        await withDiscardingTaskGroup { group in
+            while !Task.isShuttingDownGracefully && !Task.isCancelled {
+                for id in await self.reconcile() {
+                    group.addTask { await self.supervise(id) }
+                }
+                try? await cancelWhenGracefulShutdown { await self.appsChanged.wait(upTo: .seconds(3600)) }
+            }
+            group.cancelAll()
+        }
+    }
+
+    // MARK: Control, for the local API
+
+    /// Every installed app's status, in component ID order.
+    public func statuses() -> [AppStatus] {
+        slots.values.filter { !$0.removed }.map { slot in
+            var status = slot.status
+            if let usage = slot.runner?.usage { status.apply(usage) }
+            return status
+        }.sorted { $0.componentId < $1.componentId }
+    }
+
+    /// One app's status.
+    ///
+    /// - Throws: ``RampartError`` `notFound` for an app that is not installed.
+    public func status(of componentID: String) throws -> AppStatus {
+        guard let status = statuses().first(where: { $0.componentId == componentID.lowercased() }) else {
+            throw Self.notInstalled(componentID)
+        }
+        return status
+    }
+
+    /// Starts a stopped, exited or failed app now, forgetting its backoff.
+    public func start(_ componentID: String) throws -> AppStatus {
+        let id = componentID.lowercased()
+        guard slots[id] != nil, slots[id]?.removed == false else { throw Self.notInstalled(componentID) }
+        slots[id]?.wanted = true
+        slots[id]?.consecutiveFailures = 0
+        slots[id]?.status.nextStartAt = nil
+        slots[id]?.wake.ring()
+        return try status(of: id)
+    }
+
+    /// Stops an app at its next event boundary; it stays stopped until started.
+    public func stop(_ componentID: String) throws -> AppStatus {
+        let id = componentID.lowercased()
+        guard slots[id] != nil, slots[id]?.removed == false else { throw Self.notInstalled(componentID) }
+        slots[id]?.wanted = false
+        slots[id]?.runner?.stop()
+        if slots[id]?.runner == nil { slots[id]?.status.state = .stopped }
+        slots[id]?.wake.ring()
+        return try status(of: id)
+    }
+
+    static func notInstalled(_ componentID: String) -> RampartError {
+        RampartError(.notFound, "No app with component ID \(componentID) is installed on this device.", status: 404)
+    }
+
+    // MARK: Supervision
+
+    /// Brings the slots in line with the installed apps; returns the apps that need a supervising task.
+    private func reconcile() -> [String] {
+        let installed = AppStore(state: state).installed()
+        var added: [String] = []
+        for app in installed {
+            if var slot = slots[app.componentID], !slot.removed {
+                guard slot.app != app else { continue }
+                // Replaced by an update: run the new version now, with a clean slate.
+                slot.app = app
+                slot.status.version = app.version
+                slot.status.name = app.name
+                slot.wanted = true
+                slot.consecutiveFailures = 0
+                slot.status.nextStartAt = nil
+                slot.runner?.stop()
+                slot.wake.ring()
+                slots[app.componentID] = slot
+            } else {
+                slots[app.componentID] = Slot(
+                    app: app, status: AppStatus(componentId: app.componentID, name: app.name, version: app.version, state: .stopped))
+                added.append(app.componentID)
+            }
+        }
+        let present = Set(installed.map(\.componentID))
+        for (id, slot) in slots where !present.contains(id) && !slot.removed {
+            slots[id]?.removed = true
+            slot.runner?.stop()
+            slot.wake.ring()
+        }
+        return added
+    }
+
+    private func supervise(_ id: String) async {
+        while !Task.isCancelled {
+            guard let slot = slots[id], !slot.removed else {
+                slots[id] = nil
+                return
+            }
+            if !slot.wanted {
+                await slot.wake.wait(upTo: .seconds(3600))
+                continue
+            }
+            if let next = slot.status.nextStartAt, next > Date() {
+                await slot.wake.wait(upTo: .milliseconds(Int64(next.timeIntervalSinceNow * 1000) + 1))
+                continue
+            }
+            guard let runner = makeRunner(slot) else { continue }
+            slots[id]?.runner = runner
+            slots[id]?.status.state = .running
+            let started = Date()
+            slots[id]?.status.startedAt = started
+            slots[id]?.status.nextStartAt = nil
+            logger.info("App started", metadata: ["app": "\(slot.app.name)", "component": "\(id)", "version": "\(slot.app.version)"])
+            let outcome = await runner.run()
+            slots[id]?.runner = nil
+            slots[id]?.status.apply(runner.usage)
+            switch outcome {
+            case .stopped:
+                if Task.isCancelled { return }
+                if slots[id]?.wanted == false { slots[id]?.status.state = .stopped }
+            case .exited:
+                logger.info("App exited", metadata: ["app": "\(slot.app.name)"])
+                slots[id]?.wanted = false
+                slots[id]?.status.state = .exited
+            case .failed(let fault):
+                failed(id, fault, ranFor: Date().timeIntervalSince(started))
+            }
+        }
+    }
+
+    /// The runner for a slot's app, or nil (with the failure recorded) if its files are unusable.
+    private func makeRunner(_ slot: Slot) -> AppRunner? {
+        let id = slot.app.componentID
+        let folder = slot.app.payloadFile.deletingLastPathComponent()
+        do {
+            let manifest = try AppManifest(bytes: try Data(contentsOf: folder.appendingPathComponent("app_manifest.json")))
+            let wasm = try Data(contentsOf: slot.app.payloadFile)
+            var logger = self.logger
+            logger[metadataKey: "app"] = "\(manifest.name)"
+            var environment = AppEnvironment(
+                board: board, messages: bus, storageDirectory: state.directory.appendingPathComponent("appdata/\(id)"),
+                logger: logger)
+            environment.telemetry = telemetry
+            return AppRunner(wasm: Array(wasm), manifest: manifest, limits: limits, environment: environment)
+        } catch {
+            failed(id, AppFault(.appLoadFailure, "The installed app cannot be read: \(error)"), ranFor: 0)
+            return nil
+        }
+    }
+
+    private func failed(_ id: String, _ fault: AppFault, ranFor duration: TimeInterval) {
+        guard var slot = slots[id] else { return }
+        logger.warning("App failed", metadata: ["app": "\(slot.app.name)", "class": "\(fault.eventClass.rawValue)", "reason": "\(fault.message)"])
+        errors.record(fault.eventClass, componentID: id, description: fault.message)
+        slot.status.lastFaultClass = fault.eventClass
+        slot.status.lastFault = fault.message
+        if fault.eventClass == .appLoadFailure {
+            // Restarting cannot help; an update that replaces the app will.
+            slot.wanted = false
+            slot.status.state = .failed
+        } else {
+            slot.consecutiveFailures = duration >= Self.healthyRun ? 1 : slot.consecutiveFailures + 1
+            var delay = min(Self.backoffCap, pow(2, Double(slot.consecutiveFailures - 1)))
+            if slot.consecutiveFailures >= Self.restartLoopThreshold {
+                delay = Self.backoffCap
+                if slot.consecutiveFailures == Self.restartLoopThreshold {
+                    errors.record(
+                        .restartLoop, componentID: id,
+                        description: "\(slot.app.name) failed \(Self.restartLoopThreshold) times in a row (last: \(fault.eventClass.rawValue)); restarts now wait \(Int(Self.backoffCap)) s.")
+                }
+            }
+            slot.status.restarts += 1
+            slot.status.state = .backingOff
+            slot.status.nextStartAt = Date() + delay
+        }
+        slots[id] = slot
+        errorQueued?.ring()
+    }
+}
+
+extension AppStatus {
+    mutating func apply(_ usage: AppUsage) {
+        memoryBytes = usage.memoryBytes
+        memoryLimitBytes = usage.memoryLimitBytes
+        storageBytes = usage.storageBytes
+        storageLimitBytes = usage.storageLimitBytes
+        fuelSpent = usage.fuelSpent
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+import Logging
+import NIOHTTP1
+import RampartCLI
+import RampartCore
+import RampartDevice
+import RampartSandbox
+import ServiceLifecycle
+import Testing
+import WAT
+
+@Suite("Device apps and error events")
+struct AppSupervisorTests {
+    static func stateDirectory() throws -> DeviceState {
+        // Short: the local API's socket path must fit in sockaddr_un.
+        let directory = URL(fileURLWithPath: "/tmp/rs-\(UUID().uuidString.prefix(8))")
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        return DeviceState(directory: directory)
+    }
+
+    /// Installs an app the way AppStore lays it out.
+    static func install(_ wat: String, name: String, capabilities: String = "{}", version: String = "1.0.0", in state: DeviceState) throws -> String {
+        let component = UUID().uuidString.lowercased()
+        let folder = state.directory.appendingPathComponent("apps/\(component)")
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try Data(try wat2wasm(wat)).write(to: folder.appendingPathComponent("app.wasm"))
+        try Data(#"{"name": "\#(name)", "version": "\#(version)", "payloadSha256": "00", "kind": "app"}"#.utf8)
+            .write(to: folder.appendingPathComponent("image.json"))
+        try Data(#"{"SchemaVersion": 1, "Name": "\#(name)", "ComponentId": "\#(component)", "EntryPoint": "app.wasm", "Capabilities": \#(capabilities)}"#.utf8)
+            .write(to: folder.appendingPathComponent("app_manifest.json"))
+        return component
+    }
+
+    static let crasher = #"(module (memory (export "memory") 1) (func (export "app_start") unreachable))"#
+    static let ticker = #"""
+        (module
+          (import "rampart" "timer_start" (func $timer_start (param i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (func (export "app_start") (drop (call $timer_start (i32.const 0) (i32.const 20) (i32.const 20))))
+          (func (export "app_on_timer") (param i32)))
+        """#
+
+    static func eventually(_ seconds: Double = 15, _ condition: () async throws -> Bool) async throws -> Bool {
+        let deadline = Date() + seconds
+        while Date() < deadline {
+            if try await condition() { return true }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        return false
+    }
+
+    @Test("The error queue folds repeats, is bounded, survives a restart, and keeps repeats that came after an upload")
+    func queue() throws {
+        let state = try Self.stateDirectory()
+        let queue = ErrorEventQueue(state: state)
+        queue.record(.appTrap, componentID: "c", description: "boom")
+        queue.record(.appTrap, componentID: "c", description: "boom")
+        queue.record(.appExit, componentID: "c", description: "exit 3")
+        #expect(queue.pending().map(\.count) == [2, 1])
+        let sent = queue.pending()
+        queue.record(.appTrap, componentID: "c", description: "boom")
+        queue.acknowledge(sent)
+        let rest = ErrorEventQueue(state: state).pending()  // reloaded from disk
+        #expect(rest.count == 1)
+        #expect(rest.first?.count == 1)
+        #expect(rest.first?.key != sent.first?.key)
+        for index in 0..<(ErrorEventQueue.capacity + 5) {
+            queue.record(.updateFailure, description: "failure \(index)")
+        }
+        #expect(queue.pending(limit: 1000).count == ErrorEventQueue.capacity)
+        #expect(queue.dropped == 6)
+        #expect(queue.pending().last?.description == "failure \(ErrorEventQueue.capacity + 4)")
+    }
+
+    @Test("Apps run under the supervisor: a crasher backs off and is reported, others run, the local API starts and stops them")
+    func supervisor() async throws {
+        let state = try Self.stateDirectory()
+        let crasher = try Self.install(Self.crasher, name: "crasher", in: state)
+        let ticker = try Self.install(Self.ticker, name: "ticker", in: state)
+        let errors = ErrorEventQueue(state: state)
+        let logger = Logger(label: "test")
+        let apps = AppSupervisor(state: state, errors: errors, logger: logger)
+        let api = try LocalAPI.application(
+            state: state, status: DeviceStatusBoard(state: state, deviceID: String(repeating: "0", count: 64)), logger: logger, apps: apps)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await apps.run() }
+            group.addTask { try await api.run() }
+            #expect(try await Self.eventually { (try? await apps.status(of: crasher))?.restarts ?? 0 >= 2 })
+            let crashed = try await apps.status(of: crasher)
+            #expect(crashed.lastFaultClass == .appTrap)
+            #expect(crashed.state == .backingOff || crashed.state == .running)
+            let event = errors.pending().first { $0.componentId == crasher }
+            #expect(event?.eventClass == .appTrap)
+            #expect(event?.count ?? 0 >= 2)  // folded, not a row per crash
+            #expect(try await apps.status(of: ticker).state == .running)
+
+            // Through the local API, as `rampart device app …` does.
+            #expect(try await Self.eventually { (try? await LocalAPIClient.get(AppStatusList.self, "/apps", state: state)) != nil })
+            let listed = try await LocalAPIClient.get(AppStatusList.self, "/apps", state: state)
+            #expect(Set(listed.apps.map(\.componentId)) == [crasher, ticker])
+            #expect(listed.apps.first { $0.componentId == ticker }?.memoryLimitBytes == AppLimits().memoryBytes)
+            _ = try await LocalAPIClient.get(AppStatus.self, "/apps/\(ticker)/stop", state: state, method: .POST)
+            #expect(try await Self.eventually { try await apps.status(of: ticker).state == .stopped })
+            _ = try await LocalAPIClient.get(AppStatus.self, "/apps/\(ticker)/start", state: state, method: .POST)
+            #expect(try await Self.eventually { try await apps.status(of: ticker).state == .running })
+            let unknown = await #expect(throws: RampartError.self) {
+                try await LocalAPIClient.get(AppStatus.self, "/apps/\(UUID().uuidString.lowercased())/stop", state: state, method: .POST)
+            }
+            #expect(unknown?.code == .notFound)
+
+            // Removed by an update: it stops and leaves the list.
+            try FileManager.default.removeItem(at: state.directory.appendingPathComponent("apps/\(crasher)"))
+            apps.appsChanged.ring()
+            #expect(try await Self.eventually { await apps.statuses().map(\.componentId) == [ticker] })
+            group.cancelAll()
+        }
+        try? FileManager.default.removeItem(at: state.directory)
+    }
+}
