@@ -15,7 +15,7 @@ import X509
 struct BenchCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench", abstract: "Benchmarks, reported side by side with a reference measured in the same run.",
-        subcommands: [Attest.self, Poll.self, DataUsage.self, MQTT.self, MQTTConnections.self])
+        subcommands: [Attest.self, Poll.self, DataUsage.self, MQTT.self, MQTTConnections.self, Apps.self])
 
     struct Attest: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
