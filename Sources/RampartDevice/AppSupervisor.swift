@@ -37,14 +37,15 @@ public actor AppSupervisor: Service {
     let logger: Logger
     /// Ring after apps were installed or removed.
     public nonisolated let appsChanged = Doorbell()
-    var telemetry: (@Sendable (String, [UInt8]) -> Int32)?
+    let telemetry: AppTelemetrySender?
     private var slots: [String: Slot] = [:]
 
     /// Creates the supervisor of `state`'s apps.
     public init(
         state: DeviceState, limits: AppLimits = AppLimits(), board: any PeripheralBoard = VirtualPeripheralBoard(),
-        errors: ErrorEventQueue, errorQueued: Doorbell? = nil, logger: Logger
+        errors: ErrorEventQueue, errorQueued: Doorbell? = nil, telemetry: AppTelemetrySender? = nil, logger: Logger
     ) {
+        self.telemetry = telemetry
         self.state = state
         self.limits = limits
         self.board = board
@@ -196,7 +197,9 @@ public actor AppSupervisor: Service {
             var environment = AppEnvironment(
                 board: board, messages: bus, storageDirectory: state.directory.appendingPathComponent("appdata/\(id)"),
                 logger: logger)
-            environment.telemetry = telemetry
+            if let telemetry {
+                environment.telemetry = { telemetry.submit(componentID: $0, tenant: $1, payload: $2) }
+            }
             return AppRunner(wasm: Array(wasm), manifest: manifest, limits: limits, environment: environment)
         } catch {
             failed(id, AppFault(.appLoadFailure, "The installed app cannot be read: \(error)"), ranFor: 0)

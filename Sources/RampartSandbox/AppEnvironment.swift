@@ -28,9 +28,9 @@ public struct AppEnvironment: Sendable {
     public var messages: AppMessageBus
     /// Where the app's mutable storage lives (`storage.bin`), kept across restarts and updates.
     public var storageDirectory: URL
-    /// Sends telemetry through the runtime's MQTT connection; returns a host result (`rampart.h`). Nil when
-    /// the runtime has no connection configured.
-    public var telemetry: (@Sendable (_ componentID: String, _ payload: [UInt8]) -> Int32)?
+    /// Sends telemetry through the runtime's own authenticated connection, for the tenant the app's
+    /// `DeviceAuthentication` names; returns a host result (`rampart.h`). Nil when the runtime has none.
+    public var telemetry: (@Sendable (_ componentID: String, _ tenant: String, _ payload: [UInt8]) -> Int32)?
     /// Asks to defer a pending update by some minutes; returns whether an update was pending.
     public var deferUpdate: (@Sendable (_ componentID: String, _ minutes: Int) -> Bool)?
     /// Asks the runtime to restart the device.

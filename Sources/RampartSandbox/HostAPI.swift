@@ -232,12 +232,12 @@ enum HostAPI {
             app.sockets.close(int(a, 0))
         },
         "telemetry_send": Definition(parameters: 2) { app, a throws(AppFault) in
-            guard app.capabilities.deviceAuthentication != nil else { return HostResult.permissionDenied }
+            guard let tenant = app.capabilities.deviceAuthentication else { return HostResult.permissionDenied }
             let length = Int(int(a, 1))
             guard (0...maximumTransfer).contains(length) else { return HostResult.invalid }
             let payload = try app.read(pointer(a, 0), length, call: "rampart_telemetry_send")
             guard let telemetry = app.environment.telemetry else { return HostResult.unavailable }
-            return telemetry(app.manifest.componentID, payload)
+            return telemetry(app.manifest.componentID, tenant, payload)
         },
         "app_send": Definition(parameters: 4) { app, a throws(AppFault) in
             guard let recipient = try text(app, a, 0, maximum: 64, call: "rampart_app_send"), (0...4096).contains(int(a, 3)) else {

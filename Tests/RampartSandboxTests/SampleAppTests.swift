@@ -18,7 +18,9 @@ struct SampleAppTests {
             let before = harness.board.writes(pin: 8).count
             let runner = harness.runner(wasm: wasm, manifest: manifest)
             async let outcome = harness.run(runner)
-            try await Task.sleep(for: .milliseconds(1300))
+            // Two ticks (500 ms each); on a busy machine, allow for a slow scheduler.
+            let deadline = Date() + 15
+            while harness.board.writes(pin: 8).count < before + 3 && Date() < deadline { try await Task.sleep(for: .milliseconds(50)) }
             runner.stop()
             #expect(await outcome == .stopped)
             // Each run sets the pin low at start, then toggles it on every tick.
@@ -70,7 +72,7 @@ struct SampleAppTests {
         let sent = Mutex<[String]>([])
         var runner = harness.runner(wasm: wasm, manifest: manifest)
         var environment = runner.environment
-        environment.telemetry = { _, payload in
+        environment.telemetry = { _, _, payload in
             sent.withLock { $0.append(String(decoding: payload, as: UTF8.self)) }
             return Int32(payload.count)
         }

@@ -232,7 +232,14 @@ struct CapabilityTests {
 
 @Suite("Hostile apps")
 struct HostileAppTests {
-    func fault(_ body: String, capabilities: String = "{}", limits: AppLimits = AppLimits()) async throws -> AppFault? {
+    /// A smaller fuel budget than a device's, so that endless loops end sooner in a debug build.
+    static var limits: AppLimits {
+        var limits = AppLimits()
+        limits.fuelPerEvent = 4_000_000
+        return limits
+    }
+
+    func fault(_ body: String, capabilities: String = "{}", limits: AppLimits = HostileAppTests.limits) async throws -> AppFault? {
         let harness = SandboxHarness(limits: limits)
         guard case .failed(let fault) = await harness.run(try harness.runner(wat: SandboxHarness.module(body), capabilities: capabilities)) else {
             Issue.record("the app did not fail")

@@ -220,23 +220,52 @@ struct ErrorReportTests {
         }
     }
 
+    /// An attested device with its status board, as the runtime has them.
+    static func attested(_ h: AttestationHarness) async throws -> (device: TestDevice, status: DeviceStatusBoard, logger: Logger) {
+        let device = try await h.device()
+        let executable = h.fleet.directory.file("runtime-\(device.id)")
+        try Data("runtime \(device.id)".utf8).write(to: executable)
+        _ = try await h.admin.client.send(
+            .POST, "/v1/tenants/\(h.tenant.id)/reference-values",
+            body: ReferenceValueRequest(sha256: try Measurer.sha256(of: executable), version: RampartVersion.current))
+        var logger = Logger(label: "test.device")
+        logger.logLevel = .critical
+        let status = DeviceStatusBoard(state: device.state, deviceID: device.id)
+        let agent = DeviceAgent(
+            state: device.state, client: try AttestationClient(server: h.server.url, serverCAPEM: try h.server.tlsCAPEM),
+            status: status, logger: logger, executable: executable)
+        _ = await agent.attestOnceForTesting()
+        #expect(status.snapshot.tenantId == h.tenant.id)
+        return (device, status, logger)
+    }
+
+    @Test("apps' telemetry goes out with the device certificate and is stored under the device, tagged with the app")
+    func appTelemetry() async throws {
+        try await AttestationHarness.run { h in
+            let unattested = try await h.device()
+            let early = AppTelemetrySender(
+                state: unattested.state, server: h.server.url, serverCAPEM: try h.server.tlsCAPEM,
+                status: DeviceStatusBoard(state: unattested.state, deviceID: unattested.id), logger: Logger(label: "test"))
+            #expect(early.submit(componentID: RampartID().description, tenant: "00000000-0000-0000-0000-000000000000", payload: [1]) == -8)
+
+            let (device, status, logger) = try await Self.attested(h)
+            let sender = AppTelemetrySender(
+                state: device.state, server: h.server.url, serverCAPEM: try h.server.tlsCAPEM, status: status, logger: logger)
+            let component = RampartID().description
+            #expect(sender.submit(componentID: component, tenant: RampartID().description, payload: [1]) == -1)  // another tenant
+            #expect(sender.submit(componentID: component, tenant: "00000000-0000-0000-0000-000000000000", payload: Array(#"{"t":21.5}"#.utf8)) == 10)
+            #expect(sender.submit(componentID: component, tenant: h.tenant.id.description, payload: Array("second".utf8)) == 6)
+            #expect(await sender.sendOnce())
+            let stored = try await h.admin.client.json(DeviceMessageList.self, .GET, "/v1/tenants/\(h.tenant.id)/devices/\(device.id)/messages")
+            #expect(stored.messages.map(\.payload) == [#"{"t":21.5}"#, "second"])
+            #expect(stored.messages.allSatisfy { $0.properties == [MessageProperty(name: "componentId", value: component)] && $0.gatewayId == device.id })
+        }
+    }
+
     @Test("the device's own queue and uploader: stored once, the queue emptied, a folded repeat counted")
     func deviceRoundTrip() async throws {
         try await AttestationHarness.run { h in
-            let device = try await h.device()
-            let executable = h.fleet.directory.file("runtime-\(device.id)")
-            try Data("runtime \(device.id)".utf8).write(to: executable)
-            _ = try await h.admin.client.send(
-                .POST, "/v1/tenants/\(h.tenant.id)/reference-values",
-                body: ReferenceValueRequest(sha256: try Measurer.sha256(of: executable), version: RampartVersion.current))
-            var logger = Logger(label: "test.device")
-            logger.logLevel = .critical
-            let status = DeviceStatusBoard(state: device.state, deviceID: device.id)
-            let agent = DeviceAgent(
-                state: device.state, client: try AttestationClient(server: h.server.url, serverCAPEM: try h.server.tlsCAPEM),
-                status: status, logger: logger, executable: executable)
-            _ = await agent.attestOnceForTesting()
-            #expect(status.snapshot.tenantId == h.tenant.id)
+            let (device, status, logger) = try await Self.attested(h)
 
             let component = RampartID().description
             let queue = ErrorEventQueue(state: device.state)

@@ -109,7 +109,9 @@ RAMPART_IMPORT("socket_recv") int32_t rampart_socket_recv(int32_t handle, void *
     int32_t timeout_ms);
 RAMPART_IMPORT("socket_close") int32_t rampart_socket_close(int32_t handle);
 
-/* Telemetry to the cloud through the runtime's own MQTT connection (DeviceAuthentication). */
+/* Telemetry to the cloud (DeviceAuthentication) through the runtime's own connection, authenticated with
+ * the device certificate: queued at once (RAMPART_ENOSPC when 256 wait), stored on the server with the
+ * device's telemetry and the app's component ID. RAMPART_EUNAVAIL before the device has attested. */
 RAMPART_IMPORT("telemetry_send") int32_t rampart_telemetry_send(const void *payload, int32_t length);
 
 /* App-to-app messages (AllowedApplicationConnections, granted by both apps). component_id is the other

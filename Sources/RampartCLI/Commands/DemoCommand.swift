@@ -100,6 +100,7 @@ struct DemoCommand: AsyncParsableCommand {
                     [$0.id, $0.lastAttestationResult ?? "", $0.certificateNotAfter.map(Timestamp.format) ?? ""]
                 })
                 try await Self.rollOut(client: client, tenant: tenant.id, devices: list.devices.map(\.id), root: root)
+                try await Self.showApps(client: client, tenant: tenant.id, devices: list.devices.map(\.id))
                 let guide = """
 
                     Next, in another terminal, use the CLI as this Administrator:
@@ -108,6 +109,9 @@ struct DemoCommand: AsyncParsableCommand {
                       swift run rampart device message list --device-id \(list.devices[0].id) --follow
                       swift run rampart device message send --device-id \(list.devices[0].id) --payload hello --wait 30
                       swift run rampart device show-status --state-dir \(states[0].directory.path)
+                      swift run rampart device app show-status --state-dir \(states[0].directory.path)
+                      swift run rampart device error list --device-id \(list.devices[list.devices.count - 1].id)
+                      swift run rampart tenant download-error-report --destination errors.csv
                       openssl x509 -in \(states[0].certificateFile.path) -noout -subject -dates
                       swift run rampart doctor --device-id \(list.devices[0].id)
                       swift run rampart tenant audit list
@@ -149,14 +153,22 @@ struct DemoCommand: AsyncParsableCommand {
         _ = try await client.send(
             .POST, "/v1/tenants/\(tenant)/signing-keys",
             body: SigningKeyRequest(publicKey: signingKey.publicKey.pemRepresentation, description: "demo signing key"))
-        let component = RampartID()
-        let wasm: [UInt8] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]
-        let manifest = try AppManifest(bytes: Array(#"{"SchemaVersion": 1, "Name": "hello", "ComponentId": "\#(component)", "EntryPoint": "app.wasm", "Capabilities": {}}"#.utf8))
-        let app = try ImagePackage.pack(
-            manifest: ImageManifest(
-                kind: .app, componentID: component.description, name: "hello", version: "1.0.0",
-                payloadSHA256: Hex.encode(SHA256.hash(data: Data(wasm))), payloadLength: wasm.count, appManifest: manifest),
-            payload: wasm, signingKey: signingKey)
+        // The sample apps of apps/: telemetry for the whole fleet, and the crasher beside it on one device, in
+        // the Field Test group.
+        var apps: [ImagePackage] = []
+        for name in ["telemetry", "crasher"] {
+            let (wasm, manifest) = try DemoApps.load(name)
+            apps.append(
+                try ImagePackage.pack(
+                    manifest: ImageManifest(
+                        kind: .app, componentID: manifest.componentID, name: manifest.name, version: "1.0.0",
+                        payloadSHA256: Hex.encode(SHA256.hash(data: Data(wasm))), payloadLength: wasm.count, appManifest: manifest),
+                    payload: wasm, signingKey: signingKey))
+        }
+        let fieldTest = groups.deviceGroups.first { $0.name == "Field Test" }!
+        if let last = devices.last {
+            _ = try await client.send(.PATCH, "/v1/tenants/\(tenant)/devices/\(last)", body: DeviceUpdateRequest(deviceGroupId: fieldTest.id))
+        }
         let runtimeBytes = Array("rampart demo runtime 1.1.0\n".utf8)
         let runtime = try ImagePackage.pack(
             manifest: ImageManifest(
@@ -164,15 +176,18 @@ struct DemoCommand: AsyncParsableCommand {
                 payloadSHA256: Hex.encode(SHA256.hash(data: Data(runtimeBytes))), payloadLength: runtimeBytes.count),
             payload: runtimeBytes, signingKey: signingKey)
         var uploaded: [ImageInfo] = []
-        for package in [app, runtime] {
+        for package in apps + [runtime] {
             let raw = try await client.send(.POST, "/v1/tenants/\(tenant)/images", rawBody: package.bytes, contentType: "application/octet-stream")
             uploaded.append(try JSONCoding.decoder().decode(ImageInfo.self, from: Data(raw.body)))
         }
         _ = try await client.send(
             .POST, "/v1/tenants/\(tenant)/device-groups/\(production.id)/deployments", body: DeploymentRequest(imageIds: [uploaded[0].id]))
         _ = try await client.send(
-            .POST, "/v1/tenants/\(tenant)/runtime-releases", body: RuntimeReleaseRequest(imageId: uploaded[1].id, feed: .retail))
-        print("7. Signed and uploaded app 'hello' 1.0.0 and runtime 1.1.0; deployed the app to Production and released the runtime to Retail.")
+            .POST, "/v1/tenants/\(tenant)/device-groups/\(fieldTest.id)/deployments", body: DeploymentRequest(imageIds: [uploaded[0].id, uploaded[1].id]))
+        _ = try await client.send(
+            .POST, "/v1/tenants/\(tenant)/runtime-releases", body: RuntimeReleaseRequest(imageId: uploaded[2].id, feed: .retail))
+        print("7. Signed and uploaded the sample apps 'telemetry' and 'crasher' 1.0.0 and runtime 1.1.0. Deployed telemetry to")
+        print("   Production, telemetry and crasher to Field Test (the third device), and released the runtime to Retail.")
         print("   Every change re-signed the tenant's TUF metadata; devices verify it before installing anything.")
         for device in devices { _ = try await client.send(.POST, "/v1/tenants/\(tenant)/devices/\(device)/check-now") }
 
@@ -186,7 +201,7 @@ struct DemoCommand: AsyncParsableCommand {
             let done = statuses.allSatisfy { $0.upToDate && $0.report?.runtimeVersion == "1.1.0" && $0.report?.lastSwitch?.hasPrefix("confirmed") == true }
                 && list.devices.allSatisfy { $0.lastAttestationResult == "success" && $0.softwareVersion != nil }
             if done {
-                print("8. Rollout complete: every device runs runtime 1.1.0 (confirmed healthy after the A/B switch) and app 'hello' 1.0.0,")
+                print("8. Rollout complete: every device runs runtime 1.1.0 (confirmed healthy after the A/B switch) and its group's apps,")
                 print("   and re-attested with the new measurements:")
                 Printer.table(["Device ID", "Runtime", "Apps", "Last switch"], statuses.map {
                     [$0.deviceId, $0.report?.runtimeVersion ?? "", $0.report?.installedApps.map { "\($0.name) \($0.version)" }.joined(separator: ", ") ?? "",
@@ -205,6 +220,38 @@ struct DemoCommand: AsyncParsableCommand {
     }
 
     /// Polls the device list until `count` devices attested successfully (at most 60 s).
+    /// Step 9: the apps run. Telemetry from the telemetry app reaches the server through each runtime's own
+    /// authenticated connection, and the crasher's trap reaches the tenant's error report.
+    static func showApps(client: APIClient, tenant: RampartID, devices: [String]) async throws {
+        guard let crashing = devices.last else { return }
+        let deadline = ContinuousClock.now + .seconds(60)
+        while true {
+            let report = try await client.json(
+                ErrorReport.self, .GET, "/v1/tenants/\(tenant)/error-report?format=json&deviceId=\(crashing)&eventClass=appTrap")
+            var telemetry = 0
+            for device in devices {
+                let messages = try await client.json(DeviceMessageList.self, .GET, "/v1/tenants/\(tenant)/devices/\(device)/messages")
+                if messages.messages.contains(where: { $0.properties.contains { $0.name == "componentId" } }) { telemetry += 1 }
+            }
+            if !report.events.isEmpty, telemetry == devices.count {
+                print("9. The apps run in their WebAssembly compartments. Each device's telemetry app sent readings through its")
+                print("   runtime's own connection (device certificate), stored on the server. The crasher trapped, and the runtime")
+                print("   restarts it with backoff; the device uploaded the error, and the tenant's error report shows it:")
+                Printer.table(["Device ID", "Event class", "Count", "Description"], report.events.map {
+                    [String($0.deviceId.prefix(12)) + "…", $0.eventClass, String($0.eventCount), String($0.description.prefix(60))]
+                })
+                return
+            }
+            if ContinuousClock.now > deadline {
+                throw RampartError(
+                    .internalError,
+                    "Within 60 s, \(telemetry) of \(devices.count) devices sent app telemetry and the error report has \(report.events.count) crash rows.",
+                    status: 500)
+            }
+            try await Task.sleep(for: .milliseconds(500))
+        }
+    }
+
     static func waitForAttestation(client: APIClient, tenant: RampartID, count: Int) async throws -> DeviceList {
         let deadline = ContinuousClock.now + .seconds(60)
         while true {
@@ -254,5 +301,51 @@ final class DemoDevices: Sendable {
     func stopAll() async {
         stopping.withLock { $0 = true }
         for group in groups.withLock({ Array($0.values) }) { await group.triggerGracefulShutdown() }
+    }
+}
+
+/// The sample apps the demo deploys: built by scripts/build-apps into .build/apps (built here when missing and
+/// the demo runs from the repository, as `swift run rampart demo` does).
+enum DemoApps {
+    static func load(_ name: String) throws -> (wasm: [UInt8], manifest: AppManifest) {
+        let folder = try directory().appendingPathComponent(name)
+        let wasm = try Data(contentsOf: folder.appendingPathComponent("app.wasm"))
+        let manifest = try AppManifest(bytes: try Data(contentsOf: folder.appendingPathComponent("app_manifest.json")))
+        return (Array(wasm), manifest)
+    }
+
+    /// Where the built apps are: $RAMPART_APPS, or the `.build/apps` of the repository the demo runs in or its
+    /// binary was built in; built there by scripts/build-apps when missing.
+    static func directory() throws -> URL {
+        if let given = ProcessInfo.processInfo.environment["RAMPART_APPS"] { return URL(fileURLWithPath: given) }
+        // The working directory, then the folders above the binary (.build/debug/rampart, or .build/<triple>/debug).
+        var roots = [URL(fileURLWithPath: FileManager.default.currentDirectoryPath)]
+        var folder = URL(fileURLWithPath: CommandLine.arguments[0]).resolvingSymlinksInPath().deletingLastPathComponent()
+        for _ in 0..<4 {
+            folder = folder.deletingLastPathComponent()
+            roots.append(folder)
+        }
+        for root in roots {
+            let built = root.appendingPathComponent(".build/apps")
+            if FileManager.default.fileExists(atPath: built.appendingPathComponent("telemetry/app.wasm").path) { return built }
+        }
+        for root in roots {
+            let script = root.appendingPathComponent("scripts/build-apps")
+            guard FileManager.default.isExecutableFile(atPath: script.path) else { continue }
+            let built = root.appendingPathComponent(".build/apps")
+            let build = Process()
+            build.executableURL = script
+            build.arguments = [built.path]
+            build.standardOutput = FileHandle.nullDevice
+            try build.run()
+            build.waitUntilExit()
+            guard build.terminationStatus == 0 else {
+                throw RampartError(.configurationInvalid, "\(script.path) failed (exit \(build.terminationStatus)); run it to see why.")
+            }
+            return built
+        }
+        throw RampartError(
+            .configurationInvalid,
+            "The demo needs the sample apps: run it from the repository (swift run rampart demo), or run scripts/build-apps and set RAMPART_APPS to its output.")
     }
 }

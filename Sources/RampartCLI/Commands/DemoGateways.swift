@@ -104,9 +104,9 @@ struct DemoGateways {
             gateways.addTask { try await edgeGroup.run() }
             var edgePortIterator = edgePorts.makeAsyncIterator()
             guard let edgePort = await edgePortIterator.next() else { throw RampartError(.internalError, "The edge gateway did not start.", status: 500) }
-            print("9. Gateways: an edge gateway (mqtts://127.0.0.1:\(edgePort), registered children only) in front of a hub")
-            print("   (mqtts://127.0.0.1:\(hubPort)), both attested devices of the tenant; the hub stores telemetry on the server.")
-            print("   Edge \(edgeID.prefix(12))… is the hub's child, and the 3 devices are the edge's children (device set-parent).")
+            print("10. Gateways: an edge gateway (mqtts://127.0.0.1:\(edgePort), registered children only) in front of a hub")
+            print("    (mqtts://127.0.0.1:\(hubPort)), both attested devices of the tenant; the hub stores telemetry on the server.")
+            print("    Edge \(edgeID.prefix(12))… is the hub's child, and the 3 devices are the edge's children (device set-parent).")
 
             do {
                 try await exchange(
@@ -154,7 +154,7 @@ struct DemoGateways {
             }
             try await Task.sleep(for: .milliseconds(200))
         }
-        print("10. The devices published \(sent) readings to the edge (MQTT, QoS 1, their device certificates); all \(counter.total) are")
+        print("11. The devices published \(sent) readings to the edge (MQTT, QoS 1, their device certificates); all \(counter.total) are")
         print("    stored on the server, each under the device that sent it ($.cdid, believed from the edge only):")
         Printer.table(["Device ID", "Messages", "Last payload"], try await counter.lastMessages().map { [$0.0, String($0.1), $0.2] })
 
@@ -163,7 +163,7 @@ struct DemoGateways {
         print(guide)
         if once { return try await whileRunning() }
         print("\nPress Ctrl-C to stop the demo and remove its data.")
-        print("Live: the devices send a reading every 2 s; messages stored on the server:")
+        print("Live: the devices send a reading every 2 s; messages stored on the server through the gateways:")
         let clients = senders
         try await withThrowingTaskGroup(of: Void.self) { live in
             live.addTask {
@@ -229,7 +229,7 @@ struct DemoGateways {
             try await Task.sleep(for: .milliseconds(200))
             message = try await client.json(CloudMessage.self, .GET, "\(base)/\(message.id)")
         }
-        print("11. Cloud-to-device: the server held message \(message.id.prefix(8))… until the edge delivered it; device")
+        print("12. Cloud-to-device: the server held message \(message.id.prefix(8))… until the edge delivered it; device")
         print("    \(deviceID.prefix(12))… received \(String(buffer: received.payload)) on \(received.topic.prefix(70))…")
         print("    and acknowledged it, so the server shows it \(message.state.rawValue).")
     }
@@ -293,12 +293,13 @@ struct DemoGateways {
     }
 }
 
-/// Counts the telemetry the server stored for some devices, reading on from where it stopped.
+/// Counts the telemetry the server stored for some devices through the gateways (not what their apps send
+/// over the runtime's own connection), reading on from where it stopped.
 final class TelemetryCounter: Sendable {
     private let client: APIClient
     private let tenant: RampartID
     private let devices: [String]
-    private let state = Mutex<(cursors: [String: Int64], last: [String: String])>(([:], [:]))
+    private let state = Mutex<(cursors: [String: Int64], counts: [String: Int64], last: [String: String])>(([:], [:], [:]))
 
     init(client: APIClient, tenant: RampartID, devices: [String]) {
         self.client = client
@@ -307,7 +308,7 @@ final class TelemetryCounter: Sendable {
     }
 
     /// Messages stored so far.
-    var total: Int { state.withLock { Int($0.cursors.values.reduce(0, +)) } }
+    var total: Int { state.withLock { Int($0.counts.values.reduce(0, +)) } }
 
     /// Reads what arrived since the last call; returns the total.
     func refresh() async throws -> Int {
@@ -316,9 +317,11 @@ final class TelemetryCounter: Sendable {
                 let after = state.withLock { $0.cursors[device] ?? 0 }
                 let page = try await client.json(
                     DeviceMessageList.self, .GET, "/v1/tenants/\(tenant)/devices/\(device)/messages?after=\(after)&limit=1000")
+                let relayed = page.messages.filter { $0.gatewayId != device }
                 state.withLock {
                     $0.cursors[device] = page.next
-                    if let last = page.messages.last { $0.last[device] = last.payload }
+                    $0.counts[device, default: 0] += Int64(relayed.count)
+                    if let last = relayed.last { $0.last[device] = last.payload }
                 }
                 if page.messages.count < 1000 { break }
             }
@@ -328,6 +331,6 @@ final class TelemetryCounter: Sendable {
 
     /// Each device with its count and last payload.
     func lastMessages() async throws -> [(String, Int64, String)] {
-        state.withLock { state in devices.map { ($0, state.cursors[$0] ?? 0, state.last[$0] ?? "") } }
+        state.withLock { state in devices.map { ($0, state.counts[$0] ?? 0, state.last[$0] ?? "") } }
     }
 }

@@ -265,7 +265,9 @@ package enum DeviceRuntime {
         let errors = ErrorEventQueue(state: state)
         let reporter = ErrorEventUploader(
             state: state, server: server, serverCAPEM: serverCA, queue: errors, status: status, logger: logger, eventQueued: Doorbell())
-        let apps = AppSupervisor(state: state, limits: appLimits, errors: errors, errorQueued: reporter.eventQueued, logger: logger)
+        let telemetry = AppTelemetrySender(state: state, server: server, serverCAPEM: serverCA, status: status, logger: logger)
+        let apps = AppSupervisor(
+            state: state, limits: appLimits, errors: errors, errorQueued: reporter.eventQueued, telemetry: telemetry, logger: logger)
         var updates = UpdateAgent(
             state: state, server: server, serverCAPEM: serverCA, status: status, logger: logger, attestNow: attestNow,
             restart: restart)
@@ -281,6 +283,7 @@ package enum DeviceRuntime {
             agent,
             updates,
             apps,
+            telemetry,
             reporter,
             HealthWatchdog(slots: SlotStore(state: state), executable: executable, logger: logger, restart: restart),
         ]

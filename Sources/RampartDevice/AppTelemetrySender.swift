@@ -1,0 +1,102 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+import RampartCore
+import ServiceLifecycle
+import Synchronization
+
+/// Carries apps' telemetry (`rampart_telemetry_send`, `DeviceAuthentication`) to the service over the
+/// runtime's own authenticated connection: the device's certificate on `POST /v1/gateway/{t}/messages`,
+/// where a device may always speak for itself. The server stores it with the device's other telemetry
+/// (`rampart device message list`), tagged with the app's component ID.
+///
+/// Apps hand messages over without waiting: they queue here (at most ``capacity``) and go out in
+/// batches, each message with a unique key so a batch sent again after a lost answer is stored once.
+public final class AppTelemetrySender: Service, Sendable {
+    /// The most messages waiting; beyond it apps get `RAMPART_ENOSPC`.
+    public static let capacity = 256
+
+    let state: DeviceState
+    let server: String
+    let serverCAPEM: String?
+    let status: DeviceStatusBoard
+    let logger: Logger
+    let queued = Doorbell()
+    private let waiting = Mutex<[TelemetryUpload]>([])
+
+    /// Creates the sender.
+    public init(state: DeviceState, server: String, serverCAPEM: String?, status: DeviceStatusBoard, logger: Logger) {
+        self.state = state
+        self.server = server
+        self.serverCAPEM = serverCAPEM
+        self.status = status
+        self.logger = logger
+    }
+
+    /// Queues an app's message. Returns a host result (`rampart.h`): the payload's length, or
+    /// `RAMPART_EUNAVAIL` without a valid device certificate, `RAMPART_EPERM` when the app's
+    /// `DeviceAuthentication` names another tenant, `RAMPART_ENOSPC` when the queue is full.
+    public func submit(componentID: String, tenant: String, payload: [UInt8]) -> Int32 {
+        let snapshot = status.snapshot
+        guard let ownTenant = snapshot.tenantId, state.validCertificate() != nil else { return -8 }
+        let deviceID = snapshot.deviceId
+        guard tenant == "00000000-0000-0000-0000-000000000000" || tenant == ownTenant.description else { return -1 }
+        let message = TelemetryUpload(
+            key: "app-" + (0..<12).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined(),
+            deviceId: deviceID, moduleId: nil, enqueuedAt: Date(),
+            properties: [MessageProperty(name: "componentId", value: componentID)], systemProperties: [:],
+            payload: Data(payload).base64EncodedString())
+        let accepted = waiting.withLock { waiting -> Bool in
+            guard waiting.count < Self.capacity else { return false }
+            waiting.append(message)
+            return true
+        }
+        guard accepted else { return -3 }
+        queued.ring()
+        return Int32(payload.count)
+    }
+
+    public func run() async throws {
+        var failures = 0
+        while !Task.isShuttingDownGracefully && !Task.isCancelled {
+            let wait: Duration = failures == 0 ? .seconds(60) : .seconds(min(300, 2 << min(failures, 8)))
+            try? await cancelWhenGracefulShutdown { await self.queued.wait(upTo: wait) }
+            guard !Task.isCancelled else { return }
+            // Gather a moment, so that a burst goes out in one request.
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(200)) }
+            failures = await sendOnce() ? 0 : failures + 1
+        }
+    }
+
+    /// Sends up to 500 waiting messages. Returns false if they stay queued.
+    package func sendOnce() async -> Bool {
+        let batch = waiting.withLock { Array($0.prefix(500)) }
+        guard !batch.isEmpty else { return true }
+        guard let tenant = status.snapshot.tenantId, let certificate = state.validCertificate() else { return false }
+        do {
+            var request = HTTPClientRequest(url: "\(server)/v1/gateway/\(tenant)/messages")
+            request.method = .POST
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(data: try JSONCoding.encoder().encode(TelemetryUploadRequest(messages: batch))))
+            request.tlsConfiguration = try DeviceTLS.configuration(serverCAPEM: serverCAPEM, certificate: certificate)
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
+            let body = try await response.body.collect(upTo: 1 << 20)
+            guard response.status == .ok else {
+                logger.warning("App telemetry refused", metadata: ["status": "\(response.status.code)", "body": "\(String(buffer: body).prefix(300))"])
+                return false
+            }
+            if let result = try? JSONCoding.decoder().decode(TelemetryUploadResult.self, from: Data(buffer: body)), !result.refused.isEmpty {
+                logger.warning("App telemetry messages refused", metadata: ["refused": "\(result.refused.count)", "first": "\(result.refused[0].message)"])
+            }
+            let sent = Set(batch.map(\.key))
+            waiting.withLock { $0.removeAll { sent.contains($0.key) } }
+            return true
+        } catch {
+            logger.warning("App telemetry not sent; will retry", metadata: ["error": "\(error)"])
+            return false
+        }
+    }
+}
