@@ -19,6 +19,8 @@ public actor AppSupervisor: Service {
         /// Failures in a row; reset by a run that lasts ``AppSupervisor/healthyRun``.
         var consecutiveFailures = 0
         let wake = Doorbell()
+        /// Tells this installation from a reinstall under the same component ID while the old run ends.
+        let generation = UUID()
     }
 
     /// The longest wait between restarts.
@@ -57,8 +59,8 @@ public actor AppSupervisor: Service {
     public func run() async throws {
         await withDiscardingTaskGroup { group in
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                for id in await self.reconcile() {
-                    group.addTask { await self.supervise(id) }
+                for (id, generation) in await self.reconcile() {
+                    group.addTask { await self.supervise(id, generation) }
                 }
                 try? await cancelWhenGracefulShutdown { await self.appsChanged.wait(upTo: .seconds(3600)) }
             }
@@ -116,9 +118,9 @@ public actor AppSupervisor: Service {
     // MARK: Supervision
 
     /// Brings the slots in line with the installed apps; returns the apps that need a supervising task.
-    private func reconcile() -> [String] {
+    private func reconcile() -> [(String, UUID)] {
         let installed = AppStore(state: state).installed()
-        var added: [String] = []
+        var added: [(String, UUID)] = []
         for app in installed {
             if var slot = slots[app.componentID], !slot.removed {
                 guard slot.app != app else { continue }
@@ -133,9 +135,10 @@ public actor AppSupervisor: Service {
                 slot.wake.ring()
                 slots[app.componentID] = slot
             } else {
-                slots[app.componentID] = Slot(
+                let slot = Slot(
                     app: app, status: AppStatus(componentId: app.componentID, name: app.name, version: app.version, state: .stopped))
-                added.append(app.componentID)
+                slots[app.componentID] = slot
+                added.append((app.componentID, slot.generation))
             }
         }
         let present = Set(installed.map(\.componentID))
@@ -147,9 +150,10 @@ public actor AppSupervisor: Service {
         return added
     }
 
-    private func supervise(_ id: String) async {
+    private func supervise(_ id: String, _ generation: UUID) async {
         while !Task.isCancelled {
-            guard let slot = slots[id], !slot.removed else {
+            guard let slot = slots[id], slot.generation == generation else { return }  // reinstalled: its own task runs it
+            guard !slot.removed else {
                 slots[id] = nil
                 return
             }
@@ -169,6 +173,7 @@ public actor AppSupervisor: Service {
             slots[id]?.status.nextStartAt = nil
             logger.info("App started", metadata: ["app": "\(slot.app.name)", "component": "\(id)", "version": "\(slot.app.version)"])
             let outcome = await runner.run()
+            guard slots[id]?.generation == generation else { return }
             slots[id]?.runner = nil
             slots[id]?.status.apply(runner.usage)
             switch outcome {

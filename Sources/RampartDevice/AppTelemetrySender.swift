@@ -40,8 +40,9 @@ public final class AppTelemetrySender: Service, Sendable {
     /// `RAMPART_EUNAVAIL` without a valid device certificate, `RAMPART_EPERM` when the app's
     /// `DeviceAuthentication` names another tenant, `RAMPART_ENOSPC` when the queue is full.
     public func submit(componentID: String, tenant: String, payload: [UInt8]) -> Int32 {
+        guard waiting.withLock({ $0.count < Self.capacity }) else { return -3 }
         let snapshot = status.snapshot
-        guard let ownTenant = snapshot.tenantId, state.validCertificate() != nil else { return -8 }
+        guard let ownTenant = snapshot.tenantId, snapshot.certificateValid else { return -8 }
         let deviceID = snapshot.deviceId
         guard tenant == "00000000-0000-0000-0000-000000000000" || tenant == ownTenant.description else { return -1 }
         let message = TelemetryUpload(

@@ -25,6 +25,9 @@ public enum AppOutcome: Sendable, Equatable {
     case failed(AppFault)
 }
 
+/// Thrown by a host call when the app has been asked to stop, to unwind the guest.
+struct AppStopRequest: Error {}
+
 /// Thrown by `rampart_exit` to unwind the guest.
 struct AppExitRequest: Error {
     var code: Int32

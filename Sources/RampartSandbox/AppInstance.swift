@@ -35,6 +35,8 @@ final class AppInstance {
     private(set) var fuelSpent: UInt64 = 0
     /// The export being run, for fault messages.
     var currentEntry = "app_start"
+    /// Set for the shutdown event: its host calls run although a stop was requested, but never block.
+    var isShuttingDown = false
 
     var capabilities: AppCapabilities { manifest.granted }
 
@@ -52,7 +54,10 @@ final class AppInstance {
         self.limiter = MemoryLimiter(memoryBytes: limits.memoryBytes)
         let module: Module
         do {
-            module = try parseWasm(bytes: wasm)
+            // The WebAssembly 2.0 core without reference types or exception handling: a try_table with
+            // thousands of catch clauses costs host memory that neither fuel nor the memory limit bounds, and
+            // reference types allow any number of tables. One table, as clang's output needs, is enough.
+            module = try parseWasm(bytes: wasm, features: [])
         } catch {
             throw AppFault(.appLoadFailure, "The app's module is not valid WebAssembly: \(error)")
         }
@@ -71,9 +76,15 @@ final class AppInstance {
         let imports = HostAPI.imports(for: self)
         do {
             instance = try module.instantiate(store: store, imports: imports)
+        } catch is AppStopRequest {
+            throw AppFault(.appLoadFailure, "The app was stopped while it started.")
         } catch {
             if limiter.wasDenied {
                 throw AppFault(.memoryExhausted, "The app's module needs more memory than its limit of \(limits.memoryBytes) bytes.")
+            }
+            // A link error (an import with the wrong signature, say) will fail the same way every time.
+            guard error is Trap || error is AppFault || error is AppExitRequest else {
+                throw AppFault(.appLoadFailure, "The app's module cannot be instantiated: \(error)")
             }
             throw classify(error, during: "instantiation")
         }
@@ -105,6 +116,8 @@ final class AppInstance {
             return nil
         } catch let exit as AppExitRequest {
             return exit.code == 0 ? .exited : .failed(AppFault(.appExit, "The app exited with code \(exit.code)."))
+        } catch is AppStopRequest {
+            return .stopped
         } catch {
             return .failed(classify(error, during: entry))
         }
@@ -164,7 +177,11 @@ final class AppInstance {
     }
 
     /// Charges a host call's fuel, so that a flood of calls ends like an endless loop.
-    func chargeHostCall(_ call: String) throws(AppFault) {
+    ///
+    /// A stop request ends the event at its next host call: an event that loops over blocking calls (each
+    /// up to ``AppLimits/maximumBlockingMilliseconds``) would otherwise hold a stop off for hours.
+    func chargeHostCall(_ call: String) throws {
+        if !isShuttingDown && inbox.isStopRequested { throw AppStopRequest() }
         guard let fuel = store.fuel else { return }
         guard fuel.remaining >= limits.fuelPerHostCall else {
             throw AppFault(

@@ -119,6 +119,7 @@ public final class AppRunner: Sendable {
         if let outcome = handle("app_start") { return outcome }
         while true {
             if inbox.isStopRequested {
+                app.isShuttingDown = true
                 if manifest.granted.systemEventNotifications, let outcome = handle("app_on_event", [.i32(UInt32(HostResult.eventShutdown)), .i32(0)]) {
                     return outcome == .exited ? .stopped : outcome
                 }
@@ -136,8 +137,10 @@ public final class AppRunner: Sendable {
                 if let outcome = handle("app_on_timer", [.i32(UInt32(bitPattern: id))]) { return outcome }
                 continue
             }
-            let deadline = app.timers.values.map(\.deadline).min().map { Date() + Double($0 - now) / 1000 }
-            guard let item = inbox.next(until: deadline) else { continue }
+            // The inbox waits on the wall clock; in slices of at most a second, so that a clock stepped back
+            // (NTP) delays no timer by more than that. Deadlines themselves are monotonic.
+            let wait = min(1000, app.timers.values.map(\.deadline).min().map { $0 - now } ?? 1000)
+            guard let item = inbox.next(until: Date() + Double(wait) / 1000) else { continue }
             switch item {
             case .message(let kind, let sender, let bytes):
                 app.message = (sender, bytes)

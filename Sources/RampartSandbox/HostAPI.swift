@@ -147,7 +147,7 @@ enum HostAPI {
             guard app.capabilities.uart.contains(Int(int(a, 0))) else { return HostResult.permissionDenied }
             guard (0...maximumTransfer).contains(Int(int(a, 2))) else { return HostResult.invalid }
             let bytes = try app.read(pointer(a, 1), Int(int(a, 2)), call: "rampart_uart_write")
-            return app.environment.board.uartWrite(uart: Int(int(a, 0)), bytes: bytes).map { Int32($0) } ?? HostResult.notFound
+            return app.environment.board.uartWrite(uart: Int(int(a, 0)), bytes: bytes).map { Int32(clamping: $0) } ?? HostResult.notFound
         },
         "uart_read": Definition(parameters: 3) { app, a throws(AppFault) in
             guard app.capabilities.uart.contains(Int(int(a, 0))) else { return HostResult.permissionDenied }
@@ -155,8 +155,8 @@ enum HostAPI {
             guard (0...maximumTransfer).contains(length) else { return HostResult.invalid }
             return try app.withBuffer(pointer(a, 1), length, call: "rampart_uart_read") { buffer in
                 guard let bytes = app.environment.board.uartRead(uart: Int(int(a, 0)), maximum: length) else { return HostResult.notFound }
-                buffer.copyBytes(from: bytes)
-                return Int32(bytes.count)
+                buffer.copyBytes(from: bytes.prefix(length))
+                return Int32(min(bytes.count, length))
             }
         },
         "i2c_transfer": Definition(parameters: 6) { app, a throws(AppFault) in
@@ -302,7 +302,7 @@ enum HostAPI {
 extension AppInstance {
     /// A timeout the app asked for, within the runtime's limit.
     func blockingTimeout(_ requested: Int32) -> Int32 {
-        Int32(min(max(0, Int(requested)), limits.maximumBlockingMilliseconds))
+        isShuttingDown ? 0 : Int32(min(max(0, Int(requested)), limits.maximumBlockingMilliseconds))
     }
 
     /// The app's storage, if its manifest grants any.

@@ -63,7 +63,13 @@ public final class VirtualPeripheralBoard: PeripheralBoard {
 
     public func uartWrite(uart: Int, bytes: [UInt8]) -> Int? {
         guard Self.uarts.contains(uart) else { return nil }
-        state.withLock { $0.uartOut[uart, default: []].append(contentsOf: bytes.prefix(65_536)) }
+        // Keeps the last 64 KiB, as a real UART's listener would have drained the rest.
+        state.withLock {
+            var output = $0.uartOut[uart, default: []]
+            output.append(contentsOf: bytes.suffix(65_536))
+            if output.count > 65_536 { output.removeFirst(output.count - 65_536) }
+            $0.uartOut[uart] = output
+        }
         return bytes.count
     }
 

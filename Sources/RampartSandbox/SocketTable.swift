@@ -37,7 +37,12 @@ struct SocketTable: ~Copyable {
     mutating func connect(addresses: [ResolvedAddress], timeout: Int32) -> Int32 {
         guard !isFull else { return HostResult.noSpace }
         var last = HostResult.connection
+        // One deadline for the call, however many addresses the name has.
+        let deadline = Monotonic.milliseconds + UInt64(max(0, timeout))
         for address in addresses {
+            let now = Monotonic.milliseconds
+            guard now < deadline else { return HostResult.timedOut }
+            let remaining = Int32(deadline - now)
             let fd = socket(Int32(address.storage.ss_family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { continue }
             var storage = address.storage
@@ -45,7 +50,7 @@ struct SocketTable: ~Copyable {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, address.length) }
             }
             if started == 0 || errno == EINPROGRESS {
-                if started == 0 || Self.wait(fd, for: Int16(POLLOUT), timeout: timeout) {
+                if started == 0 || Self.wait(fd, for: Int16(POLLOUT), timeout: remaining) {
                     var error: Int32 = 0
                     var length = socklen_t(MemoryLayout<Int32>.size)
                     getsockopt(fd, SOL_SOCKET, SO_ERROR, &error, &length)
@@ -67,8 +72,11 @@ struct SocketTable: ~Copyable {
         let type = datagram ? Int32(SOCK_DGRAM.rawValue) : Int32(SOCK_STREAM.rawValue)
         let fd = socket(Int32(resolved.storage.ss_family), type | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { return HostResult.unavailable }
-        var one: Int32 = 1
-        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        // TCP only: on UDP, SO_REUSEADDR would let an app share a port another program holds and take its datagrams.
+        if !datagram {
+            var one: Int32 = 1
+            setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
+        }
         var storage = resolved.storage
         let bound = withUnsafePointer(to: &storage) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, resolved.length) }

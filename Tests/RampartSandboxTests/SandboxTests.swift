@@ -66,6 +66,9 @@ struct SandboxTests {
             (#"(module (import "rampart" "exec" (func)) (func (export "app_start")))"#, "imports 'rampart.exec'"),
             (#"(module (func (export "app_start") (param i32)))"#, "export app_start has the type"),
             (#"(module (func (export "app_start")) (func (export "app_on_timer")))"#, "export app_on_timer has the type"),
+            // Reference types would allow any number of tables, each a host allocation outside the memory limit.
+            (#"(module (table 1 funcref) (table 1 funcref) (func (export "app_start")))"#, "multiple tables"),
+            (#"(module (import "rampart" "log" (func (param i32))) (func (export "app_start")))"#, "cannot be instantiated"),
         ])
     func loadFailures(wat: String, message: String) async throws {
         let harness = SandboxHarness()
@@ -108,6 +111,28 @@ struct SandboxTests {
         #expect(await harness.run(runner) == .exited)
         #expect(harness.board.writes(pin: 8) == [false, true, false, true, false])
         #expect(runner.usage.events == 6)
+    }
+
+    @Test("A stop ends an app that loops over blocking calls at its next call")
+    func stopWhileBlocking() async throws {
+        var limits = AppLimits()
+        limits.maximumBlockingMilliseconds = 500
+        let harness = SandboxHarness(limits: limits)
+        let port = TCPProbe.freePort()
+        let runner = try harness.runner(
+            wat: SandboxHarness.module(
+                #"""
+                (func (export "app_start") (local $listener i32)
+                  (local.set $listener (call $tcp_listen (i32.const \#(port))))
+                  (loop (drop (call $tcp_accept (local.get $listener) (i32.const 10000))) (br 0)))
+                """#),
+            capabilities: #"{"AllowedTcpServerPorts": [\#(port)]}"#)
+        async let outcome = harness.run(runner)
+        try await Task.sleep(for: .milliseconds(300))
+        let stopped = Date()
+        runner.stop()
+        #expect(await outcome == .stopped)
+        #expect(Date().timeIntervalSince(stopped) < 5)
     }
 
     @Test("An idle app runs until it is stopped")
@@ -160,7 +185,7 @@ struct CapabilityTests {
 
     @Test("Listening works only on a granted port")
     func listening() async throws {
-        let port = Int.random(in: 20_000...40_000)
+        let port = TCPProbe.freePort()
         #expect(try await result("(call $tcp_listen (i32.const \(port)))", capabilities: #"{"AllowedTcpServerPorts": [\#(port + 1)]}"#) == -1)
         let harness = SandboxHarness()
         let runner = try harness.runner(
@@ -335,6 +360,19 @@ struct HostileAppTests {
 
 /// Connects to a loopback port and closes again.
 enum TCPProbe {
+    /// A loopback port nothing listens on now: the kernel's choice for a socket bound to port 0.
+    static func freePort() -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+
     static func connect(port: Int) -> Bool {
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         defer { close(fd) }
