@@ -40,14 +40,21 @@ public actor AppSupervisor: Service {
     /// Ring after apps were installed or removed.
     public nonisolated let appsChanged = Doorbell()
     let telemetry: AppTelemetrySender?
+    let deferral: UpdateDeferral?
+    /// Restarts the device runtime in an orderly way (an app's `rampart_reboot_request`).
+    let restart: (@Sendable () async -> Void)?
+    private let reboot = RebootRequest()
     private var slots: [String: Slot] = [:]
 
     /// Creates the supervisor of `state`'s apps.
     public init(
         state: DeviceState, limits: AppLimits = AppLimits(), board: any PeripheralBoard = VirtualPeripheralBoard(),
-        errors: ErrorEventQueue, errorQueued: Doorbell? = nil, telemetry: AppTelemetrySender? = nil, logger: Logger
+        errors: ErrorEventQueue, errorQueued: Doorbell? = nil, telemetry: AppTelemetrySender? = nil,
+        deferral: UpdateDeferral? = nil, restart: (@Sendable () async -> Void)? = nil, logger: Logger
     ) {
         self.telemetry = telemetry
+        self.deferral = deferral
+        self.restart = restart
         self.state = state
         self.limits = limits
         self.board = board
@@ -58,6 +65,17 @@ public actor AppSupervisor: Service {
 
     public func run() async throws {
         await withDiscardingTaskGroup { group in
+            if let restart {
+                group.addTask {
+                    while !Task.isCancelled {
+                        await self.reboot.bell.wait(upTo: .seconds(3600))
+                        guard !Task.isCancelled, let component = self.reboot.take() else { continue }
+                        self.logger.notice("An app asked to restart the device", metadata: ["component": "\(component)"])
+                        await restart()
+                        return
+                    }
+                }
+            }
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
                 for (id, generation) in await self.reconcile() {
                     group.addTask { await self.supervise(id, generation) }
@@ -204,6 +222,18 @@ public actor AppSupervisor: Service {
                 logger: logger)
             if let telemetry {
                 environment.telemetry = { telemetry.submit(componentID: $0, tenant: $1, payload: $2) }
+            }
+            if let deferral {
+                let logger = logger
+                environment.deferUpdate = { component, minutes in
+                    let until = deferral.postpone(minutes: minutes)
+                    logger.notice("An app deferred updates", metadata: ["component": "\(component)", "until": "\(Timestamp.format(until))"])
+                    return true
+                }
+            }
+            if restart != nil {
+                let reboot = self.reboot
+                environment.requestReboot = { reboot.request(by: $0) }
             }
             return AppRunner(wasm: Array(wasm), manifest: manifest, limits: limits, environment: environment)
         } catch {

@@ -84,6 +84,8 @@ public struct UpdateAgent: Service {
     public var appsInstalled: Doorbell?
     /// Where failed updates are queued as error events.
     public var errors: ErrorEventQueue?
+    /// Apps' deferrals (`SoftwareUpdateDeferral`): nothing installs while one is in force, but a critical runtime.
+    public var deferral: UpdateDeferral?
 
     public init(
         state: DeviceState, server: String, serverCAPEM: String?, status: DeviceStatusBoard, logger: Logger,
@@ -117,7 +119,9 @@ public struct UpdateAgent: Service {
                         failures = 0
                         // Soon again while waiting for a certificate, or for a new runtime to confirm its health,
                         // so the service hears how the switch ended.
-                        delay = report.result == "waiting" || switching ? 5 : schedule.delay(validity: 24 * 3600)
+                        delay = report.result == "waiting" || switching
+                            ? 5
+                            : min(schedule.delay(validity: 24 * 3600), max(60, deferral?.deferredUntil()?.timeIntervalSinceNow ?? .infinity))
                         if report.result == "restart" {
                             // Ask for the restart, then stay until the group shuts down: a service that returns
                             // early would make the group stop with an error instead of a clean restart.
@@ -253,6 +257,9 @@ public struct UpdateAgent: Service {
         let critical = offered.contains { $0.custom?["critical"] == .bool(true) && $0.custom?["kind"] == .string("runtime") }
         if let text = settings.maintenanceWindow, let window = try? MaintenanceWindow(parsing: text), !window.contains(now), !critical {
             return finish("deferred", "Outside the maintenance window \(window).", now)
+        }
+        if !critical, let until = deferral?.deferredUntil(now: now) {
+            return finish("deferred", "An app deferred updates until \(Timestamp.format(until)) (SoftwareUpdateDeferral).", now)
         }
 
         // Apps: the group's deployment, exactly, unless the policy keeps apps as they are.

@@ -268,7 +268,7 @@ enum HostAPI {
             guard app.capabilities.softwareUpdateDeferral else { return HostResult.permissionDenied }
             guard (1...1440).contains(int(a, 0)) else { return HostResult.invalid }
             guard let deferUpdate = app.environment.deferUpdate else { return HostResult.unavailable }
-            return deferUpdate(app.manifest.componentID, Int(int(a, 0))) ? 0 : HostResult.notFound
+            return deferUpdate(app.manifest.componentID, Int(int(a, 0))) ? 0 : HostResult.unavailable
         },
         "reboot_request": Definition(parameters: 0) { app, _ throws(AppFault) in
             guard app.capabilities.powerControls.contains("ForceReboot") else { return HostResult.permissionDenied }

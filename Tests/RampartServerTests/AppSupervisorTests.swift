@@ -6,6 +6,7 @@ import RampartCore
 import RampartDevice
 import RampartSandbox
 import ServiceLifecycle
+import Synchronization
 import Testing
 import WAT
 
@@ -114,6 +115,56 @@ struct AppSupervisorTests {
             #expect(try await Self.eventually { await apps.statuses().map(\.componentId) == [ticker] })
             group.cancelAll()
         }
+        try? FileManager.default.removeItem(at: state.directory)
+    }
+}
+
+@Suite("App power controls and update deferral")
+struct AppPowerTests {
+    @Test("deferrals hold updates off, chain, and end at most 24 h after the first")
+    func deferral() {
+        let deferral = UpdateDeferral()
+        let t0 = Date(timeIntervalSince1970: 1_000_000)
+        #expect(deferral.deferredUntil(now: t0) == nil)
+        #expect(deferral.postpone(minutes: 60, now: t0) == t0 + 3600)
+        #expect(deferral.deferredUntil(now: t0 + 10) == t0 + 3600)
+        // A shorter one does not shorten it; longer ones chain up to the bound.
+        #expect(deferral.postpone(minutes: 10, now: t0 + 20) == t0 + 3600)
+        #expect(deferral.postpone(minutes: 1440, now: t0 + 1800) == t0 + 24 * 3600)
+        #expect(deferral.deferredUntil(now: t0 + 24 * 3600) == nil)
+        // After it ended, a new one counts from its own start.
+        #expect(deferral.postpone(minutes: 1440, now: t0 + 25 * 3600) == t0 + 49 * 3600)
+    }
+
+    @Test("an app with PowerControls restarts the runtime in order, and one with SoftwareUpdateDeferral defers updates")
+    func rebootAndDefer() async throws {
+        let state = try AppSupervisorTests.stateDirectory()
+        let app = #"""
+            (module
+              (import "rampart" "update_defer" (func $defer (param i32) (result i32)))
+              (import "rampart" "reboot_request" (func $reboot (result i32)))
+              (memory (export "memory") 1)
+              (func (export "app_start") (drop (call $defer (i32.const 30))) (drop (call $reboot))))
+            """#
+        _ = try AppSupervisorTests.install(app, name: "rebooter", capabilities: #"{"PowerControls": ["ForceReboot"], "SoftwareUpdateDeferral": true}"#, in: state)
+        let denied = try AppSupervisorTests.install(app, name: "plain", in: state)
+        let restarted = Mutex(0)
+        let deferral = UpdateDeferral()
+        let apps = AppSupervisor(
+            state: state, errors: ErrorEventQueue(state: state), deferral: deferral, restart: { restarted.withLock { $0 += 1 } },
+            logger: Logger(label: "test"))
+        let (rebooted, refusedRuns) = try await withThrowingTaskGroup(of: Void.self) { group -> (Bool, Bool) in
+            group.addTask { try await apps.run() }
+            let rebooted = try await AppSupervisorTests.eventually { restarted.withLock { $0 } == 1 }
+            let refusedRuns = try await AppSupervisorTests.eventually { (try? await apps.status(of: denied))?.state == .running }
+            group.cancelAll()
+            return (rebooted, refusedRuns)
+        }
+        #expect(rebooted)
+        #expect(refusedRuns)
+        #expect(restarted.withLock { $0 } == 1)  // the app without PowerControls asked too, and was refused
+        let until = try #require(deferral.deferredUntil())
+        #expect(until > Date() + 29 * 60 && until <= Date() + 30 * 60)
         try? FileManager.default.removeItem(at: state.directory)
     }
 }

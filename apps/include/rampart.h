@@ -128,12 +128,14 @@ RAMPART_IMPORT("message_read") int32_t rampart_message_read(void *buffer, int32_
 RAMPART_IMPORT("message_sender") int32_t rampart_message_sender(char *buffer, int32_t length);
 
 /* System events (SystemEventNotifications): app_on_event(event, arg). */
-#define RAMPART_EVENT_UPDATE_PENDING 1  /* arg: seconds until the update installs */
+#define RAMPART_EVENT_UPDATE_PENDING 1  /* arg: seconds until the update installs (reserved: not sent yet) */
 #define RAMPART_EVENT_SHUTDOWN       2  /* the runtime is stopping the app; arg: 0 */
-/* Defers a pending update by up to 24 h (SoftwareUpdateDeferral). */
+/* Defers updates (apps and system software, but not a critical runtime) for 1..1440 minutes from now
+ * (SoftwareUpdateDeferral). Deferrals chain, but end at most 24 h after the first one still in force. */
 RAMPART_IMPORT("update_defer") int32_t rampart_update_defer(int32_t minutes);
 
-/* Power controls (PowerControls: ["ForceReboot"]). The runtime restarts the device in an orderly way. */
+/* Power controls (PowerControls: ["ForceReboot"]). The runtime restarts in an orderly way: every service
+ * stops gracefully (apps get RAMPART_EVENT_SHUTDOWN), then the runtime starts again from its active slot. */
 RAMPART_IMPORT("reboot_request") int32_t rampart_reboot_request(void);
 
 /* The app's own entry points. */

@@ -266,14 +266,17 @@ package enum DeviceRuntime {
         let reporter = ErrorEventUploader(
             state: state, server: server, serverCAPEM: serverCA, queue: errors, status: status, logger: logger, eventQueued: Doorbell())
         let telemetry = AppTelemetrySender(state: state, server: server, serverCAPEM: serverCA, status: status, logger: logger)
+        let deferral = UpdateDeferral()
         let apps = AppSupervisor(
-            state: state, limits: appLimits, errors: errors, errorQueued: reporter.eventQueued, telemetry: telemetry, logger: logger)
+            state: state, limits: appLimits, errors: errors, errorQueued: reporter.eventQueued, telemetry: telemetry,
+            deferral: deferral, restart: restart, logger: logger)
         var updates = UpdateAgent(
             state: state, server: server, serverCAPEM: serverCA, status: status, logger: logger, attestNow: attestNow,
             restart: restart)
         updates.pushWaitSeconds = pushWaitSeconds
         updates.appsInstalled = apps.appsChanged
         updates.errors = errors
+        updates.deferral = deferral
         var agent = DeviceAgent(
             state: state, client: client, schedule: schedule, status: status, logger: logger, executable: executable,
             directoryLock: lock, attestNow: attestNow)
