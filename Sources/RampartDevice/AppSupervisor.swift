@@ -4,6 +4,7 @@ import RampartCore
 import RampartImage
 import RampartSandbox
 import ServiceLifecycle
+import Synchronization
 
 /// Runs the installed apps (DESIGN §5): each in its own sandbox, restarted after a failure with exponential
 /// backoff, every failure queued as an error event. Apps installed, replaced or removed by an update are
@@ -77,10 +78,10 @@ public actor AppSupervisor: Service {
                 }
             }
             while !Task.isShuttingDownGracefully && !Task.isCancelled {
-                for (id, generation) in await self.reconcile() {
+                for (id, generation) in self.reconcile() {
                     group.addTask { await self.supervise(id, generation) }
                 }
-                try? await cancelWhenGracefulShutdown { await self.appsChanged.wait(upTo: .seconds(3600)) }
+                await cancelWhenGracefulShutdown { await self.appsChanged.wait(upTo: .seconds(3600)) }
             }
             group.cancelAll()
         }
@@ -280,4 +281,18 @@ extension AppStatus {
         storageLimitBytes = usage.storageLimitBytes
         fuelSpent = usage.fuelSpent
     }
+}
+
+/// An app's request to restart the device, carried from its thread to the supervisor's task.
+final class RebootRequest: Sendable {
+    let bell = Doorbell()
+    private let requester = Mutex<String?>(nil)
+
+    func request(by componentID: String) {
+        requester.withLock { $0 = $0 ?? componentID }
+        bell.ring()
+    }
+
+    /// The app that asked, once; nil if none has.
+    func take() -> String? { requester.withLock { value in defer { value = nil }; return value } }
 }

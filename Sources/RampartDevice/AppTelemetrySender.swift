@@ -46,7 +46,7 @@ public final class AppTelemetrySender: Service, Sendable {
         let deviceID = snapshot.deviceId
         guard tenant == "00000000-0000-0000-0000-000000000000" || tenant == ownTenant.description else { return -1 }
         let message = TelemetryUpload(
-            key: "app-" + (0..<12).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined(),
+            key: "app-" + Hex.encode((0..<12).map { _ in UInt8.random(in: 0...255) }),
             deviceId: deviceID, moduleId: nil, enqueuedAt: Date(),
             properties: [MessageProperty(name: "componentId", value: componentID)], systemProperties: [:],
             payload: Data(payload).base64EncodedString())
@@ -64,7 +64,7 @@ public final class AppTelemetrySender: Service, Sendable {
         var failures = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let wait: Duration = failures == 0 ? .seconds(60) : .seconds(min(300, 2 << min(failures, 8)))
-            try? await cancelWhenGracefulShutdown { await self.queued.wait(upTo: wait) }
+            await cancelWhenGracefulShutdown { await self.queued.wait(upTo: wait) }
             guard !Task.isCancelled else { return }
             // Gather a moment, so that a burst goes out in one request.
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .milliseconds(200)) }
@@ -78,18 +78,14 @@ public final class AppTelemetrySender: Service, Sendable {
         guard !batch.isEmpty else { return true }
         guard let tenant = status.snapshot.tenantId, let certificate = state.validCertificate() else { return false }
         do {
-            var request = HTTPClientRequest(url: "\(server)/v1/gateway/\(tenant)/messages")
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(data: try JSONCoding.encoder().encode(TelemetryUploadRequest(messages: batch))))
-            request.tlsConfiguration = try DeviceTLS.configuration(serverCAPEM: serverCAPEM, certificate: certificate)
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(30))
-            let body = try await response.body.collect(upTo: 1 << 20)
+            let response = try await DeviceTLS.postJSON(
+                TelemetryUploadRequest(messages: batch), to: "\(server)/v1/gateway/\(tenant)/messages", serverCAPEM: serverCAPEM,
+                certificate: certificate, httpClient: .shared)
             guard response.status == .ok else {
-                logger.warning("App telemetry refused", metadata: ["status": "\(response.status.code)", "body": "\(String(buffer: body).prefix(300))"])
+                logger.warning("App telemetry refused", metadata: ["status": "\(response.status.code)", "body": "\(String(buffer: response.body).prefix(300))"])
                 return false
             }
-            if let result = try? JSONCoding.decoder().decode(TelemetryUploadResult.self, from: Data(buffer: body)), !result.refused.isEmpty {
+            if let result = try? JSONCoding.decoder().decode(TelemetryUploadResult.self, from: Data(buffer: response.body)), !result.refused.isEmpty {
                 logger.warning("App telemetry messages refused", metadata: ["refused": "\(result.refused.count)", "first": "\(result.refused[0].message)"])
             }
             let sent = Set(batch.map(\.key))

@@ -1,4 +1,9 @@
+import AsyncHTTPClient
 import Crypto
+import Foundation
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
 import NIOSSL
 import RampartCore
 import RampartPKI
@@ -30,5 +35,24 @@ public enum DeviceTLS {
             }
         }
         return tls
+    }
+}
+
+extension DeviceTLS {
+    /// POSTs `body` as JSON to the service with the device certificate (mutual TLS), as the runtime's
+    /// reports, error events and app telemetry go. Returns the status and at most 1 MiB of the answer.
+    ///
+    /// - Throws: the encoding, TLS or transport error.
+    static func postJSON(
+        _ body: some Encodable, to url: String, serverCAPEM: String?,
+        certificate: (chain: [Certificate], key: P256.Signing.PrivateKey), httpClient: HTTPClient
+    ) async throws -> (status: HTTPResponseStatus, body: ByteBuffer) {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.body = .bytes(ByteBuffer(data: try JSONCoding.encoder().encode(body)))
+        request.tlsConfiguration = try configuration(serverCAPEM: serverCAPEM, certificate: certificate)
+        let response = try await httpClient.execute(request, timeout: .seconds(30))
+        return (response.status, try await response.body.collect(upTo: 1 << 20))
     }
 }

@@ -84,6 +84,6 @@ public final class ErrorEventQueue: Sendable {
     }
 
     private static func newKey() -> String {
-        (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+        Hex.encode((0..<16).map { _ in UInt8.random(in: 0...255) })
     }
 }

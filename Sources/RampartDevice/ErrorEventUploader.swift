@@ -41,7 +41,7 @@ public struct ErrorEventUploader: Service {
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
             let wait: Duration = queue.pending(limit: 1).isEmpty ? .seconds(15 * 60) : failures > 0
                 ? .seconds(min(1800, 5 << min(failures, 9))) : .seconds(5 * 60)
-            try? await cancelWhenGracefulShutdown { await eventQueued.wait(upTo: wait) }
+            await cancelWhenGracefulShutdown { await eventQueued.wait(upTo: wait) }
             guard !Task.isShuttingDownGracefully && !Task.isCancelled else { return }
             try? await cancelWhenGracefulShutdown { try await Task.sleep(for: gather) }
             switch await uploadOnce() {
@@ -61,15 +61,11 @@ public struct ErrorEventUploader: Service {
             return .failed  // not attested yet: the events wait for a certificate
         }
         do {
-            var request = HTTPClientRequest(url: "\(server)/v1/errors/\(tenant)")
-            request.method = .POST
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(data: try JSONCoding.encoder().encode(ErrorEventUploadRequest(events: events))))
-            request.tlsConfiguration = try DeviceTLS.configuration(serverCAPEM: serverCAPEM, certificate: certificate)
-            let response = try await httpClient.execute(request, timeout: .seconds(30))
-            let body = try await response.body.collect(upTo: 1 << 20)
+            let response = try await DeviceTLS.postJSON(
+                ErrorEventUploadRequest(events: events), to: "\(server)/v1/errors/\(tenant)", serverCAPEM: serverCAPEM,
+                certificate: certificate, httpClient: httpClient)
             guard response.status == .ok || response.status == .created else {
-                logger.warning("Error report upload refused", metadata: ["status": "\(response.status.code)", "body": "\(String(buffer: body).prefix(300))"])
+                logger.warning("Error report upload refused", metadata: ["status": "\(response.status.code)", "body": "\(String(buffer: response.body).prefix(300))"])
                 return .failed
             }
             queue.acknowledge(events)

@@ -187,13 +187,9 @@ public struct UpdateAgent: Service {
 
     /// Tells the service what the device runs now (best effort: the next check sends it again).
     public func send(_ report: UpdateReport) async {
-        guard let tenant = status.snapshot.tenantId, let tls = try? deviceTLS(), let body = try? JSONCoding.encoder().encode(report) else { return }
-        var request = HTTPClientRequest(url: "\(server)/v1/tuf/\(tenant)/report")
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(data: body))
-        request.tlsConfiguration = tls
-        _ = try? await httpClient.execute(request, timeout: .seconds(30))
+        guard let tenant = status.snapshot.tenantId, let certificate = state.validCertificate() else { return }
+        _ = try? await DeviceTLS.postJSON(
+            report, to: "\(server)/v1/tuf/\(tenant)/report", serverCAPEM: serverCAPEM, certificate: certificate, httpClient: httpClient)
     }
 
     func deviceTLS() throws -> TLSConfiguration? {

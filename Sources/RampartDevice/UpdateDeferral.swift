@@ -36,17 +36,3 @@ public final class UpdateDeferral: Sendable {
         }
     }
 }
-
-/// An app's request to restart the device, carried from its thread to the supervisor's task.
-final class RebootRequest: Sendable {
-    let bell = Doorbell()
-    private let requester = Mutex<String?>(nil)
-
-    func request(by componentID: String) {
-        requester.withLock { $0 = $0 ?? componentID }
-        bell.ring()
-    }
-
-    /// The app that asked, once; nil if none has.
-    func take() -> String? { requester.withLock { value in defer { value = nil }; return value } }
-}

@@ -23,7 +23,7 @@ enum HostAPI {
     /// The most bytes one call moves (send, receive, storage, peripherals, random).
     static let maximumTransfer = 64 * 1024
 
-    static var names: Set<String> { Set(definitions.keys).union(["time_ms", "monotonic_ms", "exit"]) }
+    static let names: Set<String> = Set(definitions.keys).union(["time_ms", "monotonic_ms", "exit"])
 
     /// The imports for `app`. The closures hold it unowned: the store they live in is the app's own.
     static func imports(for app: AppInstance) -> Imports {

@@ -116,7 +116,7 @@ final class LogCapture: LogHandler, @unchecked Sendable {
     var messages: [String] { lines.withLock { $0 } }
 }
 
-/// A one-connection TCP server on loopback that answers with a greeting, in a thread of its own.
+/// A TCP server on loopback that answers each connection with a greeting and closes it, in a thread of its own.
 final class GreetingServer: @unchecked Sendable {
     let port: Int
     private let fd: Int32
@@ -125,17 +125,10 @@ final class GreetingServer: @unchecked Sendable {
     init(greeting: String = "hello", port: Int = 0) throws {
         let listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         fd = listener
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_addr.s_addr = inet_addr("127.0.0.1")
-        address.sin_port = UInt16(port).bigEndian
         var one: Int32 = 1
         setsockopt(listener, SOL_SOCKET, SO_REUSEADDR, &one, socklen_t(MemoryLayout<Int32>.size))
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        let bound = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(listener, $0, length) } }
-        guard bound == 0, listen(listener, 4) == 0 else { throw POSIXError(.EADDRINUSE) }
-        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listener, $0, &length) } }
-        self.port = Int(UInt16(bigEndian: address.sin_port))
+        guard let bound = Loopback.bind(listener, port: port), listen(listener, 4) == 0 else { throw POSIXError(.EADDRINUSE) }
+        self.port = bound
         let accepted = accepted
         Thread {
             while true {
@@ -177,5 +170,27 @@ enum SampleApps {
             Array(try Data(contentsOf: folder.appendingPathComponent("app.wasm"))),
             try AppManifest(bytes: try Data(contentsOf: folder.appendingPathComponent("app_manifest.json")))
         )
+    }
+}
+
+/// 127.0.0.1 as a `sockaddr` for the socket calls.
+enum Loopback {
+    static func withAddress<T>(port: Int, _ body: (UnsafePointer<sockaddr>, socklen_t) -> T) -> T {
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        address.sin_port = UInt16(port).bigEndian
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { body($0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+    }
+
+    /// Binds `fd` to 127.0.0.1:`port` (0: any free port); returns the port bound, or nil.
+    static func bind(_ fd: Int32, port: Int) -> Int? {
+        guard withAddress(port: port, { Glibc.bind(fd, $0, $1) }) == 0 else { return nil }
+        var address = sockaddr_in()
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        return Int(UInt16(bigEndian: address.sin_port))
     }
 }

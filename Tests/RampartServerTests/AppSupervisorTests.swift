@@ -1,6 +1,5 @@
 import Foundation
 import Logging
-import NIOHTTP1
 import RampartCLI
 import RampartCore
 import RampartDevice
@@ -73,6 +72,19 @@ struct AppSupervisorTests {
         #expect(queue.pending().last?.description == "failure \(ErrorEventQueue.capacity + 4)")
     }
 
+    @Test("device app commands refuse a malformed component ID, and say so when no runtime answers")
+    func cliFailures() async throws {
+        let state = try Self.stateDirectory()
+        let path = state.directory.path
+        #expect(await RampartCommand.main(arguments: ["device", "app", "start", "--state-dir", path]) != 0)
+        #expect(await RampartCommand.main(arguments: ["device", "app", "stop", "--state-dir", path, "--component-id", "blink"]) != 0)
+        #expect(await RampartCommand.main(arguments: ["device", "app", "show-status", "--state-dir", path]) != 0)
+        let error = await #expect(throws: RampartError.self) { try await LocalAPIClient.get(AppStatusList.self, "/apps", state: state) }
+        #expect(error?.code == .serverUnreachable)
+        #expect(error?.message.contains("rampart device run --state-dir") == true)
+        try? FileManager.default.removeItem(at: state.directory)
+    }
+
     @Test("Apps run under the supervisor: a crasher backs off and is reported, others run, the local API starts and stops them")
     func supervisor() async throws {
         let state = try Self.stateDirectory()
@@ -100,12 +112,12 @@ struct AppSupervisorTests {
             let listed = try await LocalAPIClient.get(AppStatusList.self, "/apps", state: state)
             #expect(Set(listed.apps.map(\.componentId)) == [crasher, ticker])
             #expect(listed.apps.first { $0.componentId == ticker }?.memoryLimitBytes == AppLimits().memoryBytes)
-            _ = try await LocalAPIClient.get(AppStatus.self, "/apps/\(ticker)/stop", state: state, method: .POST)
+            _ = try await LocalAPIClient.post(AppStatus.self, "/apps/\(ticker)/stop", state: state)
             #expect(try await Self.eventually { try await apps.status(of: ticker).state == .stopped })
-            _ = try await LocalAPIClient.get(AppStatus.self, "/apps/\(ticker)/start", state: state, method: .POST)
+            _ = try await LocalAPIClient.post(AppStatus.self, "/apps/\(ticker)/start", state: state)
             #expect(try await Self.eventually { try await apps.status(of: ticker).state == .running })
             let unknown = await #expect(throws: RampartError.self) {
-                try await LocalAPIClient.get(AppStatus.self, "/apps/\(UUID().uuidString.lowercased())/stop", state: state, method: .POST)
+                try await LocalAPIClient.post(AppStatus.self, "/apps/\(UUID().uuidString.lowercased())/stop", state: state)
             }
             #expect(unknown?.code == .notFound)
 

@@ -222,21 +222,12 @@ struct ErrorReportTests {
 
     /// An attested device with its status board, as the runtime has them.
     static func attested(_ h: AttestationHarness) async throws -> (device: TestDevice, status: DeviceStatusBoard, logger: Logger) {
-        let device = try await h.device()
-        let executable = h.fleet.directory.file("runtime-\(device.id)")
-        try Data("runtime \(device.id)".utf8).write(to: executable)
-        _ = try await h.admin.client.send(
-            .POST, "/v1/tenants/\(h.tenant.id)/reference-values",
-            body: ReferenceValueRequest(sha256: try Measurer.sha256(of: executable), version: RampartVersion.current))
+        let device = try await DeviceUnderTest.make(h, group: nil)
+        await device.attest()
+        #expect(device.status.snapshot.tenantId == h.tenant.id)
         var logger = Logger(label: "test.device")
         logger.logLevel = .critical
-        let status = DeviceStatusBoard(state: device.state, deviceID: device.id)
-        let agent = DeviceAgent(
-            state: device.state, client: try AttestationClient(server: h.server.url, serverCAPEM: try h.server.tlsCAPEM),
-            status: status, logger: logger, executable: executable)
-        _ = await agent.attestOnceForTesting()
-        #expect(status.snapshot.tenantId == h.tenant.id)
-        return (device, status, logger)
+        return (device.device, device.status, logger)
     }
 
     @Test("apps' telemetry goes out with the device certificate and is stored under the device, tagged with the app")

@@ -1,6 +1,6 @@
 /*
- * telemetry: every 5 s sends {"temperature":21.5,"seq":N} to the cloud through the runtime's own MQTT
- * connection (rampart_telemetry_send), and logs each cloud-to-device message it receives.
+ * telemetry: every 5 s sends {"temperature":21.5,"seq":N} to the cloud through the runtime's own
+ * authenticated connection (rampart_telemetry_send), and logs each cloud-to-device message it receives.
  *
  * Capabilities: DeviceAuthentication (the nil UUID: the device's own tenant).
  */

@@ -2,7 +2,6 @@ import ArgumentParser
 import Foundation
 import RampartCore
 import RampartDevice
-import NIOHTTP1
 
 /// `rampart device app …`: the apps of a running device runtime, through its local API.
 struct DeviceAppCommand: AsyncParsableCommand {
@@ -26,8 +25,7 @@ struct DeviceAppCommand: AsyncParsableCommand {
 
         /// Starts or stops the app, then prints its status.
         func act(_ action: String) async throws {
-            let status = try await LocalAPIClient.get(
-                AppStatus.self, "/apps/\(try requiredComponent())/\(action)", state: state, method: .POST)
+            let status = try await LocalAPIClient.post(AppStatus.self, "/apps/\(try requiredComponent())/\(action)", state: state)
             try DeviceAppCommand.printStatus([status], output)
         }
 

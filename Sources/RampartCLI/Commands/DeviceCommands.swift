@@ -299,7 +299,15 @@ package enum LocalAPIClient {
         try await get(DeviceStatus.self, "/status", state: state)
     }
 
-    package static func get<T: Decodable>(_ type: T.Type, _ path: String, state: DeviceState, method: HTTPMethod = .GET) async throws -> T {
+    package static func get<T: Decodable>(_ type: T.Type, _ path: String, state: DeviceState) async throws -> T {
+        try await request(type, path, state: state, method: .GET)
+    }
+
+    package static func post<T: Decodable>(_ type: T.Type, _ path: String, state: DeviceState) async throws -> T {
+        try await request(type, path, state: state, method: .POST)
+    }
+
+    private static func request<T: Decodable>(_ type: T.Type, _ path: String, state: DeviceState, method: HTTPMethod) async throws -> T {
         let socket = state.socketFile.path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
         var request = HTTPClientRequest(url: "http+unix://\(socket)\(path)")
         request.method = method
