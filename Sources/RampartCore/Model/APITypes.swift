@@ -386,11 +386,18 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
     /// Whether the device is a hub: a gateway that may store telemetry and fetch cloud-to-device messages
     /// for any device of the tenant (`device set-hub`). Other gateways act for their registered children.
     public var hub: Bool
+    /// The link facts the device last reported (from its router control channel), if any.
+    public var link: LinkFacts?
+    /// The servicing data the device last reported using this month.
+    public var dataUsage: ServicingDataUsage?
     public init(
         id: String, tenantId: RampartID, claimedAt: Date?, firstSeenAt: Date?, lastSeenAt: Date?,
         hardwareModel: String?, softwareVersion: String?, lastAttestationAt: Date?, lastAttestationResult: String?,
-        certificateNotAfter: Date?, parentId: String? = nil, hub: Bool = false
+        certificateNotAfter: Date?, parentId: String? = nil, hub: Bool = false, link: LinkFacts? = nil,
+        dataUsage: ServicingDataUsage? = nil
     ) {
+        self.link = link
+        self.dataUsage = dataUsage
         self.parentId = parentId
         self.hub = hub
         self.id = id

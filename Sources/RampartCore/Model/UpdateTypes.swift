@@ -100,6 +100,8 @@ public struct DeviceGroupInfo: Codable, Sendable, Equatable {
     public var osFeed: OSFeed
     /// `HH:MM-HH:MM UTC`, or `nil` for any time.
     public var maintenanceWindow: String?
+    /// The monthly servicing data budget per device in MB (10^6 bytes); `nil` for none.
+    public var dataBudgetMB: Int?
     public var deviceCount: Int
     /// The delegated TUF role that lists this group's deployment.
     public var tufRole: String
@@ -108,8 +110,9 @@ public struct DeviceGroupInfo: Codable, Sendable, Equatable {
     public init(
         id: RampartID, productId: RampartID, productName: String, name: String, description: String,
         updatePolicy: UpdatePolicy, osFeed: OSFeed, maintenanceWindow: String?, deviceCount: Int, tufRole: String,
-        createdAt: Date, updatedAt: Date
+        createdAt: Date, updatedAt: Date, dataBudgetMB: Int? = nil
     ) {
+        self.dataBudgetMB = dataBudgetMB
         self.id = id
         self.productId = productId
         self.productName = productName
@@ -134,7 +137,9 @@ public struct DeviceGroupList: Codable, Sendable {
 /// `POST` and `PATCH /v1/tenants/{tenantId}/device-groups…`. On update, absent fields stay as they are;
 /// an empty `maintenanceWindow` clears the window.
 public struct DeviceGroupRequest: APIRequest, Encodable {
-    public static let allowedKeys: Set<String> = ["product", "name", "description", "updatePolicy", "osFeed", "maintenanceWindow"]
+    public static let allowedKeys: Set<String> = [
+        "product", "name", "description", "updatePolicy", "osFeed", "maintenanceWindow", "dataBudgetMB",
+    ]
     /// Product ID or name (create only).
     public var product: String?
     public var name: String?
@@ -142,9 +147,11 @@ public struct DeviceGroupRequest: APIRequest, Encodable {
     public var updatePolicy: UpdatePolicy?
     public var osFeed: OSFeed?
     public var maintenanceWindow: String?
+    /// The monthly servicing data budget per device in MB (10^6 bytes); 0 removes it.
+    public var dataBudgetMB: Int?
     public init(
         product: String? = nil, name: String? = nil, description: String? = nil, updatePolicy: UpdatePolicy? = nil,
-        osFeed: OSFeed? = nil, maintenanceWindow: String? = nil
+        osFeed: OSFeed? = nil, maintenanceWindow: String? = nil, dataBudgetMB: Int? = nil
     ) {
         self.product = product
         self.name = name
@@ -152,6 +159,7 @@ public struct DeviceGroupRequest: APIRequest, Encodable {
         self.updatePolicy = updatePolicy
         self.osFeed = osFeed
         self.maintenanceWindow = maintenanceWindow
+        self.dataBudgetMB = dataBudgetMB
     }
 }
 
@@ -352,10 +360,13 @@ public struct DeviceUpdateSettings: Codable, Sendable, Equatable {
     public var maintenanceWindow: String?
     /// TUF path prefixes to look in: the group's role and the feed's role.
     public var targetPrefixes: [String]
+    /// The group's monthly servicing data budget per device, in bytes; `nil` for none.
+    public var dataBudgetBytes: Int64?
     public init(
         deviceId: String, deviceGroupId: RampartID?, updatePolicy: UpdatePolicy, osFeed: OSFeed, maintenanceWindow: String?,
-        targetPrefixes: [String]
+        targetPrefixes: [String], dataBudgetBytes: Int64? = nil
     ) {
+        self.dataBudgetBytes = dataBudgetBytes
         self.deviceId = deviceId
         self.deviceGroupId = deviceGroupId
         self.updatePolicy = updatePolicy
@@ -367,7 +378,9 @@ public struct DeviceUpdateSettings: Codable, Sendable, Equatable {
 
 /// What the update agent last did, for `device show-status` and the server's deployment status.
 public struct UpdateReport: Codable, Sendable, Equatable, APIRequest {
-    public static let allowedKeys: Set<String> = ["result", "message", "at", "runtimeVersion", "installedApps", "lastSwitch"]
+    public static let allowedKeys: Set<String> = [
+        "result", "message", "at", "runtimeVersion", "installedApps", "lastSwitch", "link", "dataUsage",
+    ]
     /// `upToDate`, `installed`, `deferred`, `rolledBack`, `waiting` or a refusal code.
     public var result: String
     public var message: String?
@@ -376,6 +389,10 @@ public struct UpdateReport: Codable, Sendable, Equatable, APIRequest {
     public var installedApps: [InstalledImage]
     /// How the last runtime switch ended.
     public var lastSwitch: String?
+    /// The link facts the router control channel last reported, if the device has one.
+    public var link: LinkFacts?
+    /// Servicing data used this month.
+    public var dataUsage: ServicingDataUsage?
 
     /// One installed image.
     public struct InstalledImage: Codable, Sendable, Equatable {
@@ -391,7 +408,12 @@ public struct UpdateReport: Codable, Sendable, Equatable, APIRequest {
         }
     }
 
-    public init(result: String, message: String?, at: Date, runtimeVersion: String, installedApps: [InstalledImage], lastSwitch: String?) {
+    public init(
+        result: String, message: String?, at: Date, runtimeVersion: String, installedApps: [InstalledImage], lastSwitch: String?,
+        link: LinkFacts? = nil, dataUsage: ServicingDataUsage? = nil
+    ) {
+        self.link = link
+        self.dataUsage = dataUsage
         self.result = result
         self.message = message
         self.at = at
