@@ -133,6 +133,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .target(
+            name: "RampartLink",
+            dependencies: ["RampartCore"],
+            swiftSettings: swiftSettings
+        ),
+        .target(
             name: "RampartSandbox",
             dependencies: [
                 "RampartCore", "RampartImage",
@@ -144,8 +149,10 @@ let package = Package(
         .target(
             name: "RampartDevice",
             dependencies: [
-                "RampartCore", "RampartPKI", "RampartAttestation", "RampartTUF", "RampartImage", "RampartSandbox",
+                "RampartCore", "RampartPKI", "RampartAttestation", "RampartTUF", "RampartImage", "RampartSandbox", "RampartLink",
                 .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
@@ -184,7 +191,7 @@ let package = Package(
         .target(
             name: "RampartCLI",
             dependencies: [
-                "RampartCore", "RampartPKI", "RampartStore", "RampartServer", "RampartAttestation", "RampartDevice",
+                "RampartCore", "RampartPKI", "RampartStore", "RampartServer", "RampartAttestation", "RampartDevice", "RampartLink",
                 "RampartTUF", "RampartImage", "RampartGateway", "RampartMQTT", "RampartSandbox",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
@@ -265,6 +272,11 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "RampartLinkTests",
+            dependencies: ["RampartLink", "RampartCore"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "RampartSandboxTests",
             dependencies: [
                 "RampartSandbox", "RampartImage", "RampartCore",
@@ -282,7 +294,7 @@ let package = Package(
             name: "RampartServerTests",
             dependencies: [
                 "RampartServer", "RampartCLI", "RampartTestKit", "RampartStore", "RampartPKI", "RampartAttestation",
-                "RampartDevice", "RampartTUF", "RampartImage", "RampartSandbox",
+                "RampartDevice", "RampartLink", "RampartTUF", "RampartImage", "RampartSandbox",
                 .product(name: "WAT", package: "WasmKit"),
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "X509", package: "swift-certificates"),

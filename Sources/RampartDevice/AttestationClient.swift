@@ -18,6 +18,10 @@ public struct AttestationClient: Sendable {
     /// The HTTP client; the shared one pools connections, a dedicated one lets a benchmark open a fresh TLS
     /// connection per attestation as separate devices do.
     public var httpClient: HTTPClient = .shared
+    /// The service egress: when set, requests go through its client after its path check.
+    public var egress: ServiceEgress? {
+        didSet { if let egress { httpClient = egress.httpClient } }
+    }
 
     /// Creates a client that trusts `serverCA` (PEM) if given, or the system roots.
     ///
@@ -37,6 +41,7 @@ public struct AttestationClient: Sendable {
     public func attest(identity: DeviceState.Identity, measurements: [SoftwareMeasurement], debugStatus: Int) async throws
         -> (AttestationResult, P256.Signing.PrivateKey)
     {
+        try egress?.checkPath()
         let challenge = try await post(
             "/v1/attestation/challenge", AttestationChallengeRequest(deviceId: identity.deviceID), as: AttestationChallenge.self)
         let freshKey = P256.Signing.PrivateKey()

@@ -19,6 +19,10 @@ public struct ErrorEventUploader: Service {
     /// Rung when an event is queued, so it goes out soon.
     public let eventQueued: Doorbell
     var httpClient: HTTPClient = .shared
+    /// The service egress: when set, uploads go through its client after its path check.
+    public var egress: ServiceEgress? {
+        didSet { if let egress { httpClient = egress.httpClient } }
+    }
     /// How long to gather events after the first before sending (a crash loop folds into one upload).
     var gather: Duration = .seconds(5)
 
@@ -61,6 +65,7 @@ public struct ErrorEventUploader: Service {
             return .failed  // not attested yet: the events wait for a certificate
         }
         do {
+            try egress?.checkPath()
             let response = try await DeviceTLS.postJSON(
                 ErrorEventUploadRequest(events: events), to: "\(server)/v1/errors/\(tenant)", serverCAPEM: serverCAPEM,
                 certificate: certificate, httpClient: httpClient)

@@ -11,7 +11,8 @@ import ServiceLifecycle
 public enum LocalAPI {
     /// The Hummingbird application serving `GET /status`.
     public static func application(
-        state: DeviceState, status: DeviceStatusBoard, logger: Logger, checkNow: Doorbell? = nil, apps: AppSupervisor? = nil
+        state: DeviceState, status: DeviceStatusBoard, logger: Logger, checkNow: Doorbell? = nil, apps: AppSupervisor? = nil,
+        network: (board: LinkBoard, egress: ServiceEgress)? = nil
     ) throws -> some Service {
         // sockaddr_un holds 108 bytes, the terminating NUL included.
         guard state.socketFile.path.utf8.count < 108 else {
@@ -46,6 +47,18 @@ public enum LocalAPI {
                 try await answer { try await apps.stop(try context.parameters.require("componentId")) }
             }
         }
+        if let network {
+            router.get("/network/interfaces") { _, _ in
+                NetworkInterfaceList(interfaces: NetworkInterfaces.list(policy: network.board.policy))
+            }
+            router.get("/network/status") { _, _ in
+                var snapshot = network.board.snapshot
+                snapshot.refusedServicingConnections = network.egress.refusalCount
+                snapshot.lastRefusal = network.egress.lastRefusalMessage
+                snapshot.dataUsage = network.egress.meter.usage()
+                return snapshot
+            }
+        }
         return Application(
             router: router,
             configuration: .init(address: .unixDomainSocket(path: state.socketFile.path), serverName: "rampart-device"),
@@ -74,5 +87,12 @@ public struct AppStatusList: Codable, Sendable, ResponseEncodable {
     public init(apps: [AppStatus]) { self.apps = apps }
 }
 
+/// `GET /network/interfaces` of the local API.
+public struct NetworkInterfaceList: Codable, Sendable, ResponseEncodable {
+    public var interfaces: [NetworkInterfaceInfo]
+    public init(interfaces: [NetworkInterfaceInfo]) { self.interfaces = interfaces }
+}
+
+extension LinkBoard.Snapshot: ResponseEncodable {}
 extension DeviceStatus: ResponseEncodable {}
 extension InstalledImages: ResponseEncodable {}

@@ -86,6 +86,22 @@ public struct UpdateAgent: Service {
     public var errors: ErrorEventQueue?
     /// Apps' deferrals (`SoftwareUpdateDeferral`): nothing installs while one is in force, but a critical runtime.
     public var deferral: UpdateDeferral?
+    /// The service egress: its clients carry every request, its path check runs before every check, and its
+    /// meter counts the month's servicing data against the group's budget.
+    public var egress: ServiceEgress? {
+        didSet {
+            if let egress {
+                httpClient = egress.httpClient
+                longPollClient = egress.longPollClient
+            }
+        }
+    }
+    /// The client of the push long-poll, which is idle by design.
+    var longPollClient: HTTPClient = .shared
+    /// Link facts from the router control channel: large downloads wait for an acceptable link.
+    public var link: LinkBoard?
+    /// Downloads of at least this many bytes wait for an acceptable link.
+    public static let largeDownloadBytes = 64 * 1024
 
     public init(
         state: DeviceState, server: String, serverCAPEM: String?, status: DeviceStatusBoard, logger: Logger,
@@ -119,9 +135,14 @@ public struct UpdateAgent: Service {
                         failures = 0
                         // Soon again while waiting for a certificate, or for a new runtime to confirm its health,
                         // so the service hears how the switch ended.
+                        // A download that waits for the link looks again every 15 minutes, and at once when the
+                        // router reports a better link.
+                        let linkWait: TimeInterval = link?.snapshot.downloadsWaitFor != nil ? 15 * 60 : .infinity
                         delay = report.result == "waiting" || switching
                             ? 5
-                            : min(schedule.delay(validity: 24 * 3600), max(60, deferral?.deferredUntil()?.timeIntervalSinceNow ?? .infinity))
+                            : min(
+                                schedule.delay(validity: 24 * 3600), linkWait,
+                                max(60, deferral?.deferredUntil()?.timeIntervalSinceNow ?? .infinity))
                         if report.result == "restart" {
                             // Ask for the restart, then stay until the group shuts down: a service that returns
                             // early would make the group stop with an error instead of a clean restart.
@@ -133,9 +154,7 @@ public struct UpdateAgent: Service {
                         failures += 1
                         delay = schedule.backoff(failures: failures)
                         let failure = error as? RampartError ?? RampartError(.internalError, "\(error)", status: 500)
-                        let report = UpdateReport(
-                            result: failure.code.rawValue, message: failure.message, at: Date(), runtimeVersion: runtimeVersion,
-                            installedApps: installedImages, lastSwitch: lastSwitch)
+                        let report = makeReport(failure.code.rawValue, failure.message, Date())
                         record(report)
                         await send(report)
                         // An unreachable service is the network's story, not an update failure.
@@ -168,7 +187,7 @@ public struct UpdateAgent: Service {
                 var poll = HTTPClientRequest(url: "\(server)/v1/tuf/\(tenant)/notifications?wait=\(pushWaitSeconds)")
                 poll.tlsConfiguration = tls
                 let request = poll
-                let client = httpClient
+                let client = longPollClient
                 let timeout = TimeAmount.seconds(Int64(pushWaitSeconds) + 30)
                 let response = try await cancelWhenGracefulShutdown { try await client.execute(request, timeout: timeout) }
                 let body = try await response.body.collect(upTo: 4096)
@@ -215,12 +234,9 @@ public struct UpdateAgent: Service {
     @discardableResult
     public func checkOnce(now: Date = Date()) async throws -> UpdateReport {
         guard let tenant = status.snapshot.tenantId, let tls = try deviceTLS() else {
-            let report = UpdateReport(
-                result: "waiting", message: "No valid device certificate yet; updates start after attestation.", at: now,
-                runtimeVersion: runtimeVersion, installedApps: installedImages, lastSwitch: lastSwitch)
-            record(report)
-            return report
+            return finish("waiting", "No valid device certificate yet; updates start after attestation.", now)
         }
+        try egress?.checkPath()
         let fetcher = HTTPFetcher(client: httpClient, tlsConfiguration: tls)
         let base = "\(server)/v1/tuf/\(tenant)"
         guard let settingsBytes = try await fetcher.fetch("\(base)/device", maximumLength: 65_536) else {
@@ -230,6 +246,7 @@ public struct UpdateAgent: Service {
             throw RampartError(.serverUnreachable, "The service refused this device's certificate for updates; attesting again.")
         }
         let settings = try JSONCoding.decoder().decode(DeviceUpdateSettings.self, from: Data(settingsBytes))
+        egress?.meter.setBudget(settings.dataBudgetBytes)
 
         // Trust: the TUF root, first fetched over the pinned, mutually authenticated channel, then only
         // ever replaced through TUF's own root rotation.
@@ -258,16 +275,36 @@ public struct UpdateAgent: Service {
             return finish("deferred", "An app deferred updates until \(Timestamp.format(until)) (SoftwareUpdateDeferral).", now)
         }
 
+        // What to fetch: the group's apps that differ from what is installed, and the newest runtime offered if
+        // newer than what runs. Runtimes come from the feed only (deployments hold apps), and a version that
+        // already rolled back here is not tried again: only a newer release is.
+        let store = AppStore(state: state)
+        let wanted = settings.updatePolicy == .updateAll ? offered.filter { $0.custom?["kind"] == .string("app") } : []
+        let installed = Dictionary(uniqueKeysWithValues: store.installed().map { ($0.componentID, $0) })
+        let appDownloads = wanted.filter { target in
+            guard case .string(let component)? = target.custom?["componentId"], case .string(let imageID)? = target.custom?["imageId"]
+            else { return false }
+            return installed[component]?.imageID != imageID
+        }
+        let failed = SlotStore(state: state).lastOutcome.flatMap { $0.result == "rolledBack" ? $0.version : nil }
+        let runtimes = offered.filter { target in
+            guard target.custom?["kind"] == .string("runtime"), target.path.hasPrefix("feed-") else { return false }
+            if case .string(let version)? = target.custom?["version"], version == failed { return false }
+            return true
+        }
+        let newestRuntime = runtimes.max(by: { Self.precedes(Self.version($0), Self.version($1)) }).flatMap { newest in
+            Self.precedes(Self.versionParts(runtimeVersion), Self.version(newest)) && SlotStore(state: state).pending == nil
+                ? newest : nil
+        }
+        let toFetch = appDownloads + (newestRuntime.map { [$0] } ?? [])
+        if let deferred = admitDownloads(toFetch, settings: settings, critical: critical, now: now) { return deferred }
+
         // Apps: the group's deployment, exactly, unless the policy keeps apps as they are.
         var appsChanged = false
         if settings.updatePolicy == .updateAll {
-            let store = AppStore(state: state)
-            let wanted = offered.filter { $0.custom?["kind"] == .string("app") }
-            let installed = Dictionary(uniqueKeysWithValues: store.installed().map { ($0.componentID, $0) })
-            for target in wanted {
+            for target in appDownloads {
                 guard case .string(let component)? = target.custom?["componentId"], case .string(let imageID)? = target.custom?["imageId"]
                 else { continue }
-                if installed[component]?.imageID == imageID { continue }
                 let package = try await download(target, base: base, fetcher: fetcher)
                 try store.install(package, imageID: imageID)
                 appsChanged = true
@@ -284,19 +321,8 @@ public struct UpdateAgent: Service {
             }
         }
 
-        // System software: the newest runtime offered, if newer than what runs.
-        // Runtimes come from the feed only (deployments hold apps), and a version that already rolled back
-        // here is not tried again: only a newer release is.
-        let failed = SlotStore(state: state).lastOutcome.flatMap { $0.result == "rolledBack" ? $0.version : nil }
-        let runtimes = offered.filter { target in
-            guard target.custom?["kind"] == .string("runtime"), target.path.hasPrefix("feed-") else { return false }
-            if case .string(let version)? = target.custom?["version"], version == failed { return false }
-            return true
-        }
-        if let newest = runtimes.max(by: { Self.precedes(Self.version($0), Self.version($1)) }),
-            Self.precedes(Self.versionParts(runtimeVersion), Self.version(newest)),
-            SlotStore(state: state).pending == nil
-        {
+        // System software.
+        if let newest = newestRuntime {
             let package = try await download(newest, base: base, fetcher: fetcher)
             guard package.manifest.kind == .runtime, newest.custom?["version"] == .string(package.manifest.version) else {
                 throw RampartError(.packageSignatureInvalid, "\(newest.path) is not the runtime version TUF describes.")
@@ -317,11 +343,45 @@ public struct UpdateAgent: Service {
     }
 
     private func finish(_ result: String, _ message: String?, _ now: Date) -> UpdateReport {
-        let report = UpdateReport(
-            result: result, message: message, at: now, runtimeVersion: runtimeVersion, installedApps: installedImages,
-            lastSwitch: lastSwitch)
+        let report = makeReport(result, message, now)
         record(report)
         return report
+    }
+
+    /// A report of what runs, with the link facts and this month's servicing data.
+    func makeReport(_ result: String, _ message: String?, _ now: Date) -> UpdateReport {
+        UpdateReport(
+            result: result, message: message, at: now, runtimeVersion: runtimeVersion, installedApps: installedImages,
+            lastSwitch: lastSwitch, link: link?.snapshot.facts, dataUsage: egress?.meter.usage(now: now))
+    }
+
+    /// Whether the downloads may start now: within the group's data budget (a critical update may exceed it, and
+    /// says so), and, when large, on an acceptable link. Returns the deferral to report otherwise.
+    func admitDownloads(_ targets: [TargetFile], settings: DeviceUpdateSettings, critical: Bool, now: Date) -> UpdateReport? {
+        let bytes = targets.reduce(0) { total, target in
+            let partial = target.hashes["sha256"].map { downloads.appendingPathComponent("\($0).part") }
+            let have = partial.flatMap { try? FileManager.default.attributesOfItem(atPath: $0.path)[.size] as? Int } ?? 0
+            return total + max(0, target.length - min(have, target.length))
+        }
+        guard bytes > 0 else { return nil }
+        if let budget = settings.dataBudgetBytes, let meter = egress?.meter {
+            let used = meter.usage(now: now).bytes
+            if used + Int64(bytes) > budget {
+                let text = "The update needs \(Self.megabytes(Int64(bytes))) and this month's servicing has used "
+                    + "\(Self.megabytes(used)) of the group's \(Self.megabytes(budget)) budget"
+                guard critical else { return finish("deferred", text + "; it waits for next month.", now) }
+                meter.markExceededForCriticalUpdate()
+                logger.warning("A security-critical update exceeds the data budget", metadata: ["needs": "\(bytes)", "used": "\(used)", "budget": "\(budget)"])
+            }
+        }
+        if bytes >= Self.largeDownloadBytes, !critical, let reason = link?.reasonToWait(now: now) {
+            return finish("deferred", "A download of \(Self.megabytes(Int64(bytes))) waits for an acceptable link: \(reason).", now)
+        }
+        return nil
+    }
+
+    static func megabytes(_ bytes: Int64) -> String {
+        String(format: "%.2f MB", Double(bytes) / 1_000_000)
     }
 
     /// Downloads a target, resuming a partial file with HTTP Range, and verifies it against TUF and the

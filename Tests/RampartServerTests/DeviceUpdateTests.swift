@@ -16,10 +16,10 @@ struct DeviceUnderTest {
     let device: TestDevice
     let status: DeviceStatusBoard
     let attestation: DeviceAgent
-    let updates: UpdateAgent
+    var updates: UpdateAgent
     let executable: URL
 
-    static func make(_ h: AttestationHarness, group: DeviceGroupInfo?) async throws -> DeviceUnderTest {
+    static func make(_ h: AttestationHarness, group: DeviceGroupInfo?, egress: ServiceEgress? = nil) async throws -> DeviceUnderTest {
         let device = try await h.device()
         let executable = h.fleet.directory.file("runtime-\(device.id.prefix(8))")
         try Data("factory runtime \(device.id)".utf8).write(to: executable)
@@ -34,12 +34,14 @@ struct DeviceUnderTest {
         logger.logLevel = .critical
         let status = DeviceStatusBoard(state: device.state, deviceID: device.id)
         let attestNow = Doorbell()
+        var client = try AttestationClient(server: h.server.url, serverCAPEM: try h.server.tlsCAPEM)
+        client.egress = egress
         let attestation = DeviceAgent(
-            state: device.state, client: try AttestationClient(server: h.server.url, serverCAPEM: try h.server.tlsCAPEM), status: status,
-            logger: logger, executable: executable, attestNow: attestNow)
-        let updates = UpdateAgent(
+            state: device.state, client: client, status: status, logger: logger, executable: executable, attestNow: attestNow)
+        var updates = UpdateAgent(
             state: device.state, server: h.server.url, serverCAPEM: try h.server.tlsCAPEM, status: status, logger: logger,
             attestNow: attestNow, restart: {})
+        updates.egress = egress
         return DeviceUnderTest(device: device, status: status, attestation: attestation, updates: updates, executable: executable)
     }
 

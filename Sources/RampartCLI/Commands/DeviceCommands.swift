@@ -60,7 +60,7 @@ struct DeviceCommand: AsyncParsableCommand {
         subcommands: [
                 Claim.self, List.self, Show.self, DeviceUpdateCommand.self, DeviceDeploymentStatusCommand.self, Run.self,
                 ShowStatus.self, ShowMeasurements.self, DeviceImageCommand.self, SetParent.self,
-                SetHub.self, DeviceMessageCommand.self, DeviceAppCommand.self, DeviceErrorCommand.self,
+                SetHub.self, DeviceMessageCommand.self, DeviceAppCommand.self, DeviceErrorCommand.self, DeviceNetworkCommand.self,
             ])
 
     struct Claim: AsyncParsableCommand {
@@ -259,12 +259,18 @@ package enum DeviceRuntime {
             try SecureFile.write(pem, to: state.serverCAFile, mode: 0o644)
         }
         let serverCA = try? String(contentsOf: state.serverCAFile, encoding: .utf8)
-        let client = try AttestationClient(server: server, serverCAPEM: serverCA)
+        let configuration = try DeviceConfiguration.load(state: state)
+        // Servicing leaves only through the egress: managed interfaces, counted against the data budget.
+        let egress = try ServiceEgress(
+            server: server, policy: configuration.network, meter: ServicingDataMeter(state: state), logger: logger)
+        var client = try AttestationClient(server: server, serverCAPEM: serverCA)
+        client.egress = egress
         let status = DeviceStatusBoard(state: state, deviceID: identity.deviceID)
         let attestNow = Doorbell()
         let errors = ErrorEventQueue(state: state)
-        let reporter = ErrorEventUploader(
+        var reporter = ErrorEventUploader(
             state: state, server: server, serverCAPEM: serverCA, queue: errors, status: status, logger: logger, eventQueued: Doorbell())
+        reporter.egress = egress
         let telemetry = AppTelemetrySender(state: state, server: server, serverCAPEM: serverCA, status: status, logger: logger)
         let deferral = UpdateDeferral()
         let apps = AppSupervisor(
@@ -277,12 +283,21 @@ package enum DeviceRuntime {
         updates.appsInstalled = apps.appsChanged
         updates.errors = errors
         updates.deferral = deferral
+        updates.egress = egress
+        let link = LinkBoard(policy: configuration.network, routerControl: configuration.routerControl, linkImproved: updates.checkNow)
+        updates.link = link
         var agent = DeviceAgent(
             state: state, client: client, schedule: schedule, status: status, logger: logger, executable: executable,
             directoryLock: lock, attestNow: attestNow)
         agent.errors = errors
-        return [
-            try LocalAPI.application(state: state, status: status, logger: logger, checkNow: updates.checkNow, apps: apps),
+        // The egress first: a ServiceGroup stops services in reverse order, so it closes after its users.
+        var services: [any Service] = [egress]
+        if let source = configuration.routerControl {
+            services.append(RouterChannel(source: source, board: link, logger: logger))
+        }
+        return services + [
+            try LocalAPI.application(
+                state: state, status: status, logger: logger, checkNow: updates.checkNow, apps: apps, network: (link, egress)),
             agent,
             updates,
             apps,

@@ -54,6 +54,8 @@ extension RampartError.Code {
     public static let certificateInvalid: Self = "certificateInvalid"
     public static let storeUnavailable: Self = "storeUnavailable"
     public static let serverUnreachable: Self = "serverUnreachable"
+    /// Servicing would leave through a network interface the runtime does not manage (`[network]` in device.toml).
+    public static let networkPathRefused: Self = "networkPathRefused"
     public static let configurationInvalid: Self = "configurationInvalid"
     public static let invalidParent: Self = "invalidParent"
     public static let notChild: Self = "notChild"

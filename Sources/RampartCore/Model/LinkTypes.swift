@@ -28,7 +28,7 @@ public struct LinkFacts: Codable, Sendable, Equatable {
 
     /// 3GPP TS 27.007 `+COPS` `<AcT>`, folded into the families that matter for scheduling.
     public enum RadioTechnology: String, Codable, Sendable, CaseIterable {
-        case gsm, umts, lte, lteM = "lte-m", nbIoT = "nb-iot", nr
+        case gsm, umts, lte, nbIoT = "nb-iot", nr
     }
 
     /// Whether the device is registered on a visited network.

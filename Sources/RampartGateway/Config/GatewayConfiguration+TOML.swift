@@ -1,5 +1,6 @@
 import Foundation
 import RampartCore
+import RampartDevice
 import TOMLKit
 
 extension GatewayConfiguration {
@@ -19,16 +20,8 @@ extension GatewayConfiguration {
 
     /// Parses configuration text; `file` names it in errors and anchors relative paths.
     public static func parse(_ text: String, file: String) throws -> GatewayConfiguration {
-        let root: TOMLTable
-        do {
-            root = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            throw RampartError(
-                .configurationInvalid,
-                "\(file):\(error.source.begin.line):\(error.source.begin.column): \(error.description)")
-        }
-        let base = URL(fileURLWithPath: file).deletingLastPathComponent()
-        var reader = TOMLReader(file: file, base: base)
+        let root = try TOMLReader.parse(text, file: file)
+        let reader = TOMLReader(file: file, base: URL(fileURLWithPath: file).deletingLastPathComponent())
         var config = GatewayConfiguration()
         try reader.allow(root, ["listener", "trust", "identity", "children", "store", "upstream", "routes", "metrics"], in: "")
 
@@ -126,68 +119,5 @@ extension GatewayConfiguration {
             }
         }
         return config
-    }
-}
-
-/// Typed access to TOML tables with errors that name the file and key.
-private struct TOMLReader {
-    let file: String
-    let base: URL
-
-    func invalid(_ key: String, _ problem: String) -> RampartError {
-        RampartError(.configurationInvalid, "\(file): \(key) \(problem).")
-    }
-
-    func allow(_ table: TOMLTable, _ keys: Set<String>, in section: String) throws {
-        for key in table.keys where !keys.contains(key) {
-            let name = section.isEmpty ? key : "\(section).\(key)"
-            throw invalid(name, "is not a known setting (known: \(keys.sorted().joined(separator: ", ")))")
-        }
-    }
-
-    func table(_ table: TOMLTable, _ key: String) throws -> TOMLTable? {
-        guard let value = table[key] else { return nil }
-        guard let result = value.table else { throw invalid(key, "must be a table: [\(key)]") }
-        return result
-    }
-
-    func string(_ table: TOMLTable, _ key: String, in section: String) throws -> String? {
-        guard let value = table[key] else { return nil }
-        guard let string = value.string else { throw invalid("\(section).\(key)", "must be a string") }
-        return string
-    }
-
-    func int(_ table: TOMLTable, _ key: String, in section: String) throws -> Int? {
-        guard let value = table[key] else { return nil }
-        guard let int = value.int else { throw invalid("\(section).\(key)", "must be an integer") }
-        return int
-    }
-
-    func strings(_ table: TOMLTable, _ key: String, in section: String) throws -> [String]? {
-        guard let value = table[key] else { return nil }
-        guard let array = value.array else { throw invalid("\(section).\(key)", "must be an array of strings") }
-        let strings = array.compactMap(\.string)
-        guard strings.count == array.count else { throw invalid("\(section).\(key)", "must be an array of strings") }
-        return strings
-    }
-
-    func bool(_ table: TOMLTable, _ key: String, in section: String) throws -> Bool? {
-        guard let value = table[key] else { return nil }
-        guard let bool = value.bool else { throw invalid("\(section).\(key)", "must be true or false") }
-        return bool
-    }
-
-    func port(_ table: TOMLTable, _ key: String, in section: String) throws -> Int? {
-        guard let port = try int(table, key, in: section) else { return nil }
-        guard (0...65535).contains(port) else { throw invalid("\(section).\(key)", "must be 0 to 65535") }
-        return port
-    }
-
-    func path(_ table: TOMLTable, _ key: String, in section: String) throws -> String? {
-        try string(table, key, in: section).map(resolve)
-    }
-
-    func resolve(_ path: String) -> String {
-        path.hasPrefix("/") ? path : base.appendingPathComponent(path).standardizedFileURL.path
     }
 }

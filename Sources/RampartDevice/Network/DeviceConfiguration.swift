@@ -1,0 +1,125 @@
+import Foundation
+import RampartCore
+import TOMLKit
+
+/// `device.toml` in the state directory: the runtime's own settings. It is measured into attestation (a changed
+/// network policy is a changed device), so it holds nothing secret.
+///
+/// ```toml
+/// [network]
+/// managed_interfaces = ["eth0", "wwan0"]  # servicing may use only these (default: every interface)
+/// service_interface = "eth0"              # pin servicing to one of them
+/// minimum_signal_dbm = -105               # large downloads wait for a better signal than this
+/// allow_roaming = false                   # large downloads wait while roaming
+///
+/// [router]
+/// control = "tcp://192.168.8.1:7011"      # or a serial device, "/dev/ttyUSB2"
+/// ```
+public struct DeviceConfiguration: Sendable, Equatable {
+    public var network = Network()
+    /// Where the router control channel comes from, if there is one.
+    public var routerControl: RouterControl?
+
+    /// `[network]`.
+    public struct Network: Sendable, Equatable {
+        /// The interfaces servicing may use; `nil` means every interface the kernel has.
+        public var managedInterfaces: [String]?
+        /// The one interface servicing must use, if pinned.
+        public var serviceInterface: String?
+        /// Large downloads wait while the router reports a weaker signal.
+        public var minimumSignalDBm = -105
+        /// Large downloads wait while the router reports roaming, unless this is set.
+        public var allowRoaming = false
+        public init() {}
+
+        /// Whether servicing may leave through `interface`.
+        public func manages(_ interface: String) -> Bool {
+            if let serviceInterface { return interface == serviceInterface }
+            return managedInterfaces?.contains(interface) ?? true
+        }
+    }
+
+    /// `[router] control`.
+    public enum RouterControl: Sendable, Equatable, CustomStringConvertible {
+        case tcp(host: String, port: Int)
+        case serial(path: String)
+
+        public var description: String {
+            switch self {
+            case .tcp(let host, let port): "tcp://\(host):\(port)"
+            case .serial(let path): path
+            }
+        }
+    }
+
+    public init() {}
+
+    /// Reads the state directory's `device.toml`; a missing file is the defaults.
+    ///
+    /// - Throws: ``RampartError`` `configurationInvalid` naming the file and key.
+    public static func load(state: DeviceState) throws -> DeviceConfiguration {
+        guard let data = FileManager.default.contents(atPath: state.configFile.path) else { return DeviceConfiguration() }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw RampartError(.configurationInvalid, "\(state.configFile.path) is not UTF-8.")
+        }
+        return try parse(text, file: state.configFile.path)
+    }
+
+    /// Parses `device.toml` text.
+    public static func parse(_ text: String, file: String) throws -> DeviceConfiguration {
+        let root = try TOMLReader.parse(text, file: file)
+        let reader = TOMLReader(file: file, base: URL(fileURLWithPath: file).deletingLastPathComponent())
+        try reader.allow(root, ["network", "router"], in: "")
+        var config = DeviceConfiguration()
+        if let table = try reader.table(root, "network") {
+            try reader.allow(
+                table, ["managed_interfaces", "service_interface", "minimum_signal_dbm", "allow_roaming"], in: "network")
+            if let names = try reader.strings(table, "managed_interfaces", in: "network") {
+                for name in names where !validInterfaceName(name) {
+                    throw reader.invalid("network.managed_interfaces", "holds \"\(name)\", which is not an interface name")
+                }
+                config.network.managedInterfaces = names
+            }
+            if let name = try reader.string(table, "service_interface", in: "network") {
+                guard validInterfaceName(name) else {
+                    throw reader.invalid("network.service_interface", "\"\(name)\" is not an interface name")
+                }
+                if let managed = config.network.managedInterfaces, !managed.contains(name) {
+                    throw reader.invalid("network.service_interface", "\"\(name)\" is not one of managed_interfaces")
+                }
+                config.network.serviceInterface = name
+            }
+            if let dBm = try reader.int(table, "minimum_signal_dbm", in: "network") {
+                guard (-113 ... -51).contains(dBm) else { throw reader.invalid("network.minimum_signal_dbm", "must be -113 to -51") }
+                config.network.minimumSignalDBm = dBm
+            }
+            config.network.allowRoaming = try reader.bool(table, "allow_roaming", in: "network") ?? false
+        }
+        if let table = try reader.table(root, "router") {
+            try reader.allow(table, ["control"], in: "router")
+            guard let control = try reader.string(table, "control", in: "router") else {
+                throw reader.invalid("router.control", "is required in [router]")
+            }
+            config.routerControl = try parseRouterControl(control, reader: reader)
+        }
+        return config
+    }
+
+    /// Linux interface names: 1–15 bytes, no `/`, whitespace or `:`.
+    static func validInterfaceName(_ name: String) -> Bool {
+        !name.isEmpty && name.utf8.count <= 15 && name != "." && name != ".."
+            && name.unicodeScalars.allSatisfy { $0.isASCII && $0.value > 0x20 && $0.value < 0x7F && $0 != "/" && $0 != ":" }
+    }
+
+    private static func parseRouterControl(_ text: String, reader: TOMLReader) throws -> RouterControl {
+        if text.hasPrefix("/") { return .serial(path: text) }
+        guard text.hasPrefix("tcp://"), let colon = text.lastIndex(of: ":"), colon > text.index(text.startIndex, offsetBy: 6),
+            let port = Int(text[text.index(after: colon)...]), (1...65535).contains(port)
+        else {
+            throw reader.invalid("router.control", "must be tcp://HOST:PORT or the path of a serial device, not \"\(text)\"")
+        }
+        var host = String(text[text.index(text.startIndex, offsetBy: 6)..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        return .tcp(host: host, port: port)
+    }
+}

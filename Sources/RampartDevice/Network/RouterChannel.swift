@@ -1,0 +1,196 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import RampartCore
+import RampartLink
+import ServiceLifecycle
+import Synchronization
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What the runtime knows about its uplink, shared by the router channel, the update agent and the local API.
+public final class LinkBoard: Sendable {
+    /// The channel's state, as `GET /network/status` shows it.
+    public struct Snapshot: Codable, Sendable, Equatable {
+        /// Where the router channel comes from, `nil` when there is none.
+        public var routerControl: String?
+        public var connected = false
+        public var facts: LinkFacts?
+        public var counters = RouterChannelCounters()
+        public var lastRejection: String?
+        public var lastDisconnect: String?
+        /// Servicing connections the egress refused for their path, and why the last one was.
+        public var refusedServicingConnections = 0
+        public var lastRefusal: String?
+        public var dataUsage: ServicingDataUsage?
+        /// Why large downloads wait, when they do, and since when.
+        public var downloadsWaitFor: String?
+        public var downloadsWaitingSince: Date?
+        public init() {}
+    }
+
+    private let state: Mutex<Snapshot>
+    let policy: DeviceConfiguration.Network
+    /// Rung when the link turns acceptable after a download waited for it.
+    public let linkImproved: Doorbell
+    /// The longest downloads wait for the link. The router is not trusted: what it reports may delay an update,
+    /// never withhold one.
+    public static let maximumWait: TimeInterval = 24 * 3600
+
+    public init(policy: DeviceConfiguration.Network, routerControl: DeviceConfiguration.RouterControl?, linkImproved: Doorbell = Doorbell()) {
+        self.policy = policy
+        self.linkImproved = linkImproved
+        var snapshot = Snapshot()
+        snapshot.routerControl = routerControl?.description
+        state = Mutex(snapshot)
+    }
+
+    public var snapshot: Snapshot { state.withLock { $0 } }
+
+    func update(_ change: (inout Snapshot) -> Void) {
+        let ring = state.withLock { snapshot -> Bool in
+            let waited = snapshot.downloadsWaitFor != nil
+            change(&snapshot)
+            guard waited, Self.reasonToWait(snapshot.facts, policy: policy) == nil else { return false }
+            snapshot.downloadsWaitFor = nil
+            snapshot.downloadsWaitingSince = nil
+            return true
+        }
+        if ring { linkImproved.ring() }
+    }
+
+    /// Why a large download should wait now, or `nil` to go ahead. Unknown facts never hold a download back, and
+    /// after ``maximumWait`` of waiting the download goes ahead whatever the router says.
+    public func reasonToWait(now: Date = Date()) -> String? {
+        state.withLock { snapshot in
+            guard let reason = Self.reasonToWait(snapshot.facts, policy: policy) else {
+                snapshot.downloadsWaitFor = nil
+                snapshot.downloadsWaitingSince = nil
+                return nil
+            }
+            let since = snapshot.downloadsWaitingSince ?? now
+            guard now.timeIntervalSince(since) < Self.maximumWait else {
+                snapshot.downloadsWaitFor = nil
+                return nil
+            }
+            snapshot.downloadsWaitFor = reason
+            snapshot.downloadsWaitingSince = since
+            return reason
+        }
+    }
+
+    static func reasonToWait(_ facts: LinkFacts?, policy: DeviceConfiguration.Network) -> String? {
+        guard let facts else { return nil }
+        if let registration = facts.registration, registration != .home, registration != .roaming {
+            return "the router reports the modem is not registered (\(registration.rawValue))"
+        }
+        if facts.roaming && !policy.allowRoaming {
+            return "the router reports roaming and device.toml does not allow_roaming"
+        }
+        if let signal = facts.signalDBm, signal < policy.minimumSignalDBm {
+            return "the router reports a signal of \(signal) dBm, below minimum_signal_dbm \(policy.minimumSignalDBm)"
+        }
+        return nil
+    }
+}
+
+/// Reads the optional router control channel (docs/router-control-channel.md): a TCP stream or a serial device
+/// that only ever speaks to the runtime. Every line goes through ``RouterChannelReader``: bounded, parsed
+/// strictly, rate-limited per type; a flooding or garbage-sending router is disconnected and backed off.
+/// Facts inform scheduling only.
+public struct RouterChannel: Service {
+    let source: DeviceConfiguration.RouterControl
+    let board: LinkBoard
+    let logger: Logger
+    var limits = RouterChannelLimits()
+    /// Reconnect delays in seconds: from `backoffBase` doubling to `backoffCap`, with jitter.
+    public var backoffBase: Double = 1
+    public var backoffCap: Double = 300
+
+    public init(source: DeviceConfiguration.RouterControl, board: LinkBoard, logger: Logger) {
+        self.source = source
+        self.board = board
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        var reader = RouterChannelReader(limits: limits)
+        var failures = 0
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            let started = ContinuousClock.now
+            do {
+                let (reason, after) = try await cancelWhenGracefulShutdown { [reader] in try await session(reader) }
+                reader = after
+                board.update { $0.lastDisconnect = reason }
+                logger.warning("Router control channel closed", metadata: ["source": "\(source)", "reason": "\(reason)"])
+            } catch {
+                board.update { $0.lastDisconnect = "\(error)" }
+                if !Task.isShuttingDownGracefully {
+                    logger.warning("Router control channel unavailable", metadata: ["source": "\(source)", "error": "\(error)"])
+                }
+            }
+            board.update { $0.connected = false }
+            reader.reset()
+            // A session that lasted a minute was healthy: start the backoff again.
+            failures = ContinuousClock.now - started > .seconds(60) ? 1 : failures + 1
+            let ceiling = min(backoffCap, backoffBase * pow(2, Double(min(failures, 20) - 1)))
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(Double.random(in: (ceiling / 2)...ceiling))) }
+        }
+    }
+
+    /// One connection: returns why it ended, and the reader with its counters.
+    private func session(_ initial: RouterChannelReader) async throws -> (String, RouterChannelReader) {
+        let channel = try await openChannel()
+        board.update { $0.connected = true }
+        let start = ContinuousClock.now
+        return try await channel.executeThenClose { inbound, _ in
+            var reader = initial
+            for try await buffer in inbound {
+                let (accepted, verdict) = reader.consume(buffer.readableBytesView, now: ContinuousClock.now - start)
+                let snapshotFacts = reader.facts
+                let counters = reader.counters
+                let rejection = reader.lastRejection?.description
+                board.update { snapshot in
+                    if !accepted.isEmpty {
+                        var facts = snapshotFacts
+                        facts.reportedAt = Date()
+                        snapshot.facts = facts
+                    }
+                    snapshot.counters = counters
+                    snapshot.lastRejection = rejection
+                }
+                if case .disconnect(let reason) = verdict { return ("disconnected: \(reason)", reader) }
+            }
+            return ("the router closed the channel", reader)
+        }
+    }
+
+    private func openChannel() async throws -> NIOAsyncChannel<ByteBuffer, ByteBuffer> {
+        let group = MultiThreadedEventLoopGroup.singleton
+        switch source {
+        case .tcp(let host, let port):
+            return try await ClientBootstrap(group: group)
+                .connectTimeout(.seconds(10))
+                .channelOption(.maxMessagesPerRead, value: 1)
+                .connect(host: host, port: port) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        case .serial(let path):
+            let fd = Glibc.open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
+            guard fd >= 0 else {
+                throw RampartError(.serverUnreachable, "Cannot open the router channel \(path): \(String(cString: strerror(errno))).")
+            }
+            return try await NIOPipeBootstrap(group: group)
+                .takingOwnershipOfDescriptor(input: fd) { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try NIOAsyncChannel<ByteBuffer, ByteBuffer>(wrappingChannelSynchronously: channel)
+                    }
+                }
+        }
+    }
+}

@@ -1,0 +1,305 @@
+import AsyncHTTPClient
+import Foundation
+import Logging
+import NIOCore
+import NIOHTTP1
+import RampartCLI
+import RampartCore
+import RampartDevice
+import RampartLink
+import RampartTestKit
+import ServiceLifecycle
+import Synchronization
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite("device.toml")
+struct DeviceConfigurationTests {
+    @Test("network and router settings parse")
+    func valid() throws {
+        let config = try DeviceConfiguration.parse(
+            """
+            [network]
+            managed_interfaces = ["eth0", "wwan0"]
+            service_interface = "wwan0"
+            minimum_signal_dbm = -100
+            allow_roaming = true
+
+            [router]
+            control = "tcp://192.168.8.1:7011"
+            """, file: "device.toml")
+        #expect(config.network.managedInterfaces == ["eth0", "wwan0"])
+        #expect(config.network.serviceInterface == "wwan0")
+        #expect(config.network.manages("wwan0") && !config.network.manages("eth0"))
+        #expect(config.network.minimumSignalDBm == -100 && config.network.allowRoaming)
+        #expect(config.routerControl == .tcp(host: "192.168.8.1", port: 7011))
+        #expect(try DeviceConfiguration.parse("[router]\ncontrol = \"/dev/ttyUSB2\"", file: "d").routerControl == .serial(path: "/dev/ttyUSB2"))
+        #expect(try DeviceConfiguration.parse("", file: "d") == DeviceConfiguration())
+        #expect(DeviceConfiguration().network.manages("anything"))
+    }
+
+    @Test(
+        "bad settings are refused with the key named",
+        arguments: [
+            ("[network]\nservice_interfaces = \"eth0\"", "network.service_interfaces is not a known setting"),
+            ("[net]\n", "net is not a known setting"),
+            ("[network]\nmanaged_interfaces = \"eth0\"", "must be an array of strings"),
+            ("[network]\nmanaged_interfaces = [\"eth 0\"]", "not an interface name"),
+            ("[network]\nservice_interface = \"an-interface-name-too-long\"", "not an interface name"),
+            ("[network]\nmanaged_interfaces = [\"eth0\"]\nservice_interface = \"wwan0\"", "not one of managed_interfaces"),
+            ("[network]\nminimum_signal_dbm = -20", "must be -113 to -51"),
+            ("[network]\nallow_roaming = \"yes\"", "must be true or false"),
+            ("[router]\ncontrol = \"udp://1.2.3.4:5\"", "must be tcp://HOST:PORT"),
+            ("[router]\ncontrol = \"tcp://host:99999\"", "must be tcp://HOST:PORT"),
+            ("[router]\n", "router.control is required"),
+            ("[network\n", "device.toml:1"),
+        ])
+    func invalid(text: String, message: String) {
+        do {
+            _ = try DeviceConfiguration.parse(text, file: "device.toml")
+            Issue.record("accepted: \(text)")
+        } catch let error as RampartError {
+            #expect(error.code == .configurationInvalid)
+            #expect(error.message.contains(message), "\(error.message)")
+        } catch {
+            Issue.record("\(error)")
+        }
+    }
+}
+
+@Suite("Servicing stays on managed interfaces")
+struct ServiceEgressTests {
+    static let quiet: Logger = {
+        var logger = Logger(label: "test.egress")
+        logger.logLevel = .critical
+        return logger
+    }()
+
+    func healthz(_ server: TestServer, through client: HTTPClient, timeout: TimeAmount = .seconds(20)) async throws -> Int {
+        var request = HTTPClientRequest(url: server.url + "/healthz")
+        request.tlsConfiguration = try DeviceTLS.configuration(serverCAPEM: try server.tlsCAPEM)
+        let response = try await client.execute(request, timeout: timeout)
+        _ = try await response.body.collect(upTo: 1 << 16)
+        return Int(response.status.code)
+    }
+
+    @Test("a path outside the managed set is refused before a packet leaves; a managed one tunnels and is counted")
+    func refusesUnmanagedPath() async throws {
+        try await TestServer.withServer { server in
+            let meter = ServicingDataMeter(state: nil)
+            var refusing = DeviceConfiguration.Network()
+            refusing.managedInterfaces = ["rampart-no0"]
+            let refused = try ServiceEgress(server: server.url, policy: refusing, meter: meter, logger: Self.quiet)
+            do {
+                try refused.checkPath()
+                Issue.record("the path through lo was accepted")
+            } catch let error as RampartError {
+                #expect(error.code == .networkPathRefused)
+                #expect(error.message.contains("through lo, which is not a managed interface"), "\(error.message)")
+            }
+            // The tunnel itself refuses too, for a client that skipped the check (AsyncHTTPClient retries the
+            // refused CONNECT until its deadline).
+            await #expect(throws: (any Error).self) { _ = try await healthz(server, through: refused.httpClient, timeout: .seconds(2)) }
+            #expect(refused.refusalCount >= 2)
+            #expect(meter.usage().bytes == 0)
+            await refused.shutdown()
+
+            var pinned = DeviceConfiguration.Network()
+            pinned.serviceInterface = "lo"
+            let egress = try ServiceEgress(server: server.url, policy: pinned, meter: meter, logger: Self.quiet)
+            try egress.checkPath()
+            #expect(try await healthz(server, through: egress.httpClient) == 200)
+            #expect(meter.usage().bytes > 1000)  // a TLS handshake and a request, both ways
+            #expect(egress.refusalCount == 0)
+            await egress.shutdown()
+        }
+    }
+
+    @Test("the egress tunnels only to the service")
+    func onlyToTheService() async throws {
+        try await TestServer.withServer { server in
+            let egress = try ServiceEgress(server: server.url, policy: .init(), meter: ServicingDataMeter(state: nil), logger: Self.quiet)
+            defer { Task { await egress.shutdown() } }
+            var configuration = HTTPClient.Configuration()
+            configuration.proxy = .server(host: "127.0.0.1", port: egress.proxyPort)
+            let other = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            var request = HTTPClientRequest(url: server.url.replacingOccurrences(of: "127.0.0.1", with: "localhost") + "/healthz")
+            request.tlsConfiguration = try DeviceTLS.configuration(serverCAPEM: try server.tlsCAPEM)
+            await #expect(throws: (any Error).self) { _ = try await other.execute(request, timeout: .seconds(2)) }
+            try await other.shutdown()
+        }
+    }
+
+    @Test("a device whose servicing may not use loopback never reaches the service, and says why")
+    func deviceRefused() async throws {
+        try await AttestationHarness.run { h in
+            var policy = DeviceConfiguration.Network()
+            policy.managedInterfaces = ["rampart-no0"]
+            let egress = try ServiceEgress(server: h.server.url, policy: policy, meter: ServicingDataMeter(state: nil), logger: Self.quiet)
+            let dut = try await DeviceUnderTest.make(h, group: nil, egress: egress)
+            await dut.attest()
+            #expect(dut.status.snapshot.lastAttestationResult == "networkPathRefused")
+            #expect(dut.status.snapshot.lastAttestationMessage?.contains("lo") == true)
+            let info = try await h.admin.client.json(DeviceInfo.self, .GET, "/v1/tenants/\(h.tenant.id)/devices/\(dut.device.id)")
+            #expect(info.lastAttestationAt == nil && info.lastSeenAt == nil)
+            await egress.shutdown()
+        }
+    }
+
+    @Test("the month's servicing bytes survive a restart and start again at a new month")
+    func meter() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        try FileManager.default.createDirectory(at: directory.url, withIntermediateDirectories: true)
+        let state = DeviceState(directory: directory.url)
+        let november = Date(timeIntervalSince1970: 1_795_000_000)  // 2026-11
+        let meter = ServicingDataMeter(state: state, now: november)
+        meter.add(70_000, now: november)  // past the write threshold
+        meter.setBudget(1_000_000)
+        meter.add(10, now: november)
+        meter.flush()
+        let again = ServicingDataMeter(state: state, now: november)
+        #expect(again.usage(now: november) == ServicingDataUsage(month: "2026-11", bytes: 70_010, budgetBytes: 1_000_000))
+        let december = november + 40 * 86_400
+        #expect(again.usage(now: december) == ServicingDataUsage(month: "2026-12", bytes: 0, budgetBytes: 1_000_000))
+    }
+}
+
+/// A router on loopback: accepts connections one after another and writes what the test gives it.
+final class TestRouter: Sendable {
+    let port: Int
+    private let listener: Int32
+    private let pending = Mutex<(connections: [Int32], accepted: Int)>(([], 0))
+
+    init() throws {
+        listener = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = UInt32(0x7F00_0001).bigEndian
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let fd = listener
+        _ = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) } }
+        listen(fd, 4)
+        _ = withUnsafeMutablePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) } }
+        port = Int(UInt16(bigEndian: address.sin_port))
+        let thread = Thread { [self] in
+            while true {
+                let client = accept(fd, nil, nil)
+                guard client >= 0 else { return }
+                self.pending.withLock {
+                    $0.connections.append(client)
+                    $0.accepted += 1
+                }
+            }
+        }
+        thread.start()
+    }
+
+    var accepted: Int { pending.withLock { $0.accepted } }
+
+    /// Writes to the newest connection, waiting up to 10 s for one.
+    func send(_ text: String) async throws {
+        for _ in 0..<200 {
+            if let fd = pending.withLock({ $0.connections.last }) {
+                let bytes = Array(text.utf8)
+                _ = bytes.withUnsafeBytes { Glibc.send(fd, $0.baseAddress, $0.count, Int32(MSG_NOSIGNAL)) }
+                return
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        Issue.record("the runtime never connected to the router")
+    }
+
+    func close() {
+        shutdown(listener, Int32(SHUT_RDWR))
+        Glibc.close(listener)
+        pending.withLock { $0.connections.forEach { _ = Glibc.close($0) } }
+    }
+}
+
+/// Polls `condition` for up to 10 s.
+func eventually(_ condition: () -> Bool) async throws -> Bool {
+    for _ in 0..<200 {
+        if condition() { return true }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    return condition()
+}
+
+@Suite("Router control channel and link-aware servicing")
+struct LinkAwareServicingTests {
+    @Test("the runtime reads link facts; a flooding router is disconnected and reconnected after a backoff")
+    func channel() async throws {
+        let router = try TestRouter()
+        defer { router.close() }
+        let board = LinkBoard(policy: .init(), routerControl: .tcp(host: "127.0.0.1", port: router.port))
+        var channel = RouterChannel(source: .tcp(host: "127.0.0.1", port: router.port), board: board, logger: ServiceEgressTests.quiet)
+        channel.backoffBase = 0.2
+        let group = ServiceGroup(services: [channel], logger: ServiceEgressTests.quiet)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await router.send("+CSQ: 20,0\r\n+CREG: 1\r\n+COPS: 0,0,\"Example\",7\r\nRING\r\n+CSQ: 40,0\r\n")
+            #expect(try await eventually { board.snapshot.facts?.operatorName == "Example" })
+            let snapshot = board.snapshot
+            #expect(snapshot.connected)
+            #expect(snapshot.facts?.signalDBm == -73 && snapshot.facts?.registration == .home && snapshot.facts?.radio == .lte)
+            #expect(snapshot.counters.accepted == 3 && snapshot.counters.unknown == 1 && snapshot.counters.malformed == 1)
+            #expect(snapshot.lastRejection?.contains("rssi 40") == true)
+
+            try await router.send(String(repeating: "+CSQ: 21,0\r\n", count: 100))
+            #expect(try await eventually { board.snapshot.counters.disconnects == 1 })
+            #expect(board.snapshot.lastDisconnect?.contains("lines in a second") == true)
+            #expect(try await eventually { router.accepted == 2 })  // back after its backoff
+            // What it learned before the flood stays; the flood's own lines were not all taken.
+            #expect(board.snapshot.facts?.operatorName == "Example")
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
+
+    @Test("a large download waits while the router reports roaming, and goes when it reports home")
+    func downloadWaitsForLink() async throws {
+        try await AttestationHarness.run { h in
+            let factory = PackageFactory()
+            try await h.register(factory)
+            let production = try await h.productGroups()["Production"]!
+            let app = try await h.upload(try factory.app(payload: [0, 0x61, 0x73, 0x6d, 1, 0, 0, 0] + [UInt8](repeating: 7, count: 100_000)))
+            try await h.deploy([app], to: production)
+            let router = try TestRouter()
+            defer { router.close() }
+            var dut = try await DeviceUnderTest.make(h, group: production)
+            let board = LinkBoard(policy: .init(), routerControl: .tcp(host: "127.0.0.1", port: router.port), linkImproved: dut.updates.checkNow)
+            dut.updates.link = board
+            let channel = RouterChannel(source: .tcp(host: "127.0.0.1", port: router.port), board: board, logger: ServiceEgressTests.quiet)
+            let group = ServiceGroup(services: [channel], logger: ServiceEgressTests.quiet)
+            await dut.attest()
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { try await group.run() }
+                try await router.send("+CREG: 5\r\n+CSQ: 20,0\r\n")
+                #expect(try await eventually { board.snapshot.facts?.registration == .roaming })
+                let deferred = try await dut.updates.checkOnce()
+                #expect(deferred.result == "deferred")
+                #expect(deferred.message?.contains("roaming") == true, "\(deferred.message ?? "")")
+                #expect(deferred.link?.registration == .roaming)
+                #expect(AppStore(state: dut.device.state).installed().isEmpty)
+
+                // Home again: the download goes (and the board rings the agent's check-now doorbell).
+                try await router.send("+CREG: 1\r\n")
+                #expect(try await eventually { board.snapshot.downloadsWaitFor == nil })
+                #expect(try await dut.updates.checkOnce().result == "installed")
+
+                // A weak signal holds the next one back too.
+                try await router.send("+CSQ: 2,0\r\n")
+                #expect(try await eventually { board.snapshot.facts?.signalDBm == -109 })
+                #expect(board.reasonToWait()?.contains("-109 dBm") == true)
+                // …but never for longer than a day: the router cannot withhold updates.
+                #expect(board.reasonToWait(now: Date() + LinkBoard.maximumWait + 1) == nil)
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+            }
+        }
+    }
+}
