@@ -367,21 +367,17 @@ public struct UpdateAgent: Service {
         if let budget = settings.dataBudgetBytes, let meter = egress?.meter {
             let used = meter.usage(now: now).bytes
             if used + Int64(bytes) > budget {
-                let text = "The update needs \(Self.megabytes(Int64(bytes))) and this month's servicing has used "
-                    + "\(Self.megabytes(used)) of the group's \(Self.megabytes(budget)) budget"
+                let text = "The update needs \(ServicingDataUsage.megabytes(Int64(bytes))) and this month's servicing has used "
+                    + "\(ServicingDataUsage.megabytes(used)) of the group's \(ServicingDataUsage.megabytes(budget)) budget"
                 guard critical else { return finish("deferred", text + "; it waits for next month.", now) }
                 meter.markExceededForCriticalUpdate()
                 logger.warning("A security-critical update exceeds the data budget", metadata: ["needs": "\(bytes)", "used": "\(used)", "budget": "\(budget)"])
             }
         }
         if bytes >= Self.largeDownloadBytes, !critical, let reason = link?.reasonToWait(now: now) {
-            return finish("deferred", "A download of \(Self.megabytes(Int64(bytes))) waits for an acceptable link: \(reason).", now)
+            return finish("deferred", "A download of \(ServicingDataUsage.megabytes(Int64(bytes))) waits for an acceptable link: \(reason).", now)
         }
         return nil
-    }
-
-    static func megabytes(_ bytes: Int64) -> String {
-        String(format: "%.2f MB", Double(bytes) / 1_000_000)
     }
 
     /// Downloads a target, resuming a partial file with HTTP Range, and verifies it against TUF and the

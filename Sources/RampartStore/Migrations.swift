@@ -223,6 +223,12 @@ enum Migrations {
                 "CREATE INDEX error_events_tenant_last ON error_events (tenant_id, last_at)",
                 "CREATE INDEX error_events_received ON error_events (received_at)",
             ]),
+        Migration(
+            version: 8, name: "device groups' monthly servicing data budget",
+            statements: [
+                // Megabytes (10^6 bytes) per device and month; NULL for no budget.
+                "ALTER TABLE device_groups ADD COLUMN data_budget_mb BIGINT",
+            ]),
     ]
 
     static func currentVersion(on db: any SQLDatabase) async throws -> Int {

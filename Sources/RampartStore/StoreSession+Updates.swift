@@ -72,12 +72,16 @@ public struct DeviceGroupRecord: Sendable, Equatable {
     public var updatePolicy: String
     public var osFeed: String
     public var maintenanceWindow: String?
+    /// The monthly servicing data budget per device in MB (10^6 bytes); `nil` for none.
+    public var dataBudgetMB: Int?
     public var createdAt: Date
     public var updatedAt: Date
     public init(
         id: RampartID, tenantID: RampartID, productID: RampartID, name: String, description: String,
-        updatePolicy: String, osFeed: String, maintenanceWindow: String?, createdAt: Date, updatedAt: Date
+        updatePolicy: String, osFeed: String, maintenanceWindow: String?, createdAt: Date, updatedAt: Date,
+        dataBudgetMB: Int? = nil
     ) {
+        self.dataBudgetMB = dataBudgetMB
         self.id = id
         self.tenantID = tenantID
         self.productID = productID
@@ -265,10 +269,11 @@ extension StoreSession {
         try await db.raw(
             """
             INSERT INTO device_groups (id, tenant_id, product_id, name, description, update_policy, os_feed,
-                                       maintenance_window, created_at, updated_at)
+                                       maintenance_window, data_budget_mb, created_at, updated_at)
             VALUES (\(bind: group.id.description), \(bind: group.tenantID.description), \(bind: group.productID.description),
                     \(bind: group.name), \(bind: group.description), \(bind: group.updatePolicy), \(bind: group.osFeed),
-                    \(bind: group.maintenanceWindow), \(bind: group.createdAt.storeMillis), \(bind: group.updatedAt.storeMillis))
+                    \(bind: group.maintenanceWindow), \(bind: group.dataBudgetMB.map(Int64.init)),
+                    \(bind: group.createdAt.storeMillis), \(bind: group.updatedAt.storeMillis))
             """
         ).run()
     }
@@ -279,7 +284,9 @@ extension StoreSession {
             """
             UPDATE device_groups SET name = \(bind: group.name), description = \(bind: group.description),
                 update_policy = \(bind: group.updatePolicy), os_feed = \(bind: group.osFeed),
-                maintenance_window = \(bind: group.maintenanceWindow), updated_at = \(bind: group.updatedAt.storeMillis)
+                maintenance_window = \(bind: group.maintenanceWindow),
+                data_budget_mb = \(bind: group.dataBudgetMB.map(Int64.init)),
+                updated_at = \(bind: group.updatedAt.storeMillis)
             WHERE id = \(bind: group.id.description) AND tenant_id = \(bind: group.tenantID.description)
             """
         ).run()
@@ -333,7 +340,8 @@ extension StoreSession {
             name: try row.string("name"), description: try row.string("description"),
             updatePolicy: try row.string("update_policy"), osFeed: try row.string("os_feed"),
             maintenanceWindow: try row.optionalString("maintenance_window"), createdAt: try row.date("created_at"),
-            updatedAt: try row.date("updated_at"))
+            updatedAt: try row.date("updated_at"),
+            dataBudgetMB: try row.decode(column: "data_budget_mb", as: Int64?.self).map { Int($0) })
     }
 }
 

@@ -102,6 +102,10 @@ struct DeviceCommand: AsyncParsableCommand {
                 let device = try await client.json(
                     DeviceInfo.self, .GET, "/v1/tenants/\(try global.tenantID(profile))/devices/\(try DeviceID.validated(deviceId))")
                 try DeviceCommand.show([device], global.output, single: true)
+                if global.output == .table, !device.linkRows.isEmpty {
+                    print("")
+                    Printer.table(["Field", "Value"], device.linkRows)
+                }
             }
         }
     }

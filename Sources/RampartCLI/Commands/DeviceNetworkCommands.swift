@@ -40,30 +40,19 @@ struct DeviceNetworkCommand: AsyncParsableCommand {
             let state = DeviceState(directory: URL(fileURLWithPath: stateDir))
             let status = try await LocalAPIClient.get(LinkBoard.Snapshot.self, "/network/status", state: state)
             try Printer.output(status, as: output, headers: ["Field", "Value"]) {
-                let facts = status.facts
                 let counters = status.counters
                 return [
-                    ["Router control channel", status.routerControl.map { "\($0) (\(status.connected ? "connected" : "not connected"))" } ?? "(none)"],
-                    ["Signal", facts?.signalDBm.map { "\($0) dBm" } ?? ""],
-                    ["Registration", facts?.registration?.rawValue ?? ""],
-                    ["Operator", facts?.operatorName.map { "\($0) (\(facts?.radio?.rawValue ?? "?"))" } ?? ""],
-                    ["Router data counters", facts?.routerSentBytes.map { "sent \($0), received \(facts?.routerReceivedBytes ?? 0) bytes" } ?? ""],
-                    ["Reported at", facts?.reportedAt.map(Timestamp.format) ?? ""],
+                    ["Router control channel", status.routerControl.map { "\($0) (\(status.connected ? "connected" : "not connected"))" } ?? "(none)"]
+                ] + (status.facts?.rows ?? []) + [
                     ["Reports accepted", String(counters.accepted)],
                     ["Reports dropped", "unknown \(counters.unknown), malformed \(counters.malformed), oversized \(counters.oversized), rate-limited \(counters.rateLimited)"],
                     ["Disconnects", String(counters.disconnects) + (status.lastDisconnect.map { " (last: \($0))" } ?? "")],
                     ["Last rejected line", status.lastRejection ?? ""],
                     ["Downloads wait for", status.downloadsWaitFor ?? "(nothing)"],
-                    ["Servicing data this month", status.dataUsage.map(Self.usage) ?? ""],
+                    ["Servicing data this month", status.dataUsage?.summary ?? ""],
                     ["Refused servicing paths", String(status.refusedServicingConnections) + (status.lastRefusal.map { " (last: \($0))" } ?? "")],
                 ]
             }
-        }
-
-        static func usage(_ usage: ServicingDataUsage) -> String {
-            let used = String(format: "%.2f MB", Double(usage.bytes) / 1_000_000)
-            let budget = usage.budgetBytes.map { String(format: " of %.0f MB", Double($0) / 1_000_000) } ?? ""
-            return "\(used)\(budget) (\(usage.month))" + (usage.exceededForCriticalUpdate ? "; exceeded for a critical update" : "")
         }
     }
 }

@@ -95,15 +95,20 @@ struct ProductCommand: AsyncParsableCommand {
 /// `rampart device-group …`.
 struct DeviceGroupCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "device-group", abstract: "Manage device groups: update policy, OS feed and maintenance window.",
+        commandName: "device-group",
+        abstract: "Manage device groups: update policy, OS feed, maintenance window and data budget.",
         subcommands: [Create.self, List.self, Show.self, Update.self, Delete.self, DeploymentCommand.self])
 
     static func show(_ groups: [DeviceGroupInfo], _ value: some Encodable, _ format: OutputFormat) throws {
-        try Printer.output(value, as: format, headers: ["ID", "Product", "Name", "Update policy", "OS feed", "Window", "Devices"]) {
+        try Printer.output(
+            value, as: format,
+            headers: ["ID", "Product", "Name", "Update policy", "OS feed", "Window", "Data budget", "Devices"]
+        ) {
             groups.map {
                 [
                     $0.id.description, $0.productName, $0.name, $0.updatePolicy.rawValue, $0.osFeed.rawValue,
-                    $0.maintenanceWindow ?? "any time", String($0.deviceCount),
+                    $0.maintenanceWindow ?? "any time", $0.dataBudgetMB.map { "\($0) MB/month" } ?? "none",
+                    String($0.deviceCount),
                 ]
             }
         }
@@ -113,6 +118,10 @@ struct DeviceGroupCommand: AsyncParsableCommand {
         @Option(help: "UpdateAll, No3rdPartyAppUpdates or NoUpdates.") var updatePolicy: String?
         @Option(help: "Retail or RetailEval.") var osFeed: String?
         @Option(help: "When updates may install, e.g. '02:00-04:00 UTC'; '' for any time.") var maintenanceWindow: String?
+        @Option(
+            name: .customLong("data-budget-mb"),
+            help: "Monthly servicing data budget per device in MB (10^6 bytes), up to 1000000; 0 for none.")
+        var dataBudgetMB: Int?
 
         func policy() throws -> UpdatePolicy? {
             try updatePolicy.map { text in
@@ -147,7 +156,8 @@ struct DeviceGroupCommand: AsyncParsableCommand {
                     DeviceGroupInfo.self, .POST, "/v1/tenants/\(try global.tenantID(profile))/device-groups",
                     body: DeviceGroupRequest(
                         product: product, name: name, description: description, updatePolicy: try settings.policy(),
-                        osFeed: try settings.feed(), maintenanceWindow: settings.maintenanceWindow))
+                        osFeed: try settings.feed(), maintenanceWindow: settings.maintenanceWindow,
+                        dataBudgetMB: settings.dataBudgetMB))
                 try DeviceGroupCommand.show([group], group, global.output)
             }
         }
@@ -184,7 +194,8 @@ struct DeviceGroupCommand: AsyncParsableCommand {
     }
 
     struct Update: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Change a device group's name, policy, feed or window.")
+        static let configuration = CommandConfiguration(
+            abstract: "Change a device group's name, policy, feed, window or data budget.")
         @OptionGroup var global: GlobalOptions
         @Option(help: "The device group ID.") var deviceGroup: String
         @Option(help: "The new name.") var newName: String?
@@ -198,7 +209,8 @@ struct DeviceGroupCommand: AsyncParsableCommand {
                     "/v1/tenants/\(try global.tenantID(profile))/device-groups/\(try RampartID(parsing: deviceGroup, field: "--device-group"))",
                     body: DeviceGroupRequest(
                         name: newName, description: newDescription, updatePolicy: try settings.policy(),
-                        osFeed: try settings.feed(), maintenanceWindow: settings.maintenanceWindow))
+                        osFeed: try settings.feed(), maintenanceWindow: settings.maintenanceWindow,
+                        dataBudgetMB: settings.dataBudgetMB))
                 try DeviceGroupCommand.show([group], group, global.output)
             }
         }

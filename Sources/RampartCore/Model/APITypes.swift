@@ -6,6 +6,13 @@ import Foundation
 public protocol APIRequest: Decodable, Sendable {
     /// Every key the body may contain.
     static var allowedKeys: Set<String> { get }
+    /// Every key each nested object may contain, by the top-level key that holds it (an object, or an array of
+    /// objects). Nested objects not listed here are not checked.
+    static var nestedAllowedKeys: [String: Set<String>] { get }
+}
+
+extension APIRequest {
+    public static var nestedAllowedKeys: [String: Set<String>] { [:] }
 }
 
 /// The body of every error response.
@@ -414,7 +421,7 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case id, tenantId, claimedAt, firstSeenAt, lastSeenAt, hardwareModel, softwareVersion, lastAttestationAt
-        case lastAttestationResult, certificateNotAfter, parentId, hub
+        case lastAttestationResult, certificateNotAfter, parentId, hub, link, dataUsage
     }
 
     public init(from decoder: any Decoder) throws {
@@ -432,6 +439,8 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
         parentId = try c.decodeIfPresent(String.self, forKey: .parentId)
         // Absent from servers older than the hub role.
         hub = try c.decodeIfPresent(Bool.self, forKey: .hub) ?? false
+        link = try c.decodeIfPresent(LinkFacts.self, forKey: .link)
+        dataUsage = try c.decodeIfPresent(ServicingDataUsage.self, forKey: .dataUsage)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -448,6 +457,9 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
         try c.encode(certificateNotAfter, forKey: .certificateNotAfter)
         try c.encode(parentId, forKey: .parentId)
         try c.encode(hub, forKey: .hub)
+        // Absent until the device reports them.
+        try c.encodeIfPresent(link, forKey: .link)
+        try c.encodeIfPresent(dataUsage, forKey: .dataUsage)
     }
 }
 

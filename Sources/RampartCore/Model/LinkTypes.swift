@@ -68,3 +68,47 @@ public struct ServicingDataUsage: Codable, Sendable, Equatable {
         self.exceededForCriticalUpdate = exceededForCriticalUpdate
     }
 }
+
+extension ServicingDataUsage {
+    /// `0.42 MB of 1 MB (2026-11)`, in MB of 10^6 bytes, with a note when a security-critical update went beyond
+    /// the budget.
+    public var summary: String {
+        var text = Self.megabytes(bytes)
+        if let budgetBytes { text += " of \(Self.megabytes(budgetBytes))" }
+        text += " (\(month))"
+        if budgetBytes == nil { text += ", no budget" }
+        if exceededForCriticalUpdate { text += "; over budget for a security-critical update" }
+        return text
+    }
+
+    /// Bytes in MB of 10^6: `3 MB`, `0.42 MB`.
+    public static func megabytes(_ bytes: Int64) -> String {
+        if bytes % 1_000_000 == 0 { return "\(bytes / 1_000_000) MB" }
+        return String(format: "%.2f MB", Double(bytes) / 1_000_000)
+    }
+}
+
+extension LinkFacts {
+    /// Field and value rows for tables (`device show`, `device network show-status`). The router is not trusted,
+    /// so the operator's name reaches the terminal without control characters.
+    public var rows: [[String]] {
+        var rows: [[String]] = []
+        if let signalDBm {
+            rows.append(["Signal", "\(signalDBm) dBm" + (bitErrorRate.map { " (bit error rate class \($0))" } ?? "")])
+        }
+        if let registration {
+            rows.append(["Registration", registration.rawValue])
+            rows.append(["Roaming", roaming ? "yes" : "no"])
+        }
+        if let operatorName {
+            let scalars = operatorName.unicodeScalars.map { $0.properties.generalCategory == .control ? "?" : $0 }
+            rows.append(["Operator", String(String.UnicodeScalarView(scalars))])
+        }
+        if let radio { rows.append(["Radio", radio.rawValue]) }
+        if let routerSentBytes, let routerReceivedBytes {
+            rows.append(["Router data counters", "sent \(routerSentBytes), received \(routerReceivedBytes) bytes"])
+        }
+        if let reportedAt { rows.append(["Link reported at", Timestamp.format(reportedAt)]) }
+        return rows
+    }
+}

@@ -381,6 +381,14 @@ public struct UpdateReport: Codable, Sendable, Equatable, APIRequest {
     public static let allowedKeys: Set<String> = [
         "result", "message", "at", "runtimeVersion", "installedApps", "lastSwitch", "link", "dataUsage",
     ]
+    public static let nestedAllowedKeys: [String: Set<String>] = [
+        "installedApps": ["componentId", "name", "version", "imageId"],
+        "link": [
+            "signalDBm", "bitErrorRate", "registration", "operatorName", "radio", "routerSentBytes",
+            "routerReceivedBytes", "reportedAt",
+        ],
+        "dataUsage": ["month", "bytes", "budgetBytes", "exceededForCriticalUpdate"],
+    ]
     /// `upToDate`, `installed`, `deferred`, `rolledBack`, `waiting` or a refusal code.
     public var result: String
     public var message: String?

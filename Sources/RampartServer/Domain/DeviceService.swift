@@ -23,7 +23,7 @@ public struct DeviceService: Sendable {
             guard holder == tenant, let device = try await session.device(id: deviceID) else {
                 throw RampartError.conflict("alreadyClaimed", "This device is already claimed by another tenant.")
             }
-            return Self.info(device, tenant: tenant)
+            return try await Self.info(device, tenant: tenant, session: session)
         }
     }
 
@@ -43,8 +43,21 @@ public struct DeviceService: Sendable {
             guard let device = try await session.device(id: deviceID), device.tenantID == tenant else {
                 throw RampartError.notFound("Device \(deviceID)")
             }
-            return Self.info(device, tenant: tenant)
+            return try await Self.info(device, tenant: tenant, session: session)
         }
+    }
+
+    /// A device with the link facts and data use of its last update report, when it sent them.
+    static func info(_ device: DeviceRecord, tenant: RampartID, session: StoreSession) async throws -> DeviceInfo {
+        var info = Self.info(device, tenant: tenant)
+        // Stored reports were checked on the way in; one this build cannot read shows as no report.
+        if let text = try await session.updateReport(deviceID: device.id),
+            let report = try? JSONCoding.decoder().decode(UpdateReport.self, from: Data(text.utf8))
+        {
+            info.link = report.link
+            info.dataUsage = report.dataUsage
+        }
+        return info
     }
 
     static func info(_ device: DeviceRecord, tenant: RampartID) -> DeviceInfo {
@@ -89,7 +102,7 @@ public struct DeviceService: Sendable {
             }
             try await session.setParent(of: deviceID, to: parentID)
             device.parentID = parentID
-            return Self.info(device, tenant: tenant)
+            return try await Self.info(device, tenant: tenant, session: session)
         }
     }
 
@@ -106,7 +119,7 @@ public struct DeviceService: Sendable {
             }
             try await session.setHub(deviceID, hub)
             device.hub = hub
-            return Self.info(device, tenant: tenant)
+            return try await Self.info(device, tenant: tenant, session: session)
         }
     }
 

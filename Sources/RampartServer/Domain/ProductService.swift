@@ -130,7 +130,8 @@ public struct ProductService: Sendable {
                 id: RampartID(), tenantID: tenant, productID: product.id, name: name,
                 description: try Self.description(request.description),
                 updatePolicy: (request.updatePolicy ?? .updateAll).rawValue, osFeed: (request.osFeed ?? .retail).rawValue,
-                maintenanceWindow: try Self.window(request.maintenanceWindow), createdAt: now, updatedAt: now)
+                maintenanceWindow: try Self.window(request.maintenanceWindow), createdAt: now, updatedAt: now,
+                dataBudgetMB: try request.dataBudgetMB.flatMap(Self.dataBudget))
             try await session.insertDeviceGroup(group)
             try await repository.republish(tenant: tenant, now: now, session: session)
             return try await Self.info(group, product: product, session: session)
@@ -162,7 +163,7 @@ public struct ProductService: Sendable {
         }
     }
 
-    /// Changes a group's name, description, policy, feed or window (Contributor or above).
+    /// Changes a group's name, description, policy, feed, window or data budget (Contributor or above).
     public func updateGroup(tenant: RampartID, group id: RampartID, request: DeviceGroupRequest, caller: UserRecord)
         async throws -> DeviceGroupInfo
     {
@@ -187,6 +188,7 @@ public struct ProductService: Sendable {
             if let policy = request.updatePolicy { group.updatePolicy = policy.rawValue }
             if let feed = request.osFeed { group.osFeed = feed.rawValue }
             if let window = request.maintenanceWindow { group.maintenanceWindow = try Self.window(window) }
+            if let budget = request.dataBudgetMB { group.dataBudgetMB = try Self.dataBudget(budget) }
             group.updatedAt = context.clock.now()
             try await session.updateDeviceGroup(group)
             try await repository.republish(tenant: tenant, now: group.updatedAt, session: session)
@@ -255,6 +257,20 @@ public struct ProductService: Sendable {
         return try MaintenanceWindow(parsing: text).description
     }
 
+    /// The largest monthly data budget a group may set, in MB: a terabyte, far beyond any metered plan, so
+    /// that a typo is refused rather than read as "no limit".
+    static let maximumDataBudgetMB = 1_000_000
+
+    /// A group's data budget from a request: 0 removes it (`nil`).
+    static func dataBudget(_ megabytes: Int) throws -> Int? {
+        guard (0...maximumDataBudgetMB).contains(megabytes) else {
+            throw RampartError.invalidRequest(
+                "The data budget must be a whole number of MB from 1 to \(maximumDataBudgetMB), or 0 to remove it; "
+                    + "got \(megabytes).")
+        }
+        return megabytes == 0 ? nil : megabytes
+    }
+
     static func info(_ product: ProductRecord) -> ProductInfo {
         ProductInfo(
             id: product.id, name: product.name, description: product.description, createdAt: product.createdAt,
@@ -267,6 +283,7 @@ public struct ProductService: Sendable {
             description: group.description, updatePolicy: UpdatePolicy(rawValue: group.updatePolicy) ?? .noUpdates,
             osFeed: OSFeed(rawValue: group.osFeed) ?? .retail, maintenanceWindow: group.maintenanceWindow,
             deviceCount: try await session.deviceCount(inGroup: group.id),
-            tufRole: TUFRepositoryService.roleName(group: group.id), createdAt: group.createdAt, updatedAt: group.updatedAt)
+            tufRole: TUFRepositoryService.roleName(group: group.id), createdAt: group.createdAt,
+            updatedAt: group.updatedAt, dataBudgetMB: group.dataBudgetMB)
     }
 }

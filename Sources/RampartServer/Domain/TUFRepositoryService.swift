@@ -260,7 +260,8 @@ public struct TUFRepositoryService: Sendable {
             return DeviceUpdateSettings(
                 deviceId: deviceID, deviceGroupId: group?.id,
                 updatePolicy: group.flatMap { UpdatePolicy(rawValue: $0.updatePolicy) } ?? .no3rdPartyAppUpdates, osFeed: feed,
-                maintenanceWindow: group?.maintenanceWindow, targetPrefixes: prefixes)
+                maintenanceWindow: group?.maintenanceWindow, targetPrefixes: prefixes,
+                dataBudgetBytes: group?.dataBudgetMB.map { Int64($0) * 1_000_000 })
         }
     }
 

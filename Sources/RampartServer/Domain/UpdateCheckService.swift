@@ -72,9 +72,46 @@ public struct UpdateCheckService: Sendable {
     }
 
     /// Stores a device's update report.
+    ///
+    /// - Throws: 400 `invalidRequest` for link facts or data use out of range.
     public func report(deviceID: String, report: UpdateReport) async throws {
+        try Self.validate(report)
         let text = String(decoding: try JSONCoding.encoder().encode(report), as: UTF8.self)
         try await context.store.transaction { try await $0.setUpdateReport(deviceID: deviceID, report: text) }
+    }
+
+    /// The link facts come from a router the device does not trust and are shown to users as they are, so
+    /// their ranges are checked here and text with control characters is refused.
+    static func validate(_ report: UpdateReport) throws {
+        if let link = report.link {
+            if let dBm = link.signalDBm, !(-200...0).contains(dBm) {
+                throw RampartError.invalidRequest("'link.signalDBm' must be from -200 to 0 dBm; got \(dBm).")
+            }
+            if let ber = link.bitErrorRate, !(0...7).contains(ber) {
+                throw RampartError.invalidRequest("'link.bitErrorRate' must be a class from 0 to 7; got \(ber).")
+            }
+            if let name = link.operatorName,
+                name.count > 64 || name.unicodeScalars.contains(where: { $0.properties.generalCategory == .control })
+            {
+                throw RampartError.invalidRequest(
+                    "'link.operatorName' has at most 64 characters and no control characters.")
+            }
+            guard (link.routerSentBytes ?? 0) >= 0, (link.routerReceivedBytes ?? 0) >= 0 else {
+                throw RampartError.invalidRequest("The router's byte counts in 'link' must not be negative.")
+            }
+        }
+        if let usage = report.dataUsage {
+            let parts = usage.month.split(separator: "-", omittingEmptySubsequences: false)
+            guard parts.count == 2, parts[0].count == 4, parts[1].count == 2,
+                parts.allSatisfy({ $0.allSatisfy { ("0"..."9").contains($0) } }), let month = Int(parts[1]),
+                (1...12).contains(month)
+            else {
+                throw RampartError.invalidRequest("'dataUsage.month' must be a UTC month as YYYY-MM.")
+            }
+            guard usage.bytes >= 0, (usage.budgetBytes ?? 0) >= 0 else {
+                throw RampartError.invalidRequest("'dataUsage.bytes' and 'dataUsage.budgetBytes' must not be negative.")
+            }
+        }
     }
 
     /// What a device runs against what it should run.

@@ -33,11 +33,16 @@ extension Request {
         guard let dictionary = object as? [String: Any] else {
             throw RampartError(.malformedJSON, "The request body must be a JSON object.")
         }
-        let unknown = Set(dictionary.keys).subtracting(T.allowedKeys).sorted()
-        if !unknown.isEmpty {
-            throw RampartError(
-                .unknownField,
-                "Unknown field\(unknown.count == 1 ? "" : "s") \(unknown.map { "'\($0.prefix(64))'" }.joined(separator: ", ")). Allowed: \(T.allowedKeys.sorted().joined(separator: ", ")).")
+        try Self.refuseUnknownKeys(of: dictionary, allowed: T.allowedKeys, path: "")
+        for (key, allowed) in T.nestedAllowedKeys.sorted(by: { $0.key < $1.key }) {
+            // Values of another shape are left to the decoder, which names the field and its type.
+            if let object = dictionary[key] as? [String: Any] {
+                try Self.refuseUnknownKeys(of: object, allowed: allowed, path: "\(key).")
+            } else if let array = dictionary[key] as? [Any] {
+                for case let (index, object as [String: Any]) in array.enumerated() {
+                    try Self.refuseUnknownKeys(of: object, allowed: allowed, path: "\(key)[\(index)].")
+                }
+            }
         }
         do {
             return try JSONCoding.decoder().decode(T.self, from: data)
@@ -51,6 +56,20 @@ extension Request {
         } catch {
             throw RampartError.invalidRequest("The request body does not match the expected shape.")
         }
+    }
+}
+
+extension Request {
+    /// - Throws: ``RampartError`` `unknownField`, naming the unknown keys under `path` and the allowed ones.
+    fileprivate static func refuseUnknownKeys(of object: [String: Any], allowed: Set<String>, path: String) throws {
+        let unknown = Set(object.keys).subtracting(allowed).sorted()
+        guard !unknown.isEmpty else { return }
+        let names = unknown.map { "'\(path)\($0.prefix(64))'" }.joined(separator: ", ")
+        let scope = path.isEmpty ? "" : " in '\(path.dropLast())'"
+        throw RampartError(
+            .unknownField,
+            "Unknown field\(unknown.count == 1 ? "" : "s") \(names). Allowed\(scope): "
+                + "\(allowed.sorted().joined(separator: ", ")).")
     }
 }
 

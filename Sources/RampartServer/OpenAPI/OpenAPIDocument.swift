@@ -636,6 +636,7 @@ paths:
         `POST /v1/attestation` as their TLS client certificate (mutual TLS);
         no user token is needed. A device in no device group takes runtime
         releases from the `Retail` feed only (`No3rdPartyAppUpdates`).
+        `dataBudgetBytes` is the group's monthly servicing data budget.
 
         | Status | Code | Meaning |
         | ------ | ---- | ------- |
@@ -722,11 +723,16 @@ paths:
         `POST /v1/attestation` as their TLS client certificate (mutual TLS);
         no user token is needed. The body, at most 64 KiB, replaces the
         device's previous report; users read it in
-        `GET /v1/tenants/{tenantId}/devices/{deviceId}/deployment-status`.
+        `GET /v1/tenants/{tenantId}/devices/{deviceId}/deployment-status`,
+        and its `link` and `dataUsage` in
+        `GET /v1/tenants/{tenantId}/devices/{deviceId}`. Nested objects are
+        as strict as the body.
 
         | Status | Code | Meaning |
         | ------ | ---- | ------- |
         | 400 | `malformedJSON` | The body is not a valid update report. |
+        | 400 | `unknownField` | The body, `link`, `dataUsage` or an installed app has a field not in the schema. |
+        | 400 | `invalidRequest` | A field has the wrong type, an enum value is unknown, or a value is out of range. |
         | 401 | `deviceCertificateRequired` | The TLS connection carries no client certificate. |
         | 403 | `deviceCertificateInvalid` | The certificate is not a current device certificate of this tenant, or the device is not claimed by it. |
         | 404 | `notFound` | The tenant ID is not a UUID. |
@@ -1971,9 +1977,9 @@ paths:
       summary: Create a device group in a product.
       description: >-
         `product` and `name` are required (400 without them). The group
-        updates with `UpdateAll` from the `Retail` feed at any time unless
-        told otherwise. 409 `conflict` when the product already has a group
-        of that name.
+        updates with `UpdateAll` from the `Retail` feed at any time, with no
+        data budget, unless told otherwise. 409 `conflict` when the product
+        already has a group of that name.
       tags: [updates]
       requestBody:
         required: true
@@ -2016,10 +2022,12 @@ paths:
           $ref: "#/components/responses/Error"
     patch:
       operationId: updateDeviceGroup
-      summary: Change a device group's name, description, policy, feed or window.
+      summary: Change a device group's name, description, policy, feed, window or data budget.
       description: >-
         Absent fields stay as they are; an empty `maintenanceWindow` clears
-        the window. `product` must be absent (400): a group cannot move to
+        the window and a `dataBudgetMB` of 0 removes the budget. A budget
+        below 0 or above 1000000 MB is refused (400 `invalidRequest`).
+        `product` must be absent (400): a group cannot move to
         another product. 409 `conflict` when the product already has a group
         of the new name.
       tags: [updates]
@@ -2941,6 +2949,17 @@ components:
             fetches cloud-to-device messages for every device of its tenant
             (`PUT /v1/tenants/{tenantId}/devices/{deviceId}/hub`). Other
             gateways act for the devices registered below them.
+        link:
+          $ref: "#/components/schemas/LinkFacts"
+          description: >-
+            The link facts of the device's last update report; absent until it
+            reports them (only devices with a router control channel do). Not
+            in device lists.
+        dataUsage:
+          $ref: "#/components/schemas/ServicingDataUsage"
+          description: >-
+            The servicing data use of the device's last update report; absent
+            until it reports it. Not in device lists.
 
     DeviceList:
       type: object
@@ -3315,6 +3334,14 @@ components:
             `HH:MM-HH:MM UTC` (the ` UTC` is optional, no other zone is
             accepted), e.g. `02:00-04:00 UTC`; it may wrap past midnight and
             start and end must differ. Empty clears the window on update.
+        dataBudgetMB:
+          type: integer
+          minimum: 0
+          maximum: 1000000
+          description: >-
+            The monthly servicing data budget per device, in MB (10^6 bytes):
+            attestation, update checks and downloads and error reports. 0
+            removes the budget (on create: none).
 
     DeviceGroupInfo:
       type: object
@@ -3351,6 +3378,13 @@ components:
           description: >-
             `HH:MM-HH:MM UTC`, e.g. `02:00-04:00 UTC`; null or absent when the
             group updates at any time.
+        dataBudgetMB:
+          type: [integer, "null"]
+          minimum: 1
+          maximum: 1000000
+          description: >-
+            The monthly servicing data budget per device, in MB (10^6 bytes);
+            null or absent for none.
         deviceCount:
           type: integer
           minimum: 0
@@ -3601,6 +3635,13 @@ components:
             deployment), if any, then `feed-retail` or `feed-retaileval`.
           items:
             type: string
+        dataBudgetBytes:
+          type: [integer, "null"]
+          format: int64
+          minimum: 1000000
+          description: >-
+            The group's monthly servicing data budget per device, in bytes
+            (its `dataBudgetMB` × 10^6); null or absent for none.
 
     UpdateNotification:
       type: object
@@ -3654,6 +3695,85 @@ components:
         lastSwitch:
           type: string
           description: How the last runtime switch ended.
+        link:
+          $ref: "#/components/schemas/LinkFacts"
+        dataUsage:
+          $ref: "#/components/schemas/ServicingDataUsage"
+
+    LinkFacts:
+      type: object
+      additionalProperties: false
+      description: >-
+        What the device last learned about its uplink from its router control
+        channel. Informational only: the router is not trusted, so these facts
+        schedule servicing and never decide a security question. Every field
+        is absent when unknown.
+      properties:
+        signalDBm:
+          type: integer
+          minimum: -200
+          maximum: 0
+          description: Received signal strength in dBm (from `+CSQ`).
+        bitErrorRate:
+          type: integer
+          minimum: 0
+          maximum: 7
+          description: Bit error rate class (from `+CSQ`).
+        registration:
+          type: string
+          enum: [notRegistered, home, searching, denied, unknown, roaming]
+          description: Network registration (3GPP TS 27.007 `+CREG`).
+        operatorName:
+          type: string
+          maxLength: 64
+          description: The operator's name (from `+COPS`); no control characters.
+        radio:
+          type: string
+          enum: [gsm, umts, lte, nb-iot, nr]
+          description: The radio access technology (from `+COPS`).
+        routerSentBytes:
+          type: integer
+          format: int64
+          minimum: 0
+          description: Bytes the router sent on the cellular link since it started.
+        routerReceivedBytes:
+          type: integer
+          format: int64
+          minimum: 0
+          description: Bytes the router received on the cellular link since it started.
+        reportedAt:
+          $ref: "#/components/schemas/Timestamp"
+          description: When the last valid report arrived from the router.
+
+    ServicingDataUsage:
+      type: object
+      additionalProperties: false
+      required: [month, bytes, exceededForCriticalUpdate]
+      description: >-
+        Servicing data (attestation, update checks and downloads, error
+        reports) the device sent and received this month, counted on the wire.
+      properties:
+        month:
+          type: string
+          pattern: "^[0-9]{4}-(0[1-9]|1[0-2])$"
+          description: The UTC month counted, `YYYY-MM`.
+        bytes:
+          type: integer
+          format: int64
+          minimum: 0
+          description: Bytes both ways this month.
+        budgetBytes:
+          type: [integer, "null"]
+          format: int64
+          minimum: 0
+          description: >-
+            The group's monthly budget when the device last heard it; null or
+            absent for none.
+        exceededForCriticalUpdate:
+          type: boolean
+          description: >-
+            Whether a security-critical update was downloaded beyond the budget
+            this month.
 
     DeploymentStatus:
       type: object
