@@ -11,7 +11,9 @@ let package = Package(
     name: "rampart",
     platforms: [.macOS(.v15)],
     products: [
-        .executable(name: "rampart", targets: ["rampart"])
+        .executable(name: "rampart", targets: ["rampart"]),
+        // A libFuzzer target for the router control channel's parser (scripts/fuzz).
+        .executable(name: "rampart-router-fuzz", targets: ["RampartRouterFuzz"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -135,6 +137,11 @@ let package = Package(
         .target(
             name: "RampartLink",
             dependencies: ["RampartCore"],
+            swiftSettings: swiftSettings
+        ),
+        .executableTarget(
+            name: "RampartRouterFuzz",
+            dependencies: ["RampartLink", "RampartCore"],
             swiftSettings: swiftSettings
         ),
         .target(

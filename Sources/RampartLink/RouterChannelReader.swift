@@ -55,13 +55,15 @@ public struct RouterChannelReader: Sendable {
         line.reserveCapacity(RouterMessageParser.maximumLineLength + 2)
     }
 
-    /// Consumes bytes that arrived at `now` (a monotonic time), returning the accepted reports in order.
+    /// Consumes bytes that arrived at `now`, a monotonic time that keeps running across reconnects (so a
+    /// reconnecting router does not start its windows afresh), returning the accepted reports in order.
     ///
     /// - Returns: the reports accepted, and whether to keep reading.
     public mutating func consume(_ bytes: some Sequence<UInt8>, now: Duration) -> (accepted: [RouterMessage], verdict: Verdict) {
         var accepted: [RouterMessage] = []
-        if now - secondWindow.start >= .seconds(1) { secondWindow = (now, 0, 0) }
-        if now - minuteWindow.start >= .seconds(60) { minuteWindow = (now, 0) }
+        // A clock that went backwards (a caller's mistake) restarts the windows rather than freezing them.
+        if now - secondWindow.start >= .seconds(1) || now < secondWindow.start { secondWindow = (now, 0, 0) }
+        if now - minuteWindow.start >= .seconds(60) || now < minuteWindow.start { minuteWindow = (now, 0) }
         for byte in bytes {
             secondWindow.bytes += 1
             if secondWindow.bytes > limits.floodBytesPerSecond {

@@ -154,3 +154,19 @@ struct RouterChannelReaderTests {
         #expect(reader.facts.routerReceivedBytes == received)
     }
 }
+
+@Suite("Router control channel: windows across reconnects")
+struct RouterChannelWindowTests {
+    @Test("after a flood and a reconnect, the next second's reports are read again")
+    func afterFlood() {
+        var reader = RouterChannelReader()
+        guard case .disconnect = reader.consume(Array(String(repeating: "+CSQ: 9,0\n", count: 600).utf8), now: .seconds(30)).verdict else {
+            Issue.record("no disconnect")
+            return
+        }
+        reader.reset()
+        #expect(reader.consume(Array("+CSQ: 28,0\n".utf8), now: .seconds(32)).accepted == [.signalQuality(rssi: 28, bitErrorRate: 0)])
+        // A clock that went backwards restarts the windows instead of freezing them full.
+        #expect(reader.consume(Array("+CREG: 1\n".utf8), now: .seconds(1)).verdict == .keepReading)
+    }
+}

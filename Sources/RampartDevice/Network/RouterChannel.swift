@@ -118,11 +118,12 @@ public struct RouterChannel: Service {
 
     public func run() async throws {
         var reader = RouterChannelReader(limits: limits)
+        let clockStart = ContinuousClock.now
         var failures = 0
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             let started = ContinuousClock.now
             do {
-                let (reason, after) = try await cancelWhenGracefulShutdown { [reader] in try await session(reader) }
+                let (reason, after) = try await cancelWhenGracefulShutdown { [reader] in try await session(reader, clockStart: clockStart) }
                 reader = after
                 board.update { $0.lastDisconnect = reason }
                 logger.warning("Router control channel closed", metadata: ["source": "\(source)", "reason": "\(reason)"])
@@ -142,10 +143,11 @@ public struct RouterChannel: Service {
     }
 
     /// One connection: returns why it ended, and the reader with its counters.
-    private func session(_ initial: RouterChannelReader) async throws -> (String, RouterChannelReader) {
+    private func session(_ initial: RouterChannelReader, clockStart start: ContinuousClock.Instant) async throws
+        -> (String, RouterChannelReader)
+    {
         let channel = try await openChannel()
         board.update { $0.connected = true }
-        let start = ContinuousClock.now
         return try await channel.executeThenClose { inbound, _ in
             var reader = initial
             for try await buffer in inbound {
