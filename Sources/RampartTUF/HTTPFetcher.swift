@@ -32,7 +32,11 @@ public struct HTTPFetcher: TUFFetcher {
         }
         switch response.status.code {
         case 200: break
-        case 403, 404: return nil
+        case 403, 404:
+            // Read the short answer, so an HTTP/1.1 connection stays usable for the next file: on a metered
+            // link a new connection costs a TLS handshake.
+            _ = try? await response.body.collect(upTo: 64 * 1024)
+            return nil
         default: throw TUFError(.downloadFailed, "Fetching \(url) answered HTTP \(response.status.code).")
         }
         if let declared = response.headers.first(name: "content-length").flatMap(Int.init), declared > maximumLength {

@@ -39,6 +39,7 @@ public final class ServiceEgress: Service, Sendable {
     private let logger: Logger
     private let stopping = Atomic<Bool>(false)
     private let refusals = Atomic<Int>(0)
+    private let tunnels = Atomic<Int>(0)
     private let lastRefusal = Mutex<String?>(nil)
 
     /// Starts listening on 127.0.0.1 for tunnels to `server` (an `https://host:port` URL).
@@ -87,6 +88,8 @@ public final class ServiceEgress: Service, Sendable {
 
     /// Connections refused because their path left the managed interfaces, and the last reason.
     public var refusalCount: Int { refusals.load(ordering: .relaxed) }
+    /// Tunnels opened to the service (each is one TCP connection and one TLS handshake).
+    public var tunnelCount: Int { tunnels.load(ordering: .relaxed) }
     public var lastRefusalMessage: String? { lastRefusal.withLock { $0 } }
 
     /// Decides, without sending a byte, which interface a connection to the service would leave through, and
@@ -258,6 +261,7 @@ public final class ServiceEgress: Service, Sendable {
         defer { close(upstream) }
         setTimeouts(upstream, seconds: 30)
         guard writeAll(client, Array("HTTP/1.1 200 Connection Established\r\n\r\n".utf8)) else { return }
+        tunnels.add(1, ordering: .relaxed)
         copy(client, upstream)
     }
 
