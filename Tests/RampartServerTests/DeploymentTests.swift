@@ -31,11 +31,11 @@ struct PackageFactory {
             payload: payload, signingKey: key)
     }
 
-    func runtime(version: String, payload: [UInt8]) throws -> ImagePackage {
+    func runtime(version: String, payload: [UInt8], critical: Bool = false) throws -> ImagePackage {
         try ImagePackage.pack(
             manifest: ImageManifest(
                 kind: .runtime, componentID: ImageManifest.runtimeComponentID, name: "rampart", version: version,
-                payloadSHA256: Hex.encode(SHA256.hash(data: Data(payload))), payloadLength: payload.count),
+                payloadSHA256: Hex.encode(SHA256.hash(data: Data(payload))), payloadLength: payload.count, critical: critical),
             payload: payload, signingKey: key)
     }
 }

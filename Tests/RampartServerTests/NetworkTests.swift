@@ -302,4 +302,44 @@ struct LinkAwareServicingTests {
             }
         }
     }
+
+    @Test("the group's data budget defers a download; a critical runtime goes beyond it, and the device says so")
+    func dataBudget() async throws {
+        try await AttestationHarness.run { h in
+            let factory = PackageFactory()
+            try await h.register(factory)
+            let groups = try await h.productGroups()
+            let production = groups["Production"]!
+            _ = try await h.admin.client.send(
+                .PATCH, "/v1/tenants/\(h.tenant.id)/device-groups/\(production.id)", body: DeviceGroupRequest(dataBudgetMB: 1))
+            let meter = ServicingDataMeter(state: nil)
+            let egress = try ServiceEgress(server: h.server.url, policy: .init(), meter: meter, logger: ServiceEgressTests.quiet)
+            let dut = try await DeviceUnderTest.make(h, group: production, egress: egress)
+            await dut.attest()
+            #expect(meter.usage().bytes > 5000)  // the attestation itself was counted
+            meter.add(1_000_000 - Int(meter.usage().bytes) - 30_000)  // 30 kB left this month
+
+            let app = try await h.upload(try factory.app(payload: [0, 0x61, 0x73, 0x6d, 1, 0, 0, 0] + [UInt8](repeating: 1, count: 50_000)))
+            try await h.deploy([app], to: production)
+            let deferred = try await dut.updates.checkOnce()
+            #expect(deferred.result == "deferred")
+            #expect(deferred.message?.contains("of the group's 1 MB budget; it waits for next month") == true, "\(deferred.message ?? "")")
+            #expect(deferred.dataUsage?.budgetBytes == 1_000_000 && deferred.dataUsage?.exceededForCriticalUpdate == false)
+            #expect(AppStore(state: dut.device.state).installed().isEmpty)
+
+            // A security-critical runtime is not held back by the budget; the report says it went beyond.
+            let runtime = try factory.runtime(version: "9.1.0", payload: Array("#!/bin/sh\nexit 0\n".utf8) + [UInt8](repeating: 2, count: 40_000), critical: true)
+            let image = try await h.upload(runtime)
+            _ = try await h.admin.client.send(
+                .POST, "/v1/tenants/\(h.tenant.id)/runtime-releases", body: RuntimeReleaseRequest(imageId: image.id, feed: .retail))
+            let installed = try await dut.updates.checkOnce()
+            #expect(installed.result == "restart")
+            #expect(installed.dataUsage?.exceededForCriticalUpdate == true)
+            #expect(meter.usage().bytes > 1_000_000)
+            await dut.updates.send(installed)
+            let shown = try await h.admin.client.json(DeviceInfo.self, .GET, "/v1/tenants/\(h.tenant.id)/devices/\(dut.device.id)")
+            #expect(shown.dataUsage?.exceededForCriticalUpdate == true)
+            await egress.shutdown()
+        }
+    }
 }
