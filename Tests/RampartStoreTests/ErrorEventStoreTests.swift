@@ -8,24 +8,8 @@ import Testing
 /// Runs on SQLite, and on PostgreSQL under RAMPART_TEST_DATABASE, like ``StoreTests``.
 @Suite("Store: error events (SQLite, or PostgreSQL under RAMPART_TEST_DATABASE)")
 struct ErrorEventStoreTests {
-    /// A running store whose schema stops at `version`.
     func withStore(upTo version: Int = .max, _ body: @escaping @Sendable (Store) async throws -> Void) async throws {
-        let directory = try TemporaryDirectory(prefix: "rampart-store")
-        defer { directory.remove() }
-        var logger = Logger(label: "rampart.test.store")
-        logger.logLevel = .error
-        let store = try await Store.open(try await TestDatabase.make(in: directory), logger: logger)
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { try await store.run() }
-            do {
-                try await store.migrate(upTo: version)
-                try await body(store)
-                group.cancelAll()
-            } catch {
-                group.cancelAll()
-                throw error
-            }
-        }
+        try await withMigratedStore(upTo: version, body)
     }
 
     static func tenant() -> TenantRecord {

@@ -208,11 +208,10 @@ struct DeviceCommand: AsyncParsableCommand {
     struct ShowStatus: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "show-status", abstract: "Ask a running device runtime, through its local API, how it is doing.")
-        @Option(help: "The device state directory.") var stateDir: String
-        @Option(help: "Output format: table or json.") var output: OutputFormat = .table
+        @OptionGroup var local: LocalRuntimeOptions
 
         func run() async throws {
-            let state = DeviceState(directory: URL(fileURLWithPath: stateDir))
+            let (state, output) = (local.state, local.output)
             let status = try await LocalAPIClient.status(state: state)
             try Printer.output(status, as: output, headers: ["Field", "Value"]) {
                 [

@@ -14,11 +14,10 @@ struct DeviceNetworkCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "list-interfaces",
             abstract: "List the interfaces and which ones servicing (attestation, updates, error reports) may use.")
-        @Option(help: "The device state directory.") var stateDir: String
-        @Option(help: "Output format: table or json.") var output: OutputFormat = .table
+        @OptionGroup var local: LocalRuntimeOptions
 
         func run() async throws {
-            let state = DeviceState(directory: URL(fileURLWithPath: stateDir))
+            let (state, output) = (local.state, local.output)
             let list = try await LocalAPIClient.get(NetworkInterfaceList.self, "/network/interfaces", state: state)
             try Printer.output(list, as: output, headers: ["Interface", "State", "Addresses", "Servicing"]) {
                 list.interfaces.map {
@@ -33,11 +32,10 @@ struct DeviceNetworkCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             commandName: "show-status",
             abstract: "Show the router control channel, the link facts it reported, and this month's servicing data.")
-        @Option(help: "The device state directory.") var stateDir: String
-        @Option(help: "Output format: table or json.") var output: OutputFormat = .table
+        @OptionGroup var local: LocalRuntimeOptions
 
         func run() async throws {
-            let state = DeviceState(directory: URL(fileURLWithPath: stateDir))
+            let (state, output) = (local.state, local.output)
             let status = try await LocalAPIClient.get(LinkBoard.Snapshot.self, "/network/status", state: state)
             try Printer.output(status, as: output, headers: ["Field", "Value"]) {
                 let counters = status.counters
@@ -55,4 +53,12 @@ struct DeviceNetworkCommand: AsyncParsableCommand {
             }
         }
     }
+}
+
+/// The options of commands that ask a running runtime through its local API.
+struct LocalRuntimeOptions: ParsableArguments {
+    @Option(help: "The device state directory.") var stateDir: String
+    @Option(help: "Output format: table or json.") var output: OutputFormat = .table
+
+    var state: DeviceState { DeviceState(directory: URL(fileURLWithPath: stateDir)) }
 }

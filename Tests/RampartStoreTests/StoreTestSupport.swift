@@ -1,0 +1,25 @@
+import Foundation
+import Logging
+@testable import RampartStore
+import RampartTestKit
+
+/// Runs `body` with a running store (SQLite, or PostgreSQL under RAMPART_TEST_DATABASE) whose schema stops at
+/// `version`, then stops it.
+func withMigratedStore(upTo version: Int = .max, _ body: @escaping @Sendable (Store) async throws -> Void) async throws {
+    let directory = try TemporaryDirectory(prefix: "rampart-store")
+    defer { directory.remove() }
+    var logger = Logger(label: "rampart.test.store")
+    logger.logLevel = .error
+    let store = try await Store.open(try await TestDatabase.make(in: directory), logger: logger)
+    try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await store.run() }
+        do {
+            try await store.migrate(upTo: version)
+            try await body(store)
+            group.cancelAll()
+        } catch {
+            group.cancelAll()
+            throw error
+        }
+    }
+}
