@@ -31,7 +31,7 @@ struct DeviceRuntimeTests {
         #expect(delays.count > 40)  // jittered, not in lockstep
     }
 
-    @Test("the runtime attests, keeps its certificate as PEM with a 0600 key, and reports status on its socket")
+    @Test("the runtime attests (servicing pinned to lo), keeps its certificate as PEM with a 0600 key, and reports status on its socket")
     func attestsAndReports() async throws {
         try await AttestationHarness.run { h in
             let device = try await h.device()
@@ -43,6 +43,7 @@ struct DeviceRuntimeTests {
                 body: ReferenceValueRequest(sha256: digest, version: RampartVersion.current))
             let serverCA = h.fleet.directory.file("server-ca.pem")
             try h.server.tlsCAPEM.write(to: serverCA, atomically: true, encoding: .utf8)
+            try "[network]\nservice_interface = \"lo\"\n".write(to: device.state.configFile, atomically: true, encoding: .utf8)
             var logger = Logger(label: "test.device")
             logger.logLevel = .critical
             let group = ServiceGroup(
@@ -69,6 +70,15 @@ struct DeviceRuntimeTests {
                 // An expired certificate is kept for inspection but never handed out.
                 #expect(device.state.validCertificate(at: Date() + 25 * 3600) == nil)
                 #expect(device.state.storedCertificate() != nil)
+                // The network view of the local API: lo is the pinned service interface, and the attestation was
+                // counted as servicing data.
+                let interfaces = try await LocalAPIClient.get(NetworkInterfaceList.self, "/network/interfaces", state: device.state)
+                let loopback = try #require(interfaces.interfaces.first { $0.name == "lo" })
+                #expect(loopback.managed && loopback.service && loopback.loopback && loopback.addresses.contains("127.0.0.1"))
+                #expect(interfaces.interfaces.filter { $0.name != "lo" }.allSatisfy { !$0.managed })
+                let network = try await LocalAPIClient.get(LinkBoard.Snapshot.self, "/network/status", state: device.state)
+                #expect(network.routerControl == nil && network.refusedServicingConnections == 0)
+                #expect((network.dataUsage?.bytes ?? 0) > 5000)
                 await group.triggerGracefulShutdown()
                 try await tasks.waitForAll()
             }
