@@ -42,6 +42,8 @@ public actor AppSupervisor: Service {
     public nonisolated let appsChanged = Doorbell()
     let telemetry: AppTelemetrySender?
     let deferral: UpdateDeferral?
+    /// The link facts apps with `NetworkConfig` may read.
+    let link: LinkBoard?
     /// Restarts the device runtime in an orderly way (an app's `rampart_reboot_request`).
     let restart: (@Sendable () async -> Void)?
     private let reboot = RebootRequest()
@@ -51,8 +53,9 @@ public actor AppSupervisor: Service {
     public init(
         state: DeviceState, limits: AppLimits = AppLimits(), board: any PeripheralBoard = VirtualPeripheralBoard(),
         errors: ErrorEventQueue, errorQueued: Doorbell? = nil, telemetry: AppTelemetrySender? = nil,
-        deferral: UpdateDeferral? = nil, restart: (@Sendable () async -> Void)? = nil, logger: Logger
+        deferral: UpdateDeferral? = nil, restart: (@Sendable () async -> Void)? = nil, link: LinkBoard? = nil, logger: Logger
     ) {
+        self.link = link
         self.telemetry = telemetry
         self.deferral = deferral
         self.restart = restart
@@ -223,6 +226,9 @@ public actor AppSupervisor: Service {
                 logger: logger)
             if let telemetry {
                 environment.telemetry = { telemetry.submit(componentID: $0, tenant: $1, payload: $2) }
+            }
+            if let link, link.snapshot.routerControl != nil {
+                environment.linkStatus = { link.snapshot.facts }
             }
             if let deferral {
                 let logger = logger

@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RampartCore
 
 /// Result codes of host calls, as `rampart.h` defines them.
 enum HostResult {
@@ -35,6 +36,8 @@ public struct AppEnvironment: Sendable {
     public var deferUpdate: (@Sendable (_ componentID: String, _ minutes: Int) -> Bool)?
     /// Asks the runtime to restart the device.
     public var requestReboot: (@Sendable (_ componentID: String) -> Void)?
+    /// The link facts the router control channel last reported (`NetworkConfig`); nil when there is no channel.
+    public var linkStatus: (@Sendable () -> LinkFacts?)?
     /// Where the app's log lines go, with `app` (its name) and `component` metadata.
     public var logger: Logger
 

@@ -3,6 +3,7 @@ import Glibc
 #endif
 import Foundation
 import Logging
+import RampartCore
 import RampartImage
 import WasmKit
 
@@ -269,6 +270,26 @@ enum HostAPI {
             guard (1...1440).contains(int(a, 0)) else { return HostResult.invalid }
             guard let deferUpdate = app.environment.deferUpdate else { return HostResult.unavailable }
             return deferUpdate(app.manifest.componentID, Int(int(a, 0))) ? 0 : HostResult.unavailable
+        },
+        "link_status": Definition(parameters: 1) { app, a throws(AppFault) in
+            guard app.capabilities.networkConfig else { return HostResult.permissionDenied }
+            guard let linkStatus = app.environment.linkStatus else { return HostResult.unavailable }
+            let facts = linkStatus()
+            let radios: [LinkFacts.RadioTechnology] = [.gsm, .umts, .lte, .nbIoT, .nr]
+            let registrations: [LinkFacts.Registration] = [.notRegistered, .home, .searching, .denied, .unknown, .roaming]
+            // rampart_link_status_t: four little-endian int32 fields.
+            let fields: [Int32] = [
+                facts == nil ? 0 : 1,
+                Int32(facts?.signalDBm ?? 0),
+                facts?.registration.flatMap { registrations.firstIndex(of: $0) }.map(Int32.init) ?? -1,
+                facts?.radio.flatMap { radios.firstIndex(of: $0) }.map { Int32($0 + 1) } ?? 0,
+            ]
+            return try app.withBuffer(pointer(a, 0), 16, call: "rampart_link_status") { buffer in
+                for (index, field) in fields.enumerated() {
+                    for byte in 0..<4 { buffer[index * 4 + byte] = UInt8(truncatingIfNeeded: field >> (8 * byte)) }
+                }
+                return 16
+            }
         },
         "reboot_request": Definition(parameters: 0) { app, _ throws(AppFault) in
             guard app.capabilities.powerControls.contains("ForceReboot") else { return HostResult.permissionDenied }

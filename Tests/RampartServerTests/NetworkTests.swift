@@ -343,3 +343,51 @@ struct LinkAwareServicingTests {
         }
     }
 }
+
+@Suite("Link facts for apps")
+struct AppLinkStatusTests {
+    @Test("an app with NetworkConfig reads the link the router reported; one without is refused")
+    func linkStatus() async throws {
+        let state = try AppSupervisorTests.stateDirectory()
+        defer { try? FileManager.default.removeItem(at: state.directory) }
+        let app = #"""
+            (module
+              (import "rampart" "link_status" (func $link (param i32) (result i32)))
+              (import "rampart" "exit" (func $exit (param i32)))
+              (memory (export "memory") 1)
+              (func (export "app_start") (local $r i32)
+                (local.set $r (call $link (i32.const 0)))
+                (if (i32.ne (local.get $r) (i32.const 16)) (then (call $exit (local.get $r))))
+                ;; known, signal and registration in one exit code: 1 × 100000 + (-73) × 10 + 5
+                (call $exit (i32.add (i32.mul (i32.load (i32.const 0)) (i32.const 100000))
+                  (i32.add (i32.mul (i32.load offset=4 (i32.const 0)) (i32.const 10)) (i32.load offset=8 (i32.const 0)))))))
+            """#
+        let granted = try AppSupervisorTests.install(app, name: "linked", capabilities: #"{"NetworkConfig": true}"#, in: state)
+        let denied = try AppSupervisorTests.install(app, name: "plain", in: state)
+        let router = try TestRouter()
+        defer { router.close() }
+        let board = LinkBoard(policy: .init(), routerControl: .tcp(host: "127.0.0.1", port: router.port))
+        let channel = RouterChannel(source: .tcp(host: "127.0.0.1", port: router.port), board: board, logger: ServiceEgressTests.quiet)
+        let group = ServiceGroup(services: [channel], logger: ServiceEgressTests.quiet)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await router.send("+CSQ: 20,0\r\n+CREG: 5\r\n")
+            #expect(try await eventually { board.snapshot.facts?.registration == .roaming })
+            let apps = AppSupervisor(state: state, errors: ErrorEventQueue(state: state), link: board, logger: ServiceEgressTests.quiet)
+            tasks.addTask { try await apps.run() }
+            let fault = { (id: String) async -> String? in (try? await apps.status(of: id))?.lastFault }
+            let bothEnded = try await AppSupervisorTests.eventually {
+                let first = await fault(granted)
+                let second = await fault(denied)
+                return first != nil && second != nil
+            }
+            #expect(bothEnded)
+            let grantedFault = await fault(granted) ?? ""
+            let deniedFault = await fault(denied) ?? ""
+            #expect(grantedFault.contains("99275"), "\(grantedFault)")  // 100000 - 730 + 5
+            #expect(deniedFault.contains("-1"), "\(deniedFault)")  // RAMPART_EPERM
+            await group.triggerGracefulShutdown()
+            tasks.cancelAll()
+        }
+    }
+}

@@ -134,6 +134,17 @@ RAMPART_IMPORT("message_sender") int32_t rampart_message_sender(char *buffer, in
  * (SoftwareUpdateDeferral). Deferrals chain, but end at most 24 h after the first one still in force. */
 RAMPART_IMPORT("update_defer") int32_t rampart_update_defer(int32_t minutes);
 
+/* The cellular link as the router control channel last reported it (NetworkConfig). Informational: it comes
+ * from a router the device does not trust. Returns sizeof(rampart_link_status_t), or RAMPART_EUNAVAIL when the
+ * device has no router channel. */
+typedef struct {
+    int32_t known;         /* 1 once the router reported anything; 0: the other fields are unknown */
+    int32_t signal_dbm;    /* e.g. -73; 0 when unknown */
+    int32_t registration;  /* 27.007 stat: 0 not registered, 1 home, 2 searching, 3 denied, 4 unknown, 5 roaming; -1 unknown */
+    int32_t radio;         /* 0 unknown, 1 GSM, 2 UMTS, 3 LTE, 4 NB-IoT, 5 NR */
+} rampart_link_status_t;
+RAMPART_IMPORT("link_status") int32_t rampart_link_status(rampart_link_status_t *status);
+
 /* Power controls (PowerControls: ["ForceReboot"]). The runtime restarts in an orderly way: every service
  * stops gracefully (apps get RAMPART_EVENT_SHUTDOWN), then the runtime starts again from its active slot. */
 RAMPART_IMPORT("reboot_request") int32_t rampart_reboot_request(void);

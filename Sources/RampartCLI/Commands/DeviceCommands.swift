@@ -276,18 +276,19 @@ package enum DeviceRuntime {
         reporter.egress = egress
         let telemetry = AppTelemetrySender(state: state, server: server, serverCAPEM: serverCA, status: status, logger: logger)
         let deferral = UpdateDeferral()
+        let checkNow = Doorbell()
+        let link = LinkBoard(policy: configuration.network, routerControl: configuration.routerControl, linkImproved: checkNow)
         let apps = AppSupervisor(
             state: state, limits: appLimits, errors: errors, errorQueued: reporter.eventQueued, telemetry: telemetry,
-            deferral: deferral, restart: restart, logger: logger)
+            deferral: deferral, restart: restart, link: link, logger: logger)
         var updates = UpdateAgent(
             state: state, server: server, serverCAPEM: serverCA, status: status, logger: logger, attestNow: attestNow,
-            restart: restart)
+            checkNow: checkNow, restart: restart)
         updates.pushWaitSeconds = pushWaitSeconds
         updates.appsInstalled = apps.appsChanged
         updates.errors = errors
         updates.deferral = deferral
         updates.egress = egress
-        let link = LinkBoard(policy: configuration.network, routerControl: configuration.routerControl, linkImproved: updates.checkNow)
         updates.link = link
         var agent = DeviceAgent(
             state: state, client: client, schedule: schedule, status: status, logger: logger, executable: executable,
