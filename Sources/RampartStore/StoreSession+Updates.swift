@@ -596,6 +596,11 @@ extension StoreSession {
         ).run()
     }
 
+    /// Whether a check request waits for a device.
+    public func hasUpdateCheck(deviceID: String) async throws -> Bool {
+        try await db.raw("SELECT device_id FROM update_requests WHERE device_id = \(bind: deviceID)").first() != nil
+    }
+
     /// Takes a pending check request for a device, if any.
     public func takeUpdateCheck(deviceID: String) async throws -> Bool {
         try await db.raw("DELETE FROM update_requests WHERE device_id = \(bind: deviceID) RETURNING device_id").first() != nil

@@ -40,6 +40,10 @@ public struct UpdateCheckService: Sendable {
 
     /// A device's long-poll: answers as soon as a check is requested, or after `wait`.
     ///
+    /// A request stays pending until the device actually checks (``TUFRepositoryService/deviceSettings``
+    /// clears it): a poll the device already gave up on (a cut link, a NAT timeout) may answer into a dead
+    /// connection, and the device's next poll must still hear it.
+    ///
     /// A server shutting down answers waiting polls at once (`checkNow` false) instead of holding its
     /// shutdown for up to the whole wait.
     public func waitForCheck(deviceID: String, wait: Duration) async throws -> UpdateNotification {
@@ -58,8 +62,7 @@ public struct UpdateCheckService: Sendable {
             let signal = Self.signals.withLock { $0[deviceID] }
             if ticks % Self.databaseInterval == 0 || signal != seen {
                 seen = signal
-                if try await context.store.transaction({ try await $0.takeUpdateCheck(deviceID: deviceID) }) {
-                    Self.signals.withLock { _ = $0.removeValue(forKey: deviceID) }
+                if try await context.store.read({ try await $0.hasUpdateCheck(deviceID: deviceID) }) {
                     return UpdateNotification(checkNow: true)
                 }
             }
