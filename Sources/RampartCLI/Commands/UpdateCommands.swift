@@ -253,10 +253,14 @@ struct DeviceUpdateCommand: AsyncParsableCommand {
     }
 
     @OptionGroup var global: GlobalOptions
-    @Option(help: "The device ID.") var deviceId: String
-    @Option(help: "The device group ID.") var deviceGroup: String
+    // Optional here so that `update check-now --device-id` parses; required in run().
+    @Option(help: "The device ID.") var deviceId: String?
+    @Option(help: "The device group ID.") var deviceGroup: String?
 
     func run() async throws {
+        guard let deviceId, let deviceGroup else {
+            throw ValidationError("Missing --device-id and --device-group (or use 'device update check-now --device-id').")
+        }
         try await global.withClient { client, profile in
             let group = try await client.json(
                 DeviceGroupInfo.self, .PATCH, "/v1/tenants/\(try global.tenantID(profile))/devices/\(PathSegment.encode(deviceId))",
