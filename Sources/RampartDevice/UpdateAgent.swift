@@ -153,12 +153,13 @@ public struct UpdateAgent: Service {
                     } catch {
                         failures += 1
                         delay = schedule.backoff(failures: failures)
-                        let failure = error as? RampartError ?? RampartError(.internalError, "\(error)", status: 500)
+                        let failure = Self.classify(error)
                         let report = makeReport(failure.code.rawValue, failure.message, Date())
                         record(report)
-                        await send(report)
-                        // An unreachable service is the network's story, not an update failure.
-                        if failure.code != .serverUnreachable {
+                        // A link that failed is the network's story, not an update failure; and a report sent over
+                        // it would only hold the retry back. The next check reports.
+                        if !Self.isLinkFailure(failure) {
+                            await send(report)
                             errors?.record(.updateFailure, description: "\(failure.code.rawValue): \(failure.message)")
                         }
                         logger.warning("Update check failed", metadata: ["code": "\(failure.code)", "message": "\(failure.message)"])
@@ -340,6 +341,17 @@ public struct UpdateAgent: Service {
             return finish("installed", "Apps updated to the group's deployment.", now)
         }
         return finish("upToDate", nil, now)
+    }
+
+    /// A failure as a ``RampartError``: transport errors (timeouts, resets, refused connections) are the link's.
+    package static func classify(_ error: any Error) -> RampartError {
+        if let error = error as? RampartError { return error }
+        return RampartError(.serverUnreachable, "The link to the service failed: \(error). The check is retried; downloads resume.", status: 503)
+    }
+
+    /// Whether a failure is the network's: the service unreachable, a download broken off, or a path refused.
+    package static func isLinkFailure(_ error: RampartError) -> Bool {
+        [.serverUnreachable, .downloadFailed, .networkPathRefused].contains(error.code)
     }
 
     private func finish(_ result: String, _ message: String?, _ now: Date) -> UpdateReport {

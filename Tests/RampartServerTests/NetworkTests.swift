@@ -6,7 +6,9 @@ import NIOHTTP1
 import RampartCLI
 import RampartCore
 import RampartDevice
+import RampartImage
 import RampartLink
+import RampartTUF
 import RampartTestKit
 import ServiceLifecycle
 import Synchronization
@@ -251,7 +253,7 @@ struct LinkAwareServicingTests {
 
             try await router.send(String(repeating: "+CSQ: 21,0\r\n", count: 100))
             #expect(try await eventually { board.snapshot.counters.disconnects == 1 })
-            #expect(board.snapshot.lastDisconnect?.contains("lines in a second") == true)
+            #expect(try await eventually { board.snapshot.lastDisconnect?.contains("lines in a second") == true })
             #expect(try await eventually { router.accepted == 2 })  // back after its backoff
             // What it learned before the flood stays; the flood's own lines were not all taken.
             #expect(board.snapshot.facts?.operatorName == "Example")
@@ -389,5 +391,19 @@ struct AppLinkStatusTests {
             await group.triggerGracefulShutdown()
             tasks.cancelAll()
         }
+    }
+}
+
+@Suite("Update failures on a failing link")
+struct LinkFailureTests {
+    @Test("transport errors are the link's: not update failures, and no report is sent over the dead link")
+    func classify() {
+        let timeout = UpdateAgent.classify(HTTPClientError.readTimeout)
+        #expect(timeout.code == .serverUnreachable && timeout.message.contains("downloads resume"))
+        #expect(UpdateAgent.isLinkFailure(timeout))
+        #expect(UpdateAgent.isLinkFailure(RampartError(.downloadFailed, "broke off")))
+        #expect(UpdateAgent.isLinkFailure(RampartError(.networkPathRefused, "lo")))
+        #expect(!UpdateAgent.isLinkFailure(RampartError(.packageSignatureInvalid, "bad")))
+        #expect(UpdateAgent.classify(RampartError(.lengthOrHashMismatch, "x")).code == .lengthOrHashMismatch)
     }
 }
