@@ -1,3 +1,4 @@
+import ArgumentParser
 import AsyncHTTPClient
 import Foundation
 import Logging
@@ -405,5 +406,18 @@ struct LinkFailureTests {
         #expect(UpdateAgent.isLinkFailure(RampartError(.networkPathRefused, "lo")))
         #expect(!UpdateAgent.isLinkFailure(RampartError(.packageSignatureInvalid, "bad")))
         #expect(UpdateAgent.classify(RampartError(.lengthOrHashMismatch, "x")).code == .lengthOrHashMismatch)
+    }
+}
+
+@Suite("CLI parsing of device update")
+struct DeviceUpdateParsingTests {
+    @Test("'device update' moves a device by default, and 'device update check-now' takes its own --device-id")
+    func parses() throws {
+        let move = try RampartCommand.parseAsRoot(["device", "update", "--device-id", "abc", "--device-group", "g"])
+        #expect(String(describing: type(of: move)).hasSuffix("Move"))
+        let check = try RampartCommand.parseAsRoot(["device", "update", "check-now", "--device-id", "abc"])
+        #expect(String(describing: type(of: check)).hasSuffix("CheckNow"))
+        #expect(throws: (any Error).self) { try RampartCommand.parseAsRoot(["device", "update", "--device-id", "abc"]) }
+        #expect(throws: (any Error).self) { try RampartCommand.parseAsRoot(["device", "update", "check-now"]) }
     }
 }

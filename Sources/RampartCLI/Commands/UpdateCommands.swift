@@ -234,9 +234,28 @@ struct DeviceGroupCommand: AsyncParsableCommand {
 
 /// `rampart device update`: move a device to a device group.
 struct DeviceUpdateCommand: AsyncParsableCommand {
+    // The group move is the default subcommand, so `device update --device-id … --device-group …` works as in
+    // azsphere, and `device update check-now --device-id …` has its options to itself.
     static let configuration = CommandConfiguration(
         commandName: "update", abstract: "Move a device to a device group; 'update check-now' makes it look for updates now.",
-        subcommands: [CheckNow.self])
+        subcommands: [Move.self, CheckNow.self], defaultSubcommand: Move.self)
+
+    struct Move: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "move", abstract: "Move a device to a device group.")
+        @OptionGroup var global: GlobalOptions
+        @Option(help: "The device ID.") var deviceId: String
+        @Option(help: "The device group ID.") var deviceGroup: String
+
+        func run() async throws {
+            try await global.withClient { client, profile in
+                let group = try await client.json(
+                    DeviceGroupInfo.self, .PATCH, "/v1/tenants/\(try global.tenantID(profile))/devices/\(PathSegment.encode(deviceId))",
+                    body: DeviceUpdateRequest(deviceGroupId: try RampartID(parsing: deviceGroup, field: "--device-group")))
+                if global.output == .json { return try Printer.json(group) }
+                print("Device \(deviceId) is now in \(group.productName) / \(group.name).")
+            }
+        }
+    }
 
     struct CheckNow: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
@@ -249,24 +268,6 @@ struct DeviceUpdateCommand: AsyncParsableCommand {
                 _ = try await client.send(.POST, "/v1/tenants/\(try global.tenantID(profile))/devices/\(PathSegment.encode(deviceId))/check-now")
                 print("Device \(deviceId) will check for updates within seconds, if it is online.")
             }
-        }
-    }
-
-    @OptionGroup var global: GlobalOptions
-    // Optional here so that `update check-now --device-id` parses; required in run().
-    @Option(help: "The device ID.") var deviceId: String?
-    @Option(help: "The device group ID.") var deviceGroup: String?
-
-    func run() async throws {
-        guard let deviceId, let deviceGroup else {
-            throw ValidationError("Missing --device-id and --device-group (or use 'device update check-now --device-id').")
-        }
-        try await global.withClient { client, profile in
-            let group = try await client.json(
-                DeviceGroupInfo.self, .PATCH, "/v1/tenants/\(try global.tenantID(profile))/devices/\(PathSegment.encode(deviceId))",
-                body: DeviceUpdateRequest(deviceGroupId: try RampartID(parsing: deviceGroup, field: "--device-group")))
-            if global.output == .json { return try Printer.json(group) }
-            print("Device \(deviceId) is now in \(group.productName) / \(group.name).")
         }
     }
 }
