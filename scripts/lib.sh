@@ -6,7 +6,8 @@
 RAMPART_VENV="${RAMPART_VENV:-$PWD/.venv}"
 # Microsoft's Azure IoT device SDK pins paho-mqtt below 2, so it lives in a virtualenv of its own.
 RAMPART_AZURE_VENV="${RAMPART_AZURE_VENV:-$PWD/.venv-azure}"
-RAMPART_APT_PACKAGES=(postgresql openssl mosquitto mosquitto-clients faketime)
+# nftables and iproute2 (ip, tc): the impaired-link check shapes a veth pair between network namespaces.
+RAMPART_APT_PACKAGES=(postgresql openssl mosquitto mosquitto-clients faketime nftables iproute2)
 RAMPART_PIP_PACKAGES=(pkilint schemathesis requests "tuf>=6,<8" "paho-mqtt>=2,<3")
 
 log() { printf '%s: %s\n' "${LOG_PREFIX:-rampart}" "$*" >&2; }
@@ -95,6 +96,8 @@ ensure_prereqs() {
     [[ -x /usr/sbin/mosquitto ]] || command -v mosquitto >/dev/null || missing+=(mosquitto)
     command -v mosquitto_pub >/dev/null || missing+=(mosquitto-clients)
     command -v faketime >/dev/null || missing+=(faketime)
+    command -v nft >/dev/null || [[ -x /usr/sbin/nft ]] || missing+=(nftables)
+    command -v tc >/dev/null || [[ -x /usr/sbin/tc ]] || missing+=(iproute2)
     if ((${#missing[@]})); then
         log "installing Debian packages: ${missing[*]}"
         _apt_install "${missing[@]}"
