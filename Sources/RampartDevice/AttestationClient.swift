@@ -41,7 +41,7 @@ public struct AttestationClient: Sendable {
     public func attest(identity: DeviceState.Identity, measurements: [SoftwareMeasurement], debugStatus: Int) async throws
         -> (AttestationResult, P256.Signing.PrivateKey)
     {
-        try egress?.checkPath()
+        try await egress?.checkPath()
         let challenge = try await post(
             "/v1/attestation/challenge", AttestationChallengeRequest(deviceId: identity.deviceID), as: AttestationChallenge.self)
         let freshKey = P256.Signing.PrivateKey()

@@ -65,7 +65,7 @@ public struct ErrorEventUploader: Service {
             return .failed  // not attested yet: the events wait for a certificate
         }
         do {
-            try egress?.checkPath()
+            try await egress?.checkPath()
             let response = try await DeviceTLS.postJSON(
                 ErrorEventUploadRequest(events: events), to: "\(server)/v1/errors/\(tenant)", serverCAPEM: serverCAPEM,
                 certificate: certificate, httpClient: httpClient)

@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import RampartCore
 import ServiceLifecycle
 import Synchronization
@@ -40,6 +41,13 @@ public final class ServiceEgress: Service, Sendable {
     private let stopping = Atomic<Bool>(false)
     private let refusals = Atomic<Int>(0)
     private let tunnels = Atomic<Int>(0)
+    private let activeTunnels = Atomic<Int>(0)
+    private let bindWarned = Atomic<Bool>(false)
+    /// The proxy's secret: only this process's clients know it, so no other local process can tunnel through the
+    /// egress (and spend the month's data budget).
+    package let secret: String
+    /// At most this many tunnels at once; servicing needs a handful.
+    static let maximumTunnels = 32
     private let lastRefusal = Mutex<String?>(nil)
 
     /// Starts listening on 127.0.0.1 for tunnels to `server` (an `https://host:port` URL).
@@ -61,8 +69,10 @@ public final class ServiceEgress: Service, Sendable {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(listening, $0, &length) }
         }
         proxyPort = Int(UInt16(bigEndian: port.sin_port))
+        var random = SystemRandomNumberGenerator()
+        secret = (0..<4).map { _ in String(random.next() as UInt64, radix: 16) }.joined(separator: "-")
         var configuration = HTTPClient.Configuration()
-        configuration.proxy = .server(host: "127.0.0.1", port: proxyPort)
+        configuration.proxy = .server(host: "127.0.0.1", port: proxyPort, authorization: .basic(credentials: secret))
         configuration.timeout = .init(connect: .seconds(30), read: Self.readTimeout)
         httpClient = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         configuration.timeout = .init(connect: .seconds(30))
@@ -97,18 +107,25 @@ public final class ServiceEgress: Service, Sendable {
     ///
     /// - Throws: ``RampartError`` `networkPathRefused` naming the interface, or `serverUnreachable` when the
     ///   service's name does not resolve or no route exists.
-    public func checkPath() throws {
+    /// Name resolution and route lookups block, so they run on NIO's thread pool, not the cooperative one.
+    public func checkPath() async throws {
+        try await NIOThreadPool.singleton.runIfActive { try self.checkPathNow() }
+    }
+
+    /// One approved address is enough (a dual-stack service may be reached over IPv4 on a managed interface while
+    /// its IPv6 route is not); a refusal is thrown only when no address is approved.
+    private func checkPathNow() throws {
+        var refusal: RampartError?
         var lastError: RampartError?
         for address in try resolve() {
             do {
                 try checkRoute(address)
                 return
             } catch let error as RampartError {
-                if error.code == .networkPathRefused { throw error }
-                lastError = error
+                if error.code == .networkPathRefused { refusal = refusal ?? error } else { lastError = error }
             }
         }
-        throw lastError ?? RampartError(.serverUnreachable, "\(target.host) has no address.", status: 503)
+        throw refusal ?? lastError ?? RampartError(.serverUnreachable, "\(target.host) has no address.", status: 503)
     }
 
     /// The kernel's route to `address`, learned by connecting a UDP socket (which sends nothing), approved.
@@ -139,9 +156,11 @@ public final class ServiceEgress: Service, Sendable {
         guard let source else {
             throw refuse("Servicing to \(target.host) has no source address the runtime can attribute to an interface.")
         }
-        guard let interface = NetworkInterfaces.interface(holding: source, policy: policy) else {
+        let holders = NetworkInterfaces.list(policy: policy).filter { $0.addresses.contains(source) }
+        guard let interface = holders.first(where: { !$0.managed }) ?? holders.first else {
             throw refuse("Servicing to \(target.host) would leave from \(source), which no interface of this device holds.")
         }
+        // An address that an unmanaged interface holds too cannot tell the path apart: refused.
         guard interface.managed else {
             let allowed = policy.serviceInterface.map { "the pinned service_interface \($0)" }
                 ?? "managed_interfaces \((policy.managedInterfaces ?? []).joined(separator: ", "))"
@@ -195,7 +214,12 @@ public final class ServiceEgress: Service, Sendable {
         let fd = socket(address.family, type | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw RampartError(.serverUnreachable, "socket(): \(String(cString: strerror(errno))).", status: 503) }
         if let pinned = policy.serviceInterface {
-            _ = pinned.withCString { setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, $0, socklen_t(strlen($0) + 1)) }
+            let bound = pinned.withCString { setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, $0, socklen_t(strlen($0) + 1)) }
+            if bound != 0, !bindWarned.exchange(true, ordering: .relaxed) {
+                logger.warning(
+                    "Cannot bind servicing sockets to the pinned interface (SO_BINDTODEVICE needs CAP_NET_RAW); every connection's source address is checked instead",
+                    metadata: ["interface": "\(pinned)", "error": "\(String(cString: strerror(errno)))"])
+            }
         }
         return fd
     }
@@ -227,9 +251,15 @@ public final class ServiceEgress: Service, Sendable {
             let client = accept(listener, nil, nil)
             guard client >= 0 else { continue }
             _ = fcntl(client, F_SETFD, FD_CLOEXEC)
+            guard activeTunnels.add(1, ordering: .relaxed).newValue <= Self.maximumTunnels else {
+                activeTunnels.subtract(1, ordering: .relaxed)
+                close(client)
+                continue
+            }
             let thread = Thread { [self] in
                 tunnel(client)
                 close(client)
+                activeTunnels.subtract(1, ordering: .relaxed)
             }
             thread.name = "rampart-egress-tunnel"
             thread.start()
@@ -238,10 +268,20 @@ public final class ServiceEgress: Service, Sendable {
 
     /// One CONNECT tunnel: read the request head, open the upstream connection on an approved path, then copy.
     private func tunnel(_ client: Int32) {
-        setTimeouts(client, seconds: 30)
+        setTimeouts(client, seconds: 10)
         guard let head = readHead(client) else { return }
-        let line = head.split(separator: "\r\n", maxSplits: 1).first.map(String.init) ?? ""
+        let lines = head.split(separator: "\r\n").map(String.init)
+        let line = lines.first ?? ""
         let parts = line.split(separator: " ")
+        let authorized = lines.dropFirst().contains { header in
+            guard let colon = header.firstIndex(of: ":") else { return false }
+            return header[..<colon].lowercased() == "proxy-authorization"
+                && header[header.index(after: colon)...].trimmingCharacters(in: .whitespaces) == "Basic \(secret)"
+        }
+        guard authorized else {
+            respond(client, "407 Proxy Authentication Required", reason: "The service egress serves the device runtime only.")
+            return
+        }
         let expected = "\(target.host.contains(":") && !target.host.hasPrefix("[") ? "[\(target.host)]" : target.host):\(target.port)"
         guard parts.count == 3, parts[0] == "CONNECT", parts[1] == expected else {
             respond(client, "403 Forbidden", reason: "The service egress tunnels only to \(expected).")
@@ -260,6 +300,7 @@ public final class ServiceEgress: Service, Sendable {
         }
         defer { close(upstream) }
         setTimeouts(upstream, seconds: 30)
+        setTimeouts(client, seconds: 30)
         guard writeAll(client, Array("HTTP/1.1 200 Connection Established\r\n\r\n".utf8)) else { return }
         tunnels.add(1, ordering: .relaxed)
         copy(client, upstream)
@@ -267,12 +308,13 @@ public final class ServiceEgress: Service, Sendable {
 
     private func connectUpstream() throws -> Int32 {
         var lastError = RampartError(.serverUnreachable, "\(target.host) has no address.", status: 503)
+        var refusal: RampartError?
         for address in try resolve() {
             // Decided before a packet leaves, then checked again on the connection itself.
             do {
                 try checkRoute(address)
-            } catch let error as RampartError where error.code != .networkPathRefused {
-                lastError = error
+            } catch let error as RampartError {
+                if error.code == .networkPathRefused { refusal = refusal ?? error } else { lastError = error }
                 continue
             }
             let fd = try socketForRoute(address, type: Int32(SOCK_STREAM.rawValue))
@@ -299,13 +341,14 @@ public final class ServiceEgress: Service, Sendable {
             _ = fcntl(fd, F_SETFL, flags)
             do {
                 try approve(fd)
-            } catch {
+            } catch let error as RampartError {
                 close(fd)
-                throw error
+                refusal = refusal ?? error
+                continue
             }
             return fd
         }
-        throw lastError
+        throw refusal ?? lastError
     }
 
     private func readHead(_ fd: Int32) -> String? {
