@@ -264,8 +264,9 @@ package enum DeviceRuntime {
         let serverCA = try? String(contentsOf: state.serverCAFile, encoding: .utf8)
         let configuration = try DeviceConfiguration.load(state: state)
         // Servicing leaves only through the egress: managed interfaces, counted against the data budget.
-        let egress = try ServiceEgress(
-            server: server, policy: configuration.network, meter: ServicingDataMeter(state: state), logger: logger)
+        let meter = ServicingDataMeter(state: state)
+        if let problem = meter.loadProblem { logger.warning("Servicing data count reset", metadata: ["problem": "\(problem)"]) }
+        let egress = try ServiceEgress(server: server, policy: configuration.network, meter: meter, logger: logger)
         var client = try AttestationClient(server: server, serverCAPEM: serverCA)
         client.egress = egress
         let status = DeviceStatusBoard(state: state, deviceID: identity.deviceID)
@@ -277,7 +278,8 @@ package enum DeviceRuntime {
         let telemetry = AppTelemetrySender(state: state, server: server, serverCAPEM: serverCA, status: status, logger: logger)
         let deferral = UpdateDeferral()
         let checkNow = Doorbell()
-        let link = LinkBoard(policy: configuration.network, routerControl: configuration.routerControl, linkImproved: checkNow)
+        let link = LinkBoard(
+            policy: configuration.network, routerControl: configuration.routerControl, linkImproved: checkNow, state: state)
         let apps = AppSupervisor(
             state: state, limits: appLimits, errors: errors, errorQueued: reporter.eventQueued, telemetry: telemetry,
             deferral: deferral, restart: restart, link: link, logger: logger)

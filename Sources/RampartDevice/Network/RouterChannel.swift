@@ -32,31 +32,46 @@ public final class LinkBoard: Sendable {
         public init() {}
     }
 
-    private let state: Mutex<Snapshot>
+    private let state: Mutex<(snapshot: Snapshot, lastRing: ContinuousClock.Instant?)>
     let policy: DeviceConfiguration.Network
-    /// Rung when the link turns acceptable after a download waited for it.
+    /// Where the start of a wait is kept, so that a restart does not start the day again.
+    private let waitFile: URL?
+    /// Rung when the link turns acceptable after a download waited for it, at most every ``minimumRingInterval``
+    /// (each ring costs an update check, and a flapping router must not spend the data budget).
     public let linkImproved: Doorbell
     /// The longest downloads wait for the link. The router is not trusted: what it reports may delay an update,
     /// never withhold one.
     public static let maximumWait: TimeInterval = 24 * 3600
+    public static let minimumRingInterval: Duration = .seconds(15 * 60)
 
-    public init(policy: DeviceConfiguration.Network, routerControl: DeviceConfiguration.RouterControl?, linkImproved: Doorbell = Doorbell()) {
+    public init(
+        policy: DeviceConfiguration.Network, routerControl: DeviceConfiguration.RouterControl?, linkImproved: Doorbell = Doorbell(),
+        state directory: DeviceState? = nil
+    ) {
         self.policy = policy
         self.linkImproved = linkImproved
+        waitFile = directory.map { $0.directory.appendingPathComponent("network/link-wait-since") }
         var snapshot = Snapshot()
         snapshot.routerControl = routerControl?.description
-        state = Mutex(snapshot)
+        if let waitFile, let text = try? String(contentsOf: waitFile, encoding: .utf8) {
+            snapshot.downloadsWaitingSince = Timestamp.parse(text.trimmingCharacters(in: .whitespacesAndNewlines))
+        }
+        state = Mutex((snapshot, nil))
     }
 
-    public var snapshot: Snapshot { state.withLock { $0 } }
+    public var snapshot: Snapshot { state.withLock { $0.snapshot } }
 
     func update(_ change: (inout Snapshot) -> Void) {
-        let ring = state.withLock { snapshot -> Bool in
-            let waited = snapshot.downloadsWaitFor != nil
-            change(&snapshot)
-            guard waited, Self.reasonToWait(snapshot.facts, policy: policy) == nil else { return false }
-            snapshot.downloadsWaitFor = nil
-            snapshot.downloadsWaitingSince = nil
+        let ring = state.withLock { state -> Bool in
+            let waited = state.snapshot.downloadsWaitFor != nil
+            change(&state.snapshot)
+            guard waited, Self.reasonToWait(state.snapshot.facts, policy: policy) == nil else { return false }
+            // The wait's start stays: only a download that goes ends it, so a router that flaps between good
+            // and bad cannot restart the day.
+            state.snapshot.downloadsWaitFor = nil
+            let now = ContinuousClock.now
+            guard state.lastRing.map({ now - $0 >= Self.minimumRingInterval }) ?? true else { return false }
+            state.lastRing = now
             return true
         }
         if ring { linkImproved.ring() }
@@ -65,21 +80,34 @@ public final class LinkBoard: Sendable {
     /// Why a large download should wait now, or `nil` to go ahead. Unknown facts never hold a download back, and
     /// after ``maximumWait`` of waiting the download goes ahead whatever the router says.
     public func reasonToWait(now: Date = Date()) -> String? {
-        state.withLock { snapshot in
-            guard let reason = Self.reasonToWait(snapshot.facts, policy: policy) else {
-                snapshot.downloadsWaitFor = nil
-                snapshot.downloadsWaitingSince = nil
-                return nil
+        let (reason, since) = state.withLock { state -> (String?, Date?) in
+            let before = state.snapshot.downloadsWaitingSince
+            guard let reason = Self.reasonToWait(state.snapshot.facts, policy: policy) else {
+                state.snapshot.downloadsWaitFor = nil
+                state.snapshot.downloadsWaitingSince = nil
+                return (nil, before == nil ? .distantFuture : nil)
             }
-            let since = snapshot.downloadsWaitingSince ?? now
+            // A start in the future (a clock that jumped back) counts from now.
+            let since = min(before ?? now, now)
             guard now.timeIntervalSince(since) < Self.maximumWait else {
-                snapshot.downloadsWaitFor = nil
-                return nil
+                state.snapshot.downloadsWaitFor = nil
+                state.snapshot.downloadsWaitingSince = nil
+                return (nil, before == nil ? .distantFuture : nil)
             }
-            snapshot.downloadsWaitFor = reason
-            snapshot.downloadsWaitingSince = since
-            return reason
+            state.snapshot.downloadsWaitFor = reason
+            state.snapshot.downloadsWaitingSince = since
+            return (reason, before == since ? .distantFuture : since)
         }
+        // .distantFuture: nothing changed on disk.
+        if let waitFile, since != .distantFuture {
+            if let since {
+                try? FileManager.default.createDirectory(at: waitFile.deletingLastPathComponent(), withIntermediateDirectories: true)
+                try? SecureFile.write(Timestamp.format(since), to: waitFile)
+            } else {
+                try? FileManager.default.removeItem(at: waitFile)
+            }
+        }
+        return reason
     }
 
     static func reasonToWait(_ facts: LinkFacts?, policy: DeviceConfiguration.Network) -> String? {
@@ -150,21 +178,26 @@ public struct RouterChannel: Service {
         board.update { $0.connected = true }
         return try await channel.executeThenClose { inbound, _ in
             var reader = initial
-            for try await buffer in inbound {
-                let (accepted, verdict) = reader.consume(buffer.readableBytesView, now: ContinuousClock.now - start)
-                let snapshotFacts = reader.facts
-                let counters = reader.counters
-                let rejection = reader.lastRejection?.description
-                board.update { snapshot in
-                    if !accepted.isEmpty {
-                        var facts = snapshotFacts
-                        facts.reportedAt = Date()
-                        snapshot.facts = facts
+            // An error ends the session but keeps what the reader counted (its rate windows too).
+            do {
+                for try await buffer in inbound {
+                    let (accepted, verdict) = reader.consume(buffer.readableBytesView, now: ContinuousClock.now - start)
+                    let snapshotFacts = reader.facts
+                    let counters = reader.counters
+                    let rejection = reader.lastRejection?.description
+                    board.update { snapshot in
+                        if !accepted.isEmpty {
+                            var facts = snapshotFacts
+                            facts.reportedAt = Date()
+                            snapshot.facts = facts
+                        }
+                        snapshot.counters = counters
+                        snapshot.lastRejection = rejection
                     }
-                    snapshot.counters = counters
-                    snapshot.lastRejection = rejection
+                    if case .disconnect(let reason) = verdict { return ("disconnected: \(reason)", reader) }
                 }
-                if case .disconnect(let reason) = verdict { return ("disconnected: \(reason)", reader) }
+            } catch {
+                return ("the channel failed: \(error)", reader)
             }
             return ("the router closed the channel", reader)
         }
@@ -186,6 +219,21 @@ public struct RouterChannel: Service {
             let fd = Glibc.open(path, O_RDONLY | O_NOCTTY | O_NONBLOCK | O_CLOEXEC)
             guard fd >= 0 else {
                 throw RampartError(.serverUnreachable, "Cannot open the router channel \(path): \(String(cString: strerror(errno))).")
+            }
+            // A terminal: raw, so the kernel neither echoes the router's bytes back to it nor edits them (CR
+            // translation, ^D as end of file). The line speed stays as the system configured it.
+            if isatty(fd) == 1 {
+                var settings = termios()
+                guard tcgetattr(fd, &settings) == 0 else {
+                    close(fd)
+                    throw RampartError(.serverUnreachable, "Cannot read the terminal settings of \(path): \(String(cString: strerror(errno))).")
+                }
+                cfmakeraw(&settings)
+                settings.c_cflag |= tcflag_t(CREAD | CLOCAL)
+                guard tcsetattr(fd, TCSANOW, &settings) == 0 else {
+                    close(fd)
+                    throw RampartError(.serverUnreachable, "Cannot make \(path) a raw terminal: \(String(cString: strerror(errno))).")
+                }
             }
             return try await NIOPipeBootstrap(group: group)
                 .takingOwnershipOfDescriptor(input: fd) { channel in
