@@ -3,6 +3,7 @@ import Crypto
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
 import NIOFoundationCompat
 import NIOHTTP1
 import NIOSSL
@@ -237,7 +238,7 @@ public struct UpdateAgent: Service {
         guard let tenant = status.snapshot.tenantId, let tls = try deviceTLS() else {
             return finish("waiting", "No valid device certificate yet; updates start after attestation.", now)
         }
-        try egress?.checkPath()
+        try await egress?.checkPath()
         let fetcher = HTTPFetcher(client: httpClient, tlsConfiguration: tls)
         let base = "\(server)/v1/tuf/\(tenant)"
         guard let settingsBytes = try await fetcher.fetch("\(base)/device", maximumLength: 65_536) else {
@@ -268,14 +269,6 @@ public struct UpdateAgent: Service {
         guard settings.updatePolicy != .noUpdates else {
             return finish("upToDate", "This device's group takes no updates (NoUpdates).", now)
         }
-        let critical = offered.contains { $0.custom?["critical"] == .bool(true) && $0.custom?["kind"] == .string("runtime") }
-        if let text = settings.maintenanceWindow, let window = try? MaintenanceWindow(parsing: text), !window.contains(now), !critical {
-            return finish("deferred", "Outside the maintenance window \(window).", now)
-        }
-        if !critical, let until = deferral?.deferredUntil(now: now) {
-            return finish("deferred", "An app deferred updates until \(Timestamp.format(until)) (SoftwareUpdateDeferral).", now)
-        }
-
         // What to fetch: the group's apps that differ from what is installed, and the newest runtime offered if
         // newer than what runs. Runtimes come from the feed only (deployments hold apps), and a version that
         // already rolled back here is not tried again: only a newer release is.
@@ -297,12 +290,27 @@ public struct UpdateAgent: Service {
             Self.precedes(Self.versionParts(runtimeVersion), Self.version(newest)) && SlotStore(state: state).pending == nil
                 ? newest : nil
         }
-        let toFetch = appDownloads + (newestRuntime.map { [$0] } ?? [])
-        if let deferred = admitDownloads(toFetch, settings: settings, critical: critical, now: now) { return deferred }
+        // Only the runtime about to install makes this check critical: it alone goes past the maintenance window,
+        // apps' deferrals, the link's wait and the data budget. Apps wait for all of these as ever.
+        let critical = newestRuntime?.custom?["critical"] == .bool(true)
+        var appsWaitFor: String?
+        if let text = settings.maintenanceWindow, let window = try? MaintenanceWindow(parsing: text), !window.contains(now) {
+            appsWaitFor = "Outside the maintenance window \(window)."
+        } else if let until = deferral?.deferredUntil(now: now) {
+            appsWaitFor = "An app deferred updates until \(Timestamp.format(until)) (SoftwareUpdateDeferral)."
+        }
+        if let appsWaitFor, !critical { return finish("deferred", appsWaitFor, now) }
+        let ordinary = (appsWaitFor == nil ? appDownloads : []) + (critical ? [] : newestRuntime.map { [$0] } ?? [])
+        if let deferred = admitDownloads(ordinary, settings: settings, now: now) {
+            guard critical else { return deferred }
+            appsWaitFor = appsWaitFor ?? deferred.message
+        }
+        if critical, let runtime = newestRuntime { admitCriticalRuntime(runtime, settings: settings, now: now) }
+        if let appsWaitFor { logger.notice("A critical runtime installs; apps wait", metadata: ["reason": "\(appsWaitFor)"]) }
 
         // Apps: the group's deployment, exactly, unless the policy keeps apps as they are.
         var appsChanged = false
-        if settings.updatePolicy == .updateAll {
+        if settings.updatePolicy == .updateAll, appsWaitFor == nil {
             for target in appDownloads {
                 guard case .string(let component)? = target.custom?["componentId"], case .string(let imageID)? = target.custom?["imageId"]
                 else { continue }
@@ -343,13 +351,20 @@ public struct UpdateAgent: Service {
         return finish("upToDate", nil, now)
     }
 
-    /// A failure as a ``RampartError``: transport errors (timeouts, resets, refused connections) are the link's.
+    /// A failure as a ``RampartError``: transport errors (timeouts, resets, refused connections) are the link's;
+    /// anything else (a full disk, a malformed answer) stays an update failure.
     package static func classify(_ error: any Error) -> RampartError {
         if let error = error as? RampartError { return error }
-        return RampartError(.serverUnreachable, "The link to the service failed: \(error). The check is retried; downloads resume.", status: 503)
+        if error is HTTPClientError || error is IOError || error is ChannelError || error is NIOConnectionError {
+            return RampartError(
+                .serverUnreachable, "The link to the service failed: \(error). The check is retried; downloads resume.", status: 503)
+        }
+        return RampartError(.internalError, "\(error)", status: 500)
     }
 
-    /// Whether a failure is the network's: the service unreachable, a download broken off, or a path refused.
+    /// Whether a failure is the network's: the service unreachable (transport errors included), a fetch that
+    /// failed or broke off (HTTPFetcher's `downloadFailed`, which also covers the service answering 5xx: its story,
+    /// not this device's), or the path refused.
     package static func isLinkFailure(_ error: RampartError) -> Bool {
         [.serverUnreachable, .downloadFailed, .networkPathRefused].contains(error.code)
     }
@@ -367,29 +382,45 @@ public struct UpdateAgent: Service {
             lastSwitch: lastSwitch, link: link?.snapshot.facts, dataUsage: egress?.meter.usage(now: now))
     }
 
-    /// Whether the downloads may start now: within the group's data budget (a critical update may exceed it, and
-    /// says so), and, when large, on an acceptable link. Returns the deferral to report otherwise.
-    func admitDownloads(_ targets: [TargetFile], settings: DeviceUpdateSettings, critical: Bool, now: Date) -> UpdateReport? {
-        let bytes = targets.reduce(0) { total, target in
-            let partial = target.hashes["sha256"].map { downloads.appendingPathComponent("\($0).part") }
-            let have = partial.flatMap { try? FileManager.default.attributesOfItem(atPath: $0.path)[.size] as? Int } ?? 0
-            return total + max(0, target.length - min(have, target.length))
-        }
+    /// Whether the downloads may start now: within the group's data budget and, when large, on an acceptable
+    /// link. Returns the deferral to report otherwise.
+    func admitDownloads(_ targets: [TargetFile], settings: DeviceUpdateSettings, now: Date) -> UpdateReport? {
+        let bytes = remainingBytes(targets)
         guard bytes > 0 else { return nil }
         if let budget = settings.dataBudgetBytes, let meter = egress?.meter {
             let used = meter.usage(now: now).bytes
             if used + Int64(bytes) > budget {
-                let text = "The update needs \(ServicingDataUsage.megabytes(Int64(bytes))) and this month's servicing has used "
-                    + "\(ServicingDataUsage.megabytes(used)) of the group's \(ServicingDataUsage.megabytes(budget)) budget"
-                guard critical else { return finish("deferred", text + "; it waits for next month.", now) }
-                meter.markExceededForCriticalUpdate()
-                logger.warning("A security-critical update exceeds the data budget", metadata: ["needs": "\(bytes)", "used": "\(used)", "budget": "\(budget)"])
+                return finish(
+                    "deferred",
+                    "The update needs \(ServicingDataUsage.megabytes(Int64(bytes))) and this month's servicing has used "
+                        + "\(ServicingDataUsage.megabytes(used)) of the group's \(ServicingDataUsage.megabytes(budget)) budget; "
+                        + "it waits for next month.", now)
             }
         }
-        if bytes >= Self.largeDownloadBytes, !critical, let reason = link?.reasonToWait(now: now) {
+        if bytes >= Self.largeDownloadBytes, let reason = link?.reasonToWait(now: now) {
             return finish("deferred", "A download of \(ServicingDataUsage.megabytes(Int64(bytes))) waits for an acceptable link: \(reason).", now)
         }
         return nil
+    }
+
+    /// A security-critical runtime downloads whatever the budget and the link say; going past the budget is
+    /// recorded, so the device reports it.
+    func admitCriticalRuntime(_ target: TargetFile, settings: DeviceUpdateSettings, now: Date) {
+        let bytes = remainingBytes([target])
+        guard let budget = settings.dataBudgetBytes, let meter = egress?.meter else { return }
+        let used = meter.usage(now: now).bytes
+        guard used + Int64(bytes) > budget else { return }
+        meter.markExceededForCriticalUpdate()
+        logger.warning("A security-critical update exceeds the data budget", metadata: ["needs": "\(bytes)", "used": "\(used)", "budget": "\(budget)"])
+    }
+
+    /// Bytes still to fetch for `targets`, counting what their partial files hold.
+    func remainingBytes(_ targets: [TargetFile]) -> Int {
+        targets.reduce(0) { total, target in
+            let partial = target.hashes["sha256"].map { downloads.appendingPathComponent("\($0).part") }
+            let have = partial.flatMap { try? FileManager.default.attributesOfItem(atPath: $0.path)[.size] as? Int } ?? 0
+            return total + max(0, target.length - min(have, target.length))
+        }
     }
 
     /// Downloads a target, resuming a partial file with HTTP Range, and verifies it against TUF and the
