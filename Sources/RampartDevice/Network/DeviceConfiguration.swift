@@ -58,7 +58,14 @@ public struct DeviceConfiguration: Sendable, Equatable {
     ///
     /// - Throws: ``RampartError`` `configurationInvalid` naming the file and key.
     public static func load(state: DeviceState) throws -> DeviceConfiguration {
-        guard let data = FileManager.default.contents(atPath: state.configFile.path) else { return DeviceConfiguration() }
+        // Missing is the defaults; present but unreadable is an error, never "every interface managed".
+        guard FileManager.default.fileExists(atPath: state.configFile.path) else { return DeviceConfiguration() }
+        let data: Data
+        do {
+            data = try Data(contentsOf: state.configFile)
+        } catch {
+            throw RampartError(.configurationInvalid, "Cannot read \(state.configFile.path): \(error.localizedDescription)")
+        }
         guard let text = String(data: data, encoding: .utf8) else {
             throw RampartError(.configurationInvalid, "\(state.configFile.path) is not UTF-8.")
         }
@@ -75,6 +82,9 @@ public struct DeviceConfiguration: Sendable, Equatable {
             try reader.allow(
                 table, ["managed_interfaces", "service_interface", "minimum_signal_dbm", "allow_roaming"], in: "network")
             if let names = try reader.strings(table, "managed_interfaces", in: "network") {
+                guard !names.isEmpty else {
+                    throw reader.invalid("network.managed_interfaces", "is empty, which would refuse all servicing; name at least one interface")
+                }
                 for name in names where !validInterfaceName(name) {
                     throw reader.invalid("network.managed_interfaces", "holds \"\(name)\", which is not an interface name")
                 }

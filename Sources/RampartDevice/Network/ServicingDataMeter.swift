@@ -14,6 +14,11 @@ public final class ServicingDataMeter: Sendable {
 
     private let file: URL?
     private let state: Mutex<(usage: Stored, persisted: Int64)>
+    /// Serialises writes of the file, each of the latest count.
+    private let writing = Mutex(())
+    /// Set when the stored count could not be read: it was moved aside (`usage.json.corrupt`) and counting started
+    /// again from zero. The runtime logs it.
+    public let loadProblem: String?
     /// Bytes counted between writes of the file.
     static let persistEvery: Int64 = 64 * 1024
 
@@ -21,11 +26,20 @@ public final class ServicingDataMeter: Sendable {
     public init(state: DeviceState?, now: Date = Date()) {
         file = state.map { $0.directory.appendingPathComponent("network/usage.json") }
         var stored = Stored(month: Self.month(of: now), bytes: 0, budgetBytes: nil, exceededForCriticalUpdate: false)
-        if let file, let data = try? Data(contentsOf: file), let loaded = try? JSONDecoder().decode(Stored.self, from: data),
-            loaded.bytes >= 0
-        {
-            stored = loaded
+        var problem: String?
+        if let file, FileManager.default.fileExists(atPath: file.path) {
+            if let data = try? Data(contentsOf: file), let loaded = try? JSONDecoder().decode(Stored.self, from: data), loaded.bytes >= 0,
+                loaded.month.count == 7
+            {
+                stored = loaded
+            } else {
+                let aside = file.appendingPathExtension("corrupt")
+                try? FileManager.default.removeItem(at: aside)
+                try? FileManager.default.moveItem(at: file, to: aside)
+                problem = "\(file.path) could not be read; it was kept as \(aside.lastPathComponent) and this month's count starts at 0."
+            }
         }
+        loadProblem = problem
         self.state = Mutex((stored, stored.bytes))
     }
 
@@ -39,14 +53,14 @@ public final class ServicingDataMeter: Sendable {
 
     /// Adds bytes that crossed the wire.
     public func add(_ bytes: Int, now: Date = Date()) {
-        let write = state.withLock { state -> Stored? in
+        let due = state.withLock { state -> Bool in
             rollOver(&state, now: now)
             state.usage.bytes += Int64(bytes)
-            guard state.usage.bytes - state.persisted >= Self.persistEvery else { return nil }
+            guard state.usage.bytes - state.persisted >= Self.persistEvery else { return false }
             state.persisted = state.usage.bytes
-            return state.usage
+            return true
         }
-        if let write { persist(write) }
+        if due { persist() }
     }
 
     /// This month's use.
@@ -59,8 +73,9 @@ public final class ServicingDataMeter: Sendable {
         }
     }
 
-    /// Records the group's budget as the service last stated it.
+    /// Records the group's budget as the service last stated it (written only when it changed).
     public func setBudget(_ bytes: Int64?) {
+        guard state.withLock({ $0.usage.budgetBytes != bytes }) else { return }
         update { $0.budgetBytes = bytes }
     }
 
@@ -71,33 +86,34 @@ public final class ServicingDataMeter: Sendable {
 
     /// Writes the count now (at shutdown).
     public func flush() {
-        let usage = state.withLock { state in
-            state.persisted = state.usage.bytes
-            return state.usage
-        }
-        persist(usage)
+        state.withLock { $0.persisted = $0.usage.bytes }
+        persist()
     }
 
     private func update(_ change: (inout Stored) -> Void) {
-        let usage = state.withLock { state in
+        state.withLock { state in
             rollOver(&state, now: Date())
             change(&state.usage)
             state.persisted = state.usage.bytes
-            return state.usage
         }
-        persist(usage)
+        persist()
     }
 
+    /// Starts a new month only forward: a clock that jumps back (no RTC before time sync) keeps the count.
     private func rollOver(_ state: inout (usage: Stored, persisted: Int64), now: Date) {
         let month = Self.month(of: now)
-        guard month != state.usage.month else { return }
+        guard month > state.usage.month else { return }
         state.usage = Stored(month: month, bytes: 0, budgetBytes: state.usage.budgetBytes, exceededForCriticalUpdate: false)
         state.persisted = -Self.persistEvery  // write the new month at the next count
     }
 
-    private func persist(_ usage: Stored) {
+    /// Writes the latest count, one writer at a time.
+    private func persist() {
         guard let file else { return }
-        try? FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
-        if let data = try? JSONEncoder().encode(usage) { try? SecureFile.write(data, to: file) }
+        writing.withLock { _ in
+            let latest = state.withLock { $0.usage }
+            try? FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+            if let data = try? JSONEncoder().encode(latest) { try? SecureFile.write(data, to: file) }
+        }
     }
 }
