@@ -51,6 +51,7 @@ struct DeviceConfigurationTests {
             ("[net]\n", "net is not a known setting"),
             ("[network]\nmanaged_interfaces = \"eth0\"", "must be an array of strings"),
             ("[network]\nmanaged_interfaces = [\"eth 0\"]", "not an interface name"),
+            ("[network]\nmanaged_interfaces = []", "is empty"),
             ("[network]\nservice_interface = \"an-interface-name-too-long\"", "not an interface name"),
             ("[network]\nmanaged_interfaces = [\"eth0\"]\nservice_interface = \"wwan0\"", "not one of managed_interfaces"),
             ("[network]\nminimum_signal_dbm = -20", "must be -113 to -51"),
@@ -97,7 +98,7 @@ struct ServiceEgressTests {
             refusing.managedInterfaces = ["rampart-no0"]
             let refused = try ServiceEgress(server: server.url, policy: refusing, meter: meter, logger: Self.quiet)
             do {
-                try refused.checkPath()
+                try await refused.checkPath()
                 Issue.record("the path through lo was accepted")
             } catch let error as RampartError {
                 #expect(error.code == .networkPathRefused)
@@ -113,7 +114,7 @@ struct ServiceEgressTests {
             var pinned = DeviceConfiguration.Network()
             pinned.serviceInterface = "lo"
             let egress = try ServiceEgress(server: server.url, policy: pinned, meter: meter, logger: Self.quiet)
-            try egress.checkPath()
+            try await egress.checkPath()
             #expect(try await healthz(server, through: egress.httpClient) == 200)
             #expect(meter.usage().bytes > 1000)  // a TLS handshake and a request, both ways
             #expect(egress.refusalCount == 0)
@@ -121,18 +122,30 @@ struct ServiceEgressTests {
         }
     }
 
-    @Test("the egress tunnels only to the service")
+    @Test("the egress serves only this runtime (its secret), and tunnels only to the service")
     func onlyToTheService() async throws {
         try await TestServer.withServer { server in
             let egress = try ServiceEgress(server: server.url, policy: .init(), meter: ServicingDataMeter(state: nil), logger: Self.quiet)
-            defer { Task { await egress.shutdown() } }
-            var configuration = HTTPClient.Configuration()
-            configuration.proxy = .server(host: "127.0.0.1", port: egress.proxyPort)
-            let other = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            func client(authorized: Bool) -> HTTPClient {
+                var configuration = HTTPClient.Configuration()
+                configuration.proxy = .server(
+                    host: "127.0.0.1", port: egress.proxyPort, authorization: authorized ? .basic(credentials: egress.secret) : nil)
+                return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+            }
+            // Another local process, without the secret: refused, nothing tunnelled or counted.
+            let foreign = client(authorized: false)
+            await #expect(throws: (any Error).self) { _ = try await healthz(server, through: foreign, timeout: .seconds(2)) }
+            try await foreign.shutdown()
+            #expect(egress.tunnelCount == 0 && egress.meter.usage().bytes == 0)
+            // With the secret, but to another host: refused too.
+            let other = client(authorized: true)
             var request = HTTPClientRequest(url: server.url.replacingOccurrences(of: "127.0.0.1", with: "localhost") + "/healthz")
             request.tlsConfiguration = try DeviceTLS.configuration(serverCAPEM: try server.tlsCAPEM)
             await #expect(throws: (any Error).self) { _ = try await other.execute(request, timeout: .seconds(2)) }
+            #expect(try await healthz(server, through: other) == 200)
             try await other.shutdown()
+            #expect(egress.tunnelCount == 1)
+            await egress.shutdown()
         }
     }
 
@@ -150,6 +163,34 @@ struct ServiceEgressTests {
             #expect(info.lastAttestationAt == nil && info.lastSeenAt == nil)
             await egress.shutdown()
         }
+    }
+
+    @Test("an unreadable device.toml is an error, not the defaults")
+    func unreadableConfiguration() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let state = DeviceState(directory: directory.url)
+        try FileManager.default.createDirectory(at: state.configFile, withIntermediateDirectories: true)  // a directory
+        #expect(throws: RampartError(.configurationInvalid, "")) { try DeviceConfiguration.load(state: state) }
+    }
+
+    @Test("a corrupt count is kept aside and reported; a clock that jumps back keeps the month's count")
+    func meterRecovers() throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let state = DeviceState(directory: directory.url)
+        let file = directory.url.appendingPathComponent("network/usage.json")
+        try FileManager.default.createDirectory(at: file.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data("{not json".utf8).write(to: file)
+        let november = Date(timeIntervalSince1970: 1_795_000_000)
+        let meter = ServicingDataMeter(state: state, now: november)
+        #expect(meter.loadProblem?.contains("usage.json.corrupt") == true)
+        #expect(try String(contentsOf: file.appendingPathExtension("corrupt"), encoding: .utf8) == "{not json")
+        meter.add(5000, now: november)
+        // Before time sync a device may think it is 1970: the count stays with November.
+        meter.add(100, now: Date(timeIntervalSince1970: 0))
+        #expect(meter.usage(now: Date(timeIntervalSince1970: 0)) == ServicingDataUsage(month: "2026-11", bytes: 5100, budgetBytes: nil))
+        #expect(ServicingDataMeter(state: nil).loadProblem == nil)
     }
 
     @Test("the month's servicing bytes survive a restart and start again at a new month")
@@ -330,7 +371,15 @@ struct LinkAwareServicingTests {
             #expect(deferred.dataUsage?.budgetBytes == 1_000_000 && deferred.dataUsage?.exceededForCriticalUpdate == false)
             #expect(AppStore(state: dut.device.state).installed().isEmpty)
 
-            // A security-critical runtime is not held back by the budget; the report says it went beyond.
+            // An old critical runtime in the feed (not newer than what runs) makes nothing critical.
+            let stale = try factory.runtime(version: "0.0.1", payload: Array("#!/bin/sh\nexit 0\n".utf8), critical: true)
+            _ = try await h.admin.client.send(
+                .POST, "/v1/tenants/\(h.tenant.id)/runtime-releases", body: RuntimeReleaseRequest(imageId: try await h.upload(stale).id, feed: .retail))
+            #expect(try await dut.updates.checkOnce().result == "deferred")
+            #expect(meter.usage().exceededForCriticalUpdate == false)
+
+            // A security-critical runtime is not held back by the budget (the apps still are); the report says it
+            // went beyond.
             let runtime = try factory.runtime(version: "9.1.0", payload: Array("#!/bin/sh\nexit 0\n".utf8) + [UInt8](repeating: 2, count: 40_000), critical: true)
             let image = try await h.upload(runtime)
             _ = try await h.admin.client.send(
@@ -338,11 +387,95 @@ struct LinkAwareServicingTests {
             let installed = try await dut.updates.checkOnce()
             #expect(installed.result == "restart")
             #expect(installed.dataUsage?.exceededForCriticalUpdate == true)
+            #expect(AppStore(state: dut.device.state).installed().isEmpty)
             #expect(meter.usage().bytes > 1_000_000)
             await dut.updates.send(installed)
             let shown = try await h.admin.client.json(DeviceInfo.self, .GET, "/v1/tenants/\(h.tenant.id)/devices/\(dut.device.id)")
             #expect(shown.dataUsage?.exceededForCriticalUpdate == true)
             await egress.shutdown()
+        }
+    }
+}
+
+// Glibc's module leaves out the X/Open pseudoterminal calls.
+@_silgen_name("posix_openpt") private func posixOpenpt(_ flags: CInt) -> CInt
+@_silgen_name("grantpt") private func grantPseudoterminal(_ fd: CInt) -> CInt
+@_silgen_name("unlockpt") private func unlockPseudoterminal(_ fd: CInt) -> CInt
+@_silgen_name("ptsname") private func pseudoterminalName(_ fd: CInt) -> UnsafeMutablePointer<CChar>?
+
+@Suite("A hostile router's limits")
+struct HostileRouterLimitTests {
+    @Test("a router that flaps between good and bad neither restarts the day's wait nor rings more than every 15 min")
+    func flapping() async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let state = DeviceState(directory: directory.url)
+        let router = try TestRouter()
+        defer { router.close() }
+        let doorbell = Doorbell()
+        let board = LinkBoard(policy: .init(), routerControl: .tcp(host: "127.0.0.1", port: router.port), linkImproved: doorbell, state: state)
+        let group = ServiceGroup(
+            services: [RouterChannel(source: .tcp(host: "127.0.0.1", port: router.port), board: board, logger: ServiceEgressTests.quiet)],
+            logger: ServiceEgressTests.quiet)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            try await router.send("+CREG: 5\r\n")
+            #expect(try await eventually { board.snapshot.facts?.registration == .roaming })
+            let start = Date()
+            #expect(board.reasonToWait(now: start) != nil)
+            #expect(board.snapshot.downloadsWaitingSince == start)
+            try await router.send("+CREG: 1\r\n")  // good: rings once
+            #expect(try await eventually { board.snapshot.facts?.registration == .home })
+            let rung = ContinuousClock.now
+            await doorbell.wait(upTo: .seconds(5))
+            #expect(ContinuousClock.now - rung < .seconds(4))
+            try await Task.sleep(for: .seconds(1.1))  // the type's rate limit
+            try await router.send("+CREG: 5\r\n")  // bad again, before any download went
+            #expect(try await eventually { board.snapshot.facts?.registration == .roaming })
+            #expect(board.reasonToWait(now: start + 3600) != nil)
+            #expect(board.snapshot.downloadsWaitingSince == start)  // the day was not restarted
+            try await Task.sleep(for: .seconds(1.1))
+            try await router.send("+CREG: 1\r\n")  // good again within 15 minutes: no second ring
+            #expect(try await eventually { board.snapshot.facts?.registration == .home })
+            let quiet = ContinuousClock.now
+            await doorbell.wait(upTo: .milliseconds(600))
+            #expect(ContinuousClock.now - quiet >= .milliseconds(550))
+            try await router.send("+CREG: 5\r\n")
+            _ = try await eventually { board.snapshot.facts?.registration == .roaming }
+            // The start survives a restart of the runtime, and a day after it the download goes anyway.
+            let restarted = LinkBoard(policy: .init(), routerControl: .tcp(host: "127.0.0.1", port: router.port), state: state)
+            #expect(restarted.snapshot.downloadsWaitingSince.map { abs($0.timeIntervalSince(start)) < 1 } == true)
+            #expect(board.reasonToWait(now: start + LinkBoard.maximumWait + 1) == nil)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
+
+    @Test("a serial router is read as a raw terminal: nothing echoed back, ^D is a byte, not end of file")
+    func serialRaw() async throws {
+        let master = posixOpenpt(O_RDWR | O_NOCTTY)
+        try #require(master >= 0 && grantPseudoterminal(master) == 0 && unlockPseudoterminal(master) == 0)
+        defer { close(master) }
+        let path = String(cString: try #require(pseudoterminalName(master)))
+        let board = LinkBoard(policy: .init(), routerControl: .serial(path: path))
+        let group = ServiceGroup(
+            services: [RouterChannel(source: .serial(path: path), board: board, logger: ServiceEgressTests.quiet)],
+            logger: ServiceEgressTests.quiet)
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            #expect(try await eventually { board.snapshot.connected })
+            try await Task.sleep(for: .milliseconds(200))  // the raw settings are made right after the open
+            let bytes = Array("+CSQ: 20,0\r\n\u{4}\r\n+CREG: 1\r\n".utf8)
+            _ = bytes.withUnsafeBytes { write(master, $0.baseAddress, $0.count) }
+            #expect(try await eventually { board.snapshot.facts?.registration == .home })
+            #expect(board.snapshot.facts?.signalDBm == -73)
+            #expect(board.snapshot.counters.unknown == 1 && board.snapshot.counters.disconnects == 0)
+            // Nothing came back to the router.
+            _ = fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK)
+            var echo = [UInt8](repeating: 0, count: 256)
+            #expect(read(master, &echo, echo.count) <= 0)
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
         }
     }
 }
