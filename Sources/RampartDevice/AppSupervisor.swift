@@ -123,6 +123,16 @@ public actor AppSupervisor: Service {
     }
 
     /// Stops an app at its next event boundary; it stays stopped until started.
+    /// Tells every running app that takes system events that an update installs in `seconds`
+    /// (`RAMPART_EVENT_UPDATE_PENDING`). Returns how many were told.
+    public func notifyUpdatePending(inSeconds seconds: Int) -> Int {
+        var told = 0
+        for slot in slots.values where slot.runner?.notifyUpdatePending(inSeconds: seconds) == true {
+            told += 1
+        }
+        return told
+    }
+
     public func stop(_ componentID: String) throws -> AppStatus {
         let id = componentID.lowercased()
         guard slots[id] != nil, slots[id]?.removed == false else { throw Self.notInstalled(componentID) }

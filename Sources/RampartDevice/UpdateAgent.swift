@@ -97,6 +97,11 @@ public struct UpdateAgent: Service {
             }
         }
     }
+    /// Tells the apps that take system events that an update installs in some seconds; returns how many were
+    /// told. They may defer it (`SoftwareUpdateDeferral`) within ``updateNotice``.
+    public var updatePending: (@Sendable (_ seconds: Int) async -> Int)?
+    /// How long apps have between the update-pending event and the download.
+    public var updateNotice: Duration = .seconds(10)
     /// The client of the push long-poll, which is idle by design.
     var longPollClient: HTTPClient = .shared
     /// Link facts from the router control channel: large downloads wait for an acceptable link.
@@ -307,6 +312,16 @@ public struct UpdateAgent: Service {
         }
         if critical, let runtime = newestRuntime { admitCriticalRuntime(runtime, settings: settings, now: now) }
         if let appsWaitFor { logger.notice("A critical runtime installs; apps wait", metadata: ["reason": "\(appsWaitFor)"]) }
+
+        // Apps that take system events hear of the update first, and may defer it (not a critical runtime):
+        // before the download, so a deferral costs no data.
+        let coming = (appsWaitFor == nil ? appDownloads : []) + (newestRuntime.map { [$0] } ?? [])
+        if !coming.isEmpty, let updatePending, await updatePending(Int(updateNotice.components.seconds)) > 0 {
+            try? await Task.sleep(for: updateNotice)
+            if !critical, let until = deferral?.deferredUntil(now: Date()) {
+                return finish("deferred", "An app deferred updates until \(Timestamp.format(until)) (SoftwareUpdateDeferral).", now)
+            }
+        }
 
         // Apps: the group's deployment, exactly, unless the policy keeps apps as they are.
         var appsChanged = false

@@ -78,10 +78,12 @@ public final class AppRunner: Sendable {
         return inbox.post(.message(kind: HostResult.messageFromCloud, sender: nil, bytes: payload))
     }
 
-    /// Tells the app that an update will install in `seconds`, if it takes system events.
-    public func notifyUpdatePending(inSeconds seconds: Int) {
-        guard manifest.granted.systemEventNotifications else { return }
-        _ = inbox.post(.event(kind: HostResult.eventUpdatePending, argument: Int32(clamping: seconds)))
+    /// Tells the app that an update will install in `seconds`, if it takes system events. Returns whether the
+    /// event was queued.
+    @discardableResult
+    public func notifyUpdatePending(inSeconds seconds: Int) -> Bool {
+        guard manifest.granted.systemEventNotifications else { return false }
+        return inbox.post(.event(kind: HostResult.eventUpdatePending, argument: Int32(clamping: seconds)))
     }
 
     /// How long the app takes from its bytes to the end of `app_start`: parse, validate, instantiate and

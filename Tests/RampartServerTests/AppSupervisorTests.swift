@@ -6,6 +6,7 @@ import RampartDevice
 import RampartSandbox
 import ServiceLifecycle
 import Synchronization
+import RampartTestKit
 import Testing
 import WAT
 
@@ -178,5 +179,53 @@ struct AppPowerTests {
         let until = try #require(deferral.deferredUntil())
         #expect(until > Date() + 29 * 60 && until <= Date() + 30 * 60)
         try? FileManager.default.removeItem(at: state.directory)
+    }
+}
+
+@Suite("Update-pending event")
+struct UpdatePendingTests {
+    @Test("apps hear RAMPART_EVENT_UPDATE_PENDING before a download, and one that defers holds the update back")
+    func appDefersPendingUpdate() async throws {
+        try await AttestationHarness.run { h in
+            let factory = PackageFactory()
+            try await h.register(factory)
+            let production = try await h.productGroups()["Production"]!
+            var dut = try await DeviceUnderTest.make(h, group: production)
+            await dut.attest()
+            // An app that defers by 30 minutes when it hears of a pending update, and one that does not listen.
+            let deferring = #"""
+                (module
+                  (import "rampart" "update_defer" (func $defer (param i32) (result i32)))
+                  (memory (export "memory") 1)
+                  (func (export "app_start"))
+                  (func (export "app_on_event") (param $event i32) (param $arg i32)
+                    (if (i32.eq (local.get $event) (i32.const 1)) (then (drop (call $defer (i32.const 30)))))))
+                """#
+            _ = try AppSupervisorTests.install(
+                deferring, name: "careful", capabilities: #"{"SystemEventNotifications": true, "SoftwareUpdateDeferral": true}"#,
+                in: dut.device.state)
+            let deferral = UpdateDeferral()
+            let apps = AppSupervisor(state: dut.device.state, errors: ErrorEventQueue(state: dut.device.state), deferral: deferral, logger: Logger(label: "test"))
+            dut.updates.deferral = deferral
+            dut.updates.updateNotice = .seconds(1)
+            let told = Mutex(0)
+            dut.updates.updatePending = { seconds in
+                let count = await apps.notifyUpdatePending(inSeconds: seconds)
+                told.withLock { $0 += count }
+                return count
+            }
+            try await h.deploy([try await h.upload(try factory.app())], to: production)
+            let updates = dut.updates
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                group.addTask { try await apps.run() }
+                #expect(try await AppSupervisorTests.eventually { (await apps.statuses()).first?.state == .running })
+                let report = try await updates.checkOnce()
+                #expect(report.result == "deferred")
+                #expect(report.message?.contains("SoftwareUpdateDeferral") == true)
+                #expect(told.withLock { $0 } == 1)
+                #expect(deferral.deferredUntil().map { $0 > Date() + 28 * 60 } == true)
+                group.cancelAll()
+            }
+        }
     }
 }

@@ -128,7 +128,7 @@ RAMPART_IMPORT("message_read") int32_t rampart_message_read(void *buffer, int32_
 RAMPART_IMPORT("message_sender") int32_t rampart_message_sender(char *buffer, int32_t length);
 
 /* System events (SystemEventNotifications): app_on_event(event, arg). */
-#define RAMPART_EVENT_UPDATE_PENDING 1  /* arg: seconds until the update installs (reserved: not sent yet) */
+#define RAMPART_EVENT_UPDATE_PENDING 1  /* arg: seconds until the update downloads and installs; defer it now if need be */
 #define RAMPART_EVENT_SHUTDOWN       2  /* the runtime is stopping the app; arg: 0 */
 /* Defers updates (apps and system software, but not a critical runtime) for 1..1440 minutes from now
  * (SoftwareUpdateDeferral). Deferrals chain, but end at most 24 h after the first one still in force. */

@@ -290,6 +290,7 @@ package enum DeviceRuntime {
         updates.appsInstalled = apps.appsChanged
         updates.errors = errors
         updates.deferral = deferral
+        updates.updatePending = { seconds in await apps.notifyUpdatePending(inSeconds: seconds) }
         updates.egress = egress
         updates.link = link
         var agent = DeviceAgent(
