@@ -122,7 +122,6 @@ public actor AppSupervisor: Service {
         return try status(of: id)
     }
 
-    /// Stops an app at its next event boundary; it stays stopped until started.
     /// Tells every running app that takes system events that an update installs in `seconds`
     /// (`RAMPART_EVENT_UPDATE_PENDING`). Returns how many were told.
     public func notifyUpdatePending(inSeconds seconds: Int) -> Int {
@@ -133,6 +132,7 @@ public actor AppSupervisor: Service {
         return told
     }
 
+    /// Stops an app at its next event boundary; it stays stopped until started.
     public func stop(_ componentID: String) throws -> AppStatus {
         let id = componentID.lowercased()
         guard slots[id] != nil, slots[id]?.removed == false else { throw Self.notInstalled(componentID) }
@@ -245,7 +245,6 @@ public actor AppSupervisor: Service {
                 environment.deferUpdate = { component, minutes in
                     let until = deferral.postpone(minutes: minutes)
                     logger.notice("An app deferred updates", metadata: ["component": "\(component)", "until": "\(Timestamp.format(until))"])
-                    return true
                 }
             }
             if restart != nil {

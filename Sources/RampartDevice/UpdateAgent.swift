@@ -71,6 +71,8 @@ public struct UpdateAgent: Service {
     let attestNow: Doorbell
     /// Rung by push notifications and `check-now`.
     public let checkNow: Doorbell
+    /// Rung when a check has fetched the device's settings, which ends a pending check-now on the service.
+    let checkStarted = Doorbell()
     /// Called after a runtime was installed: the process should restart into the new slot.
     let restart: @Sendable () async -> Void
     var schedule = DeviceAgent.Schedule()
@@ -203,6 +205,9 @@ public struct UpdateAgent: Service {
                 if let object = try? JSONSerialization.jsonObject(with: Data(buffer: body)) as? [String: Any], object["checkNow"] as? Bool == true {
                     logger.info("Update check requested by the service")
                     checkNow.ring()
+                    // The request stays pending on the service until a check fetches the settings: poll again only
+                    // after that, or every poll would answer at once for as long as a download runs.
+                    try? await cancelWhenGracefulShutdown { await checkStarted.wait(upTo: .seconds(300)) }
                 }
             } catch {
                 failures += 1
@@ -252,6 +257,7 @@ public struct UpdateAgent: Service {
             attestNow.ring()
             throw RampartError(.serverUnreachable, "The service refused this device's certificate for updates; attesting again.")
         }
+        checkStarted.ring()
         let settings = try JSONCoding.decoder().decode(DeviceUpdateSettings.self, from: Data(settingsBytes))
         egress?.meter.setBudget(settings.dataBudgetBytes)
 
@@ -302,7 +308,7 @@ public struct UpdateAgent: Service {
         if let text = settings.maintenanceWindow, let window = try? MaintenanceWindow(parsing: text), !window.contains(now) {
             appsWaitFor = "Outside the maintenance window \(window)."
         } else if let until = deferral?.deferredUntil(now: now) {
-            appsWaitFor = "An app deferred updates until \(Timestamp.format(until)) (SoftwareUpdateDeferral)."
+            appsWaitFor = Self.deferredByApp(until)
         }
         if let appsWaitFor, !critical { return finish("deferred", appsWaitFor, now) }
         let ordinary = (appsWaitFor == nil ? appDownloads : []) + (critical ? [] : newestRuntime.map { [$0] } ?? [])
@@ -318,8 +324,10 @@ public struct UpdateAgent: Service {
         let coming = (appsWaitFor == nil ? appDownloads : []) + (newestRuntime.map { [$0] } ?? [])
         if !coming.isEmpty, let updatePending, await updatePending(Int(updateNotice.components.seconds)) > 0 {
             try? await Task.sleep(for: updateNotice)
-            if !critical, let until = deferral?.deferredUntil(now: Date()) {
-                return finish("deferred", "An app deferred updates until \(Timestamp.format(until)) (SoftwareUpdateDeferral).", now)
+            if let until = deferral?.deferredUntil(now: Date()) {
+                // Only the critical runtime goes past an app's deferral; the apps wait.
+                guard critical else { return finish("deferred", Self.deferredByApp(until), now) }
+                appsWaitFor = appsWaitFor ?? Self.deferredByApp(until)
             }
         }
 
@@ -364,6 +372,10 @@ public struct UpdateAgent: Service {
             return finish("installed", "Apps updated to the group's deployment.", now)
         }
         return finish("upToDate", nil, now)
+    }
+
+    static func deferredByApp(_ until: Date) -> String {
+        "An app deferred updates until \(Timestamp.format(until)) (SoftwareUpdateDeferral)."
     }
 
     /// A failure as a ``RampartError``: transport errors (timeouts, resets, refused connections) are the link's;

@@ -32,8 +32,8 @@ public struct AppEnvironment: Sendable {
     /// Sends telemetry through the runtime's own authenticated connection, for the tenant the app's
     /// `DeviceAuthentication` names; returns a host result (`rampart.h`). Nil when the runtime has none.
     public var telemetry: (@Sendable (_ componentID: String, _ tenant: String, _ payload: [UInt8]) -> Int32)?
-    /// Defers updates by some minutes; returns whether the deferral was taken.
-    public var deferUpdate: (@Sendable (_ componentID: String, _ minutes: Int) -> Bool)?
+    /// Defers updates by some minutes.
+    public var deferUpdate: (@Sendable (_ componentID: String, _ minutes: Int) -> Void)?
     /// Asks the runtime to restart the device.
     public var requestReboot: (@Sendable (_ componentID: String) -> Void)?
     /// The link facts the router control channel last reported (`NetworkConfig`); nil when there is no channel.

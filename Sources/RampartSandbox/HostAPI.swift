@@ -269,7 +269,8 @@ enum HostAPI {
             guard app.capabilities.softwareUpdateDeferral else { return HostResult.permissionDenied }
             guard (1...1440).contains(int(a, 0)) else { return HostResult.invalid }
             guard let deferUpdate = app.environment.deferUpdate else { return HostResult.unavailable }
-            return deferUpdate(app.manifest.componentID, Int(int(a, 0))) ? 0 : HostResult.unavailable
+            deferUpdate(app.manifest.componentID, Int(int(a, 0)))
+            return 0
         },
         "link_status": Definition(parameters: 1) { app, a throws(AppFault) in
             guard app.capabilities.networkConfig else { return HostResult.permissionDenied }

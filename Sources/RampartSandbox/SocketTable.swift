@@ -39,10 +39,11 @@ struct SocketTable: ~Copyable {
         var last = HostResult.connection
         // One deadline for the call, however many addresses the name has.
         let deadline = Monotonic.milliseconds + UInt64(max(0, timeout))
-        for address in addresses {
+        for (index, address) in addresses.enumerated() {
+            // The first address is always tried, even with no time to wait (a timeout of 0, as during shutdown).
             let now = Monotonic.milliseconds
-            guard now < deadline else { return HostResult.timedOut }
-            let remaining = Int32(deadline - now)
+            guard index == 0 || now < deadline else { return HostResult.timedOut }
+            let remaining = Int32(deadline > now ? deadline - now : 0)
             let fd = socket(Int32(address.storage.ss_family), Int32(SOCK_STREAM.rawValue) | Int32(SOCK_NONBLOCK.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
             guard fd >= 0 else { continue }
             var storage = address.storage

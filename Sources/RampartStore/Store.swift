@@ -189,10 +189,15 @@ public final class Store: Service, Sendable {
 
     /// Runs and migrates this store for the duration of `body`, then closes it.
     public func withRunning<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        try await withRunning(upTo: .max, body)
+    }
+
+    /// The same, with the schema migrated only up to `version` (for tests of a migration).
+    func withRunning<T: Sendable>(upTo version: Int, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
         try await withThrowingTaskGroup(of: Void.self) { group in
             group.addTask { try await self.run() }
             do {
-                try await migrate()
+                try await migrate(upTo: version)
                 let result = try await body()
                 group.cancelAll()
                 return result

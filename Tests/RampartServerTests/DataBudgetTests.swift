@@ -1,3 +1,4 @@
+import ArgumentParser
 import AsyncHTTPClient
 import Crypto
 import Foundation
@@ -239,12 +240,12 @@ struct DataBudgetTests {
     }
 
     @Test("the CLI's device-group commands take --data-budget-mb as a whole number")
-    func cli() async {
-        #expect(await RampartCommand.main(arguments: ["device-group", "create", "--help"]) == 0)
+    func cli() throws {
         let group = RampartID().description
-        #expect(
-            await RampartCommand.main(arguments: [
-                "device-group", "update", "--device-group", group, "--data-budget-mb", "lots",
-            ]) != 0)
+        _ = try RampartCommand.parseAsRoot(["device-group", "create", "--product", "P", "--name", "G", "--data-budget-mb", "5"])
+        _ = try RampartCommand.parseAsRoot(["device-group", "update", "--device-group", group, "--data-budget-mb", "5"])
+        #expect(throws: (any Error).self) {
+            try RampartCommand.parseAsRoot(["device-group", "update", "--device-group", group, "--data-budget-mb", "lots"])
+        }
     }
 }

@@ -281,7 +281,7 @@ struct LinkAwareServicingTests {
         defer { router.close() }
         let board = LinkBoard(policy: .init(), routerControl: .tcp(host: "127.0.0.1", port: router.port))
         var channel = RouterChannel(source: .tcp(host: "127.0.0.1", port: router.port), board: board, logger: ServiceEgressTests.quiet)
-        channel.backoffBase = 0.2
+        channel.backoff.backoffBase = 0.2
         let group = ServiceGroup(services: [channel], logger: ServiceEgressTests.quiet)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }

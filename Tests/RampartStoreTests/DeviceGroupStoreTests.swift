@@ -23,7 +23,7 @@ struct DeviceGroupStoreTests {
             try await store.transaction { session in
                 try await session.insertTenant(tenant)
                 try await session.insertProduct(product)
-                // v3's shape: no budget column.
+                // v7's shape: no budget column.
                 try await session.execute(
                     """
                     INSERT INTO device_groups (id, tenant_id, product_id, name, description, update_policy, os_feed,

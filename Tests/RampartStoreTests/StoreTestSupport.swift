@@ -11,15 +11,5 @@ func withMigratedStore(upTo version: Int = .max, _ body: @escaping @Sendable (St
     var logger = Logger(label: "rampart.test.store")
     logger.logLevel = .error
     let store = try await Store.open(try await TestDatabase.make(in: directory), logger: logger)
-    try await withThrowingTaskGroup(of: Void.self) { group in
-        group.addTask { try await store.run() }
-        do {
-            try await store.migrate(upTo: version)
-            try await body(store)
-            group.cancelAll()
-        } catch {
-            group.cancelAll()
-            throw error
-        }
-    }
+    try await store.withRunning(upTo: version) { try await body(store) }
 }

@@ -92,7 +92,8 @@ RAMPART_IMPORT("pwm_set") int32_t rampart_pwm_set(int32_t controller, int32_t ch
  * exactly; a name is resolved by the runtime). Returns a handle. Connects within timeout_ms. */
 RAMPART_IMPORT("tcp_connect") int32_t rampart_tcp_connect(const char *host, int32_t host_length, int32_t port,
     int32_t timeout_ms);
-/* TLS with the device certificate as client certificate: needs DeviceAuthentication too. */
+/* TLS with the device certificate as client certificate: needs DeviceAuthentication too. Not offered yet:
+ * returns RAMPART_EUNAVAIL after the checks (it never falls back to plain TCP). */
 RAMPART_IMPORT("tls_connect") int32_t rampart_tls_connect(const char *host, int32_t host_length, int32_t port,
     int32_t timeout_ms);
 /* Listening, only on AllowedTcpServerPorts. Returns a listener handle. */

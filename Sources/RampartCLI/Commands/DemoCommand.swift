@@ -219,7 +219,6 @@ struct DemoCommand: AsyncParsableCommand {
         }
     }
 
-    /// Polls the device list until `count` devices attested successfully (at most 60 s).
     /// Step 9: the apps run. Telemetry from the telemetry app reaches the server through each runtime's own
     /// authenticated connection, and the crasher's trap reaches the tenant's error report.
     static func showApps(client: APIClient, tenant: RampartID, devices: [String]) async throws {
@@ -252,6 +251,7 @@ struct DemoCommand: AsyncParsableCommand {
         }
     }
 
+    /// Polls the device list until `count` devices attested successfully (at most 60 s).
     static func waitForAttestation(client: APIClient, tenant: RampartID, count: Int) async throws -> DeviceList {
         let deadline = ContinuousClock.now + .seconds(60)
         while true {

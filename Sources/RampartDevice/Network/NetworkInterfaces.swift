@@ -56,12 +56,6 @@ public enum NetworkInterfaces {
         return order.compactMap { byName[$0] }
     }
 
-    /// The interface that holds `address` (numeric), if any.
-    public static func interface(holding address: String, policy: DeviceConfiguration.Network) -> NetworkInterfaceInfo? {
-        let bare = address.split(separator: "%").first.map(String.init) ?? address
-        return list(policy: policy).first { $0.addresses.contains(bare) || $0.addresses.contains(address) }
-    }
-
     /// The numeric form of an IPv4 or IPv6 socket address, without a scope.
     static func numericHost(_ address: UnsafePointer<sockaddr>) -> String? {
         let length: socklen_t

@@ -80,29 +80,20 @@ public final class LinkBoard: Sendable {
     /// Why a large download should wait now, or `nil` to go ahead. Unknown facts never hold a download back, and
     /// after ``maximumWait`` of waiting the download goes ahead whatever the router says.
     public func reasonToWait(now: Date = Date()) -> String? {
-        let (reason, since) = state.withLock { state -> (String?, Date?) in
+        let (reason, before, after) = state.withLock { state -> (String?, Date?, Date?) in
             let before = state.snapshot.downloadsWaitingSince
-            guard let reason = Self.reasonToWait(state.snapshot.facts, policy: policy) else {
-                state.snapshot.downloadsWaitFor = nil
-                state.snapshot.downloadsWaitingSince = nil
-                return (nil, before == nil ? .distantFuture : nil)
-            }
+            var reason = Self.reasonToWait(state.snapshot.facts, policy: policy)
             // A start in the future (a clock that jumped back) counts from now.
             let since = min(before ?? now, now)
-            guard now.timeIntervalSince(since) < Self.maximumWait else {
-                state.snapshot.downloadsWaitFor = nil
-                state.snapshot.downloadsWaitingSince = nil
-                return (nil, before == nil ? .distantFuture : nil)
-            }
+            if reason != nil && now.timeIntervalSince(since) >= Self.maximumWait { reason = nil }
             state.snapshot.downloadsWaitFor = reason
-            state.snapshot.downloadsWaitingSince = since
-            return (reason, before == since ? .distantFuture : since)
+            state.snapshot.downloadsWaitingSince = reason == nil ? nil : since
+            return (reason, before, state.snapshot.downloadsWaitingSince)
         }
-        // .distantFuture: nothing changed on disk.
-        if let waitFile, since != .distantFuture {
-            if let since {
+        if let waitFile, after != before {
+            if let after {
                 try? FileManager.default.createDirectory(at: waitFile.deletingLastPathComponent(), withIntermediateDirectories: true)
-                try? SecureFile.write(Timestamp.format(since), to: waitFile)
+                try? SecureFile.write(Timestamp.format(after), to: waitFile)
             } else {
                 try? FileManager.default.removeItem(at: waitFile)
             }
@@ -134,9 +125,13 @@ public struct RouterChannel: Service {
     let board: LinkBoard
     let logger: Logger
     var limits = RouterChannelLimits()
-    /// Reconnect delays in seconds: from `backoffBase` doubling to `backoffCap`, with jitter.
-    public var backoffBase: Double = 1
-    public var backoffCap: Double = 300
+    /// Reconnect delays: from 1 s doubling to 5 min, with jitter (the attestation agent's backoff).
+    public var backoff: DeviceAgent.Schedule = {
+        var schedule = DeviceAgent.Schedule()
+        schedule.backoffBase = 1
+        schedule.backoffCap = 300
+        return schedule
+    }()
 
     public init(source: DeviceConfiguration.RouterControl, board: LinkBoard, logger: Logger) {
         self.source = source
@@ -165,8 +160,8 @@ public struct RouterChannel: Service {
             reader.reset()
             // A session that lasted a minute was healthy: start the backoff again.
             failures = ContinuousClock.now - started > .seconds(60) ? 1 : failures + 1
-            let ceiling = min(backoffCap, backoffBase * pow(2, Double(min(failures, 20) - 1)))
-            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(Double.random(in: (ceiling / 2)...ceiling))) }
+            let delay = backoff.backoff(failures: failures)
+            try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(delay)) }
         }
     }
 

@@ -115,12 +115,17 @@ public final class ServiceEgress: Service, Sendable {
     /// One approved address is enough (a dual-stack service may be reached over IPv4 on a managed interface while
     /// its IPv6 route is not); a refusal is thrown only when no address is approved.
     private func checkPathNow() throws {
+        try firstApproved { try checkRoute($0) }
+    }
+
+    /// Runs `attempt` on each of the service's addresses until one succeeds. A refusal wins over other errors
+    /// only when no address is approved.
+    private func firstApproved<T>(_ attempt: (Address) throws -> T) throws -> T {
         var refusal: RampartError?
         var lastError: RampartError?
         for address in try resolve() {
             do {
-                try checkRoute(address)
-                return
+                return try attempt(address)
             } catch let error as RampartError {
                 if error.code == .networkPathRefused { refusal = refusal ?? error } else { lastError = error }
             }
@@ -307,16 +312,9 @@ public final class ServiceEgress: Service, Sendable {
     }
 
     private func connectUpstream() throws -> Int32 {
-        var lastError = RampartError(.serverUnreachable, "\(target.host) has no address.", status: 503)
-        var refusal: RampartError?
-        for address in try resolve() {
+        try firstApproved { address in
             // Decided before a packet leaves, then checked again on the connection itself.
-            do {
-                try checkRoute(address)
-            } catch let error as RampartError {
-                if error.code == .networkPathRefused { refusal = refusal ?? error } else { lastError = error }
-                continue
-            }
+            try checkRoute(address)
             let fd = try socketForRoute(address, type: Int32(SOCK_STREAM.rawValue))
             let flags = fcntl(fd, F_GETFL)
             _ = fcntl(fd, F_SETFL, flags | O_NONBLOCK)
@@ -334,21 +332,19 @@ public final class ServiceEgress: Service, Sendable {
                 }
             }
             guard result == 0 else {
-                lastError = RampartError(.serverUnreachable, "Cannot connect to \(target.host): \(String(cString: strerror(errno))).", status: 503)
+                let error = RampartError(.serverUnreachable, "Cannot connect to \(target.host): \(String(cString: strerror(errno))).", status: 503)
                 close(fd)
-                continue
+                throw error
             }
             _ = fcntl(fd, F_SETFL, flags)
             do {
                 try approve(fd)
-            } catch let error as RampartError {
+            } catch {
                 close(fd)
-                refusal = refusal ?? error
-                continue
+                throw error
             }
             return fd
         }
-        throw refusal ?? lastError
     }
 
     private func readHead(_ fd: Int32) -> String? {

@@ -5,30 +5,29 @@ import Synchronization
 /// Counts servicing bytes on the wire per UTC month and keeps the count in `D/network/usage.json`, so a restart
 /// does not forget what the month has used.
 public final class ServicingDataMeter: Sendable {
-    private struct Stored: Codable {
-        var month: String
-        var bytes: Int64
-        var budgetBytes: Int64?
-        var exceededForCriticalUpdate: Bool
-    }
-
     private let file: URL?
-    private let state: Mutex<(usage: Stored, persisted: Int64)>
+    private let state: Mutex<(usage: ServicingDataUsage, persisted: Int64)>
     /// Serialises writes of the file, each of the latest count.
     private let writing = Mutex(())
     /// Set when the stored count could not be read: it was moved aside (`usage.json.corrupt`) and counting started
     /// again from zero. The runtime logs it.
     public let loadProblem: String?
+    /// Made once: ``add(_:now:)`` runs for every chunk a tunnel copies.
+    private static let utc: Calendar = {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        return calendar
+    }()
     /// Bytes counted between writes of the file.
     static let persistEvery: Int64 = 64 * 1024
 
     /// A meter kept in the state directory; `nil` keeps it in memory only.
     public init(state: DeviceState?, now: Date = Date()) {
         file = state.map { $0.directory.appendingPathComponent("network/usage.json") }
-        var stored = Stored(month: Self.month(of: now), bytes: 0, budgetBytes: nil, exceededForCriticalUpdate: false)
+        var stored = ServicingDataUsage(month: Self.month(of: now), bytes: 0, budgetBytes: nil)
         var problem: String?
         if let file, FileManager.default.fileExists(atPath: file.path) {
-            if let data = try? Data(contentsOf: file), let loaded = try? JSONDecoder().decode(Stored.self, from: data), loaded.bytes >= 0,
+            if let data = try? Data(contentsOf: file), let loaded = try? JSONDecoder().decode(ServicingDataUsage.self, from: data), loaded.bytes >= 0,
                 loaded.month.count == 7
             {
                 stored = loaded
@@ -45,9 +44,7 @@ public final class ServicingDataMeter: Sendable {
 
     /// `YYYY-MM` in UTC.
     public static func month(of date: Date) -> String {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let parts = calendar.dateComponents([.year, .month], from: date)
+        let parts = utc.dateComponents([.year, .month], from: date)
         return String(format: "%04d-%02d", parts.year ?? 1970, parts.month ?? 1)
     }
 
@@ -67,9 +64,7 @@ public final class ServicingDataMeter: Sendable {
     public func usage(now: Date = Date()) -> ServicingDataUsage {
         state.withLock { state in
             rollOver(&state, now: now)
-            return ServicingDataUsage(
-                month: state.usage.month, bytes: state.usage.bytes, budgetBytes: state.usage.budgetBytes,
-                exceededForCriticalUpdate: state.usage.exceededForCriticalUpdate)
+            return state.usage
         }
     }
 
@@ -90,7 +85,7 @@ public final class ServicingDataMeter: Sendable {
         persist()
     }
 
-    private func update(_ change: (inout Stored) -> Void) {
+    private func update(_ change: (inout ServicingDataUsage) -> Void) {
         state.withLock { state in
             rollOver(&state, now: Date())
             change(&state.usage)
@@ -100,10 +95,10 @@ public final class ServicingDataMeter: Sendable {
     }
 
     /// Starts a new month only forward: a clock that jumps back (no RTC before time sync) keeps the count.
-    private func rollOver(_ state: inout (usage: Stored, persisted: Int64), now: Date) {
+    private func rollOver(_ state: inout (usage: ServicingDataUsage, persisted: Int64), now: Date) {
         let month = Self.month(of: now)
         guard month > state.usage.month else { return }
-        state.usage = Stored(month: month, bytes: 0, budgetBytes: state.usage.budgetBytes, exceededForCriticalUpdate: false)
+        state.usage = ServicingDataUsage(month: month, bytes: 0, budgetBytes: state.usage.budgetBytes)
         state.persisted = -Self.persistEvery  // write the new month at the next count
     }
 

@@ -254,9 +254,8 @@ public struct TUFRepositoryService: Sendable {
     /// What a device needs to look for updates: its group's settings and where its targets are. The device is
     /// checking now, so a pending check-now request is done.
     public func deviceSettings(tenant: RampartID, deviceID: String) async throws -> DeviceUpdateSettings {
-        UpdateCheckService.signals.withLock { _ = $0.removeValue(forKey: deviceID) }
-        return try await context.store.transaction { session in
-            _ = try await session.takeUpdateCheck(deviceID: deviceID)
+        try await UpdateCheckService.markChecked(deviceID: deviceID, store: context.store)
+        return try await context.store.read { session in
             let (group, feed) = try await Self.placement(ofDevice: deviceID, tenant: tenant, session: session)
             var prefixes = [Self.roleName(feed: feed)]
             if let group { prefixes.insert(group.id.description, at: 0) }

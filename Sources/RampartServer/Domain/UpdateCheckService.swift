@@ -74,6 +74,15 @@ public struct UpdateCheckService: Sendable {
         }
     }
 
+    /// A device is checking now: its pending check-now request, if any, is done. A read when there is none, as
+    /// on nearly every check.
+    static func markChecked(deviceID: String, store: Store) async throws {
+        signals.withLock { _ = $0.removeValue(forKey: deviceID) }
+        if try await store.read({ try await $0.hasUpdateCheck(deviceID: deviceID) }) {
+            _ = try await store.transaction { try await $0.takeUpdateCheck(deviceID: deviceID) }
+        }
+    }
+
     /// Stores a device's update report.
     ///
     /// - Throws: 400 `invalidRequest` for link facts or data use out of range.
