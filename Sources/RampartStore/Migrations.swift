@@ -11,7 +11,19 @@ enum Migrations {
         let version: Int
         let name: String
         let statements: [String]
+        /// Statements that differ between the dialects (triggers), run after `statements`.
+        var sqlite: [String] = []
+        var postgres: [String] = []
+
+        func statements(for dialect: String) -> [String] {
+            statements + (dialect == "sqlite" ? sqlite : postgres)
+        }
     }
+
+    /// The tables whose rows decide what attestation accepts for a tenant: its runtime allow list, package
+    /// signing keys, device groups (their OS feed), images, deployments and runtime releases. Any change to
+    /// them bumps `tenants.appraisal_version`, so appraisal can cache its reading of them per version.
+    static let appraisalTables = ["reference_values", "signing_keys", "device_groups", "images", "deployments", "runtime_releases"]
 
     static let all: [Migration] = [
         Migration(
@@ -229,6 +241,37 @@ enum Migrations {
                 // Megabytes (10^6 bytes) per device and month; NULL for no budget.
                 "ALTER TABLE device_groups ADD COLUMN data_budget_mb BIGINT",
             ]),
+        Migration(
+            version: 9, name: "tenants' appraisal version, bumped by triggers on what attestation appraises against",
+            statements: ["ALTER TABLE tenants ADD COLUMN appraisal_version BIGINT NOT NULL DEFAULT 0"],
+            sqlite: appraisalTables.flatMap { table in
+                [("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")].map { operation, row in
+                    """
+                    CREATE TRIGGER \(table)_appraisal_\(operation.lowercased()) AFTER \(operation) ON \(table) BEGIN
+                        UPDATE tenants SET appraisal_version = appraisal_version + 1 WHERE id = \(row).tenant_id;
+                    END
+                    """
+                }
+            },
+            postgres: [
+                """
+                CREATE FUNCTION rampart_appraisal_changed() RETURNS trigger LANGUAGE plpgsql AS $$
+                BEGIN
+                    IF TG_OP = 'DELETE' THEN
+                        UPDATE tenants SET appraisal_version = appraisal_version + 1 WHERE id = OLD.tenant_id;
+                    ELSE
+                        UPDATE tenants SET appraisal_version = appraisal_version + 1 WHERE id = NEW.tenant_id;
+                    END IF;
+                    RETURN NULL;
+                END
+                $$
+                """
+            ] + appraisalTables.map { table in
+                """
+                CREATE TRIGGER \(table)_appraisal AFTER INSERT OR UPDATE OR DELETE ON \(table)
+                FOR EACH ROW EXECUTE PROCEDURE rampart_appraisal_changed()
+                """
+            }),
     ]
 
     static func currentVersion(on db: any SQLDatabase) async throws -> Int {
@@ -245,7 +288,7 @@ enum Migrations {
         let current = try await currentVersion(on: db)
         for migration in all where migration.version > current && migration.version <= last {
             logger.info("Applying schema migration", metadata: ["version": "\(migration.version)", "name": "\(migration.name)"])
-            for statement in migration.statements {
+            for statement in migration.statements(for: db.dialect.name) {
                 try await db.raw(SQLQueryString(statement)).run()
             }
             let now = Int64(Date().timeIntervalSince1970 * 1000)

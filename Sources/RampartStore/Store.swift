@@ -8,6 +8,7 @@ import RampartCore
 import SQLKit
 import SQLiteKit
 import ServiceLifecycle
+import Synchronization
 
 /// The one data-access layer. Every query is written once against SQLKit and runs on SQLite or PostgreSQL.
 ///
@@ -16,7 +17,7 @@ import ServiceLifecycle
 /// as a whole or not at all.
 public final class Store: Service, Sendable {
     private enum Backend: Sendable {
-        case sqlite(SQLiteConnection, AsyncSerialLock, GroupCommitter)
+        case sqlite(SQLiteConnection, AsyncSerialLock, GroupCommitter, ReadConnections)
         case postgres(PostgresClient)
     }
 
@@ -47,7 +48,8 @@ public final class Store: Service, Sendable {
                 try await db.raw("PRAGMA busy_timeout=5000").run()
                 let lock = AsyncSerialLock()
                 let committer = GroupCommitter(lock: lock, logger: logger) { connection.sql(queryLogLevel: nil) }
-                return Store(backend: .sqlite(connection, lock, committer), location: location, logger: logger)
+                let readers = try await ReadConnections.open(path: path, count: ReadConnections.defaultCount, logger: logger)
+                return Store(backend: .sqlite(connection, lock, committer, readers), location: location, logger: logger)
             } catch {
                 throw RampartError(
                     .storeUnavailable, "Cannot open the SQLite database at \(path): \(error)", status: 503)
@@ -87,9 +89,10 @@ public final class Store: Service, Sendable {
         switch backend {
         case .postgres(let client):
             await client.run()
-        case .sqlite(let connection, _, _):
+        case .sqlite(let connection, _, _, let readers):
             try? await gracefulShutdown()
             // The future-based close is not cancellable, so the connection is closed even when the task was cancelled.
+            await readers.close()
             try await connection.close().get()
         }
     }
@@ -100,7 +103,7 @@ public final class Store: Service, Sendable {
     ///   database failure as `storeUnavailable` (503).
     public func transaction<T: Sendable>(_ body: @escaping @Sendable (StoreSession) async throws -> T) async throws -> T {
         switch backend {
-        case .sqlite(_, _, let committer):
+        case .sqlite(_, _, let committer, _):
             // Concurrent transactions share one commit (and one fsync); see GroupCommitter.
             do {
                 return try await committer.transaction(body)
@@ -115,12 +118,13 @@ public final class Store: Service, Sendable {
     }
 
     /// Runs read-only `body` outside a transaction: each query sees committed data, so use
-    /// ``transaction(_:)`` when several reads must agree with each other.
+    /// ``transaction(_:)`` when several reads must agree with each other. On SQLite, reads run on their own
+    /// connections (WAL lets them beside the writer), which refuse any write.
     public func read<T: Sendable>(_ body: @Sendable (StoreSession) async throws -> T) async throws -> T {
         do {
             switch backend {
-            case .sqlite(let connection, let lock, _):
-                return try await lock.withLock { try await body(StoreSession(db: connection.sql(queryLogLevel: nil))) }
+            case .sqlite(_, _, _, let readers):
+                return try await readers.withConnection { try await body(StoreSession(db: $0)) }
             case .postgres(let client):
                 return try await client.withConnection { connection in
                     try await body(StoreSession(db: connection.sql(queryLogLevel: nil)))
@@ -210,7 +214,8 @@ public final class Store: Service, Sendable {
 
     /// The schema version the database is at.
     public func schemaVersion() async throws -> Int {
-        try await read { session in try await Migrations.currentVersion(on: session.db) }
+        // A transaction: finding the version creates the version table when it is missing.
+        try await transaction { session in try await Migrations.currentVersion(on: session.db) }
     }
 }
 
@@ -218,5 +223,51 @@ extension StoreSession {
     /// Runs one statement as written: for tests that write rows in an older schema's shape.
     func execute(_ statement: String) async throws {
         try await db.raw(SQLQueryString(statement)).run()
+    }
+}
+
+/// The SQLite backend's read-only connections. WAL lets readers run beside the one writer, so a read never
+/// waits for a group commit's fsync; each connection is used by one read at a time.
+final class ReadConnections: Sendable {
+    /// As many as the blocking thread pool that runs SQLite calls has threads.
+    static var defaultCount: Int { max(1, NIOSingletons.blockingPoolThreadCountSuggestion) }
+
+    private let connections: [(SQLiteConnection, AsyncSerialLock)]
+    private let next = Mutex(0)
+
+    private init(_ connections: [(SQLiteConnection, AsyncSerialLock)]) {
+        self.connections = connections
+    }
+
+    static func open(path: String, count: Int, logger: Logger) async throws -> ReadConnections {
+        var opened: [(SQLiteConnection, AsyncSerialLock)] = []
+        do {
+            for _ in 0..<count {
+                let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+                opened.append((connection, AsyncSerialLock()))
+                let db = connection.sql(queryLogLevel: nil)
+                try await db.raw("PRAGMA busy_timeout=5000").run()
+                // A read that tried to write would bypass the group commit: refuse it.
+                try await db.raw("PRAGMA query_only=ON").run()
+            }
+        } catch {
+            for (connection, _) in opened { try? await connection.close().get() }
+            throw error
+        }
+        return ReadConnections(opened)
+    }
+
+    /// Runs `body` on the next connection, alone.
+    func withConnection<T>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
+        let index = next.withLock { next in
+            defer { next = (next + 1) % connections.count }
+            return next
+        }
+        let (connection, lock) = connections[index]
+        return try await lock.withLock { try await body(connection.sql(queryLogLevel: nil)) }
+    }
+
+    func close() async {
+        for (connection, _) in connections { try? await connection.close().get() }
     }
 }

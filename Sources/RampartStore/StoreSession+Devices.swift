@@ -2,6 +2,17 @@ import Foundation
 import RampartCore
 import SQLKit
 
+/// A device as appraisal first sees it.
+public struct AttestationSubject: Sendable, Equatable {
+    /// The tenant that claimed the device, if any.
+    public var tenantID: RampartID?
+    /// The device group it is in, if any.
+    public var deviceGroupID: RampartID?
+    /// The tenant's appraisal version: it changes with every change to the tenant's runtime allow list,
+    /// signing keys, device groups, images, deployments or runtime releases (migration 9's triggers).
+    public var appraisalVersion: Int64
+}
+
 /// A device row: claim, what it last reported, and how its last attestation went.
 public struct DeviceRecord: Sendable, Equatable {
     public var id: String
@@ -165,6 +176,21 @@ extension StoreSession {
     public func devices(ofTenant tenant: RampartID) async throws -> [DeviceRecord] {
         try await db.raw("SELECT * FROM devices WHERE tenant_id = \(bind: tenant.description) ORDER BY id").all()
             .map(Self.device)
+    }
+
+    /// What appraisal reads first about a device, in one query: the tenant that claimed it, its device
+    /// group, and that tenant's appraisal version (see ``AttestationSubject``). `nil` for a device never seen.
+    public func attestationSubject(deviceID: String) async throws -> AttestationSubject? {
+        try await db.raw(
+            """
+            SELECT d.tenant_id, d.device_group_id, t.appraisal_version FROM devices d
+            LEFT JOIN tenants t ON t.id = d.tenant_id WHERE d.id = \(bind: deviceID)
+            """
+        ).first().map { row in
+            AttestationSubject(
+                tenantID: try row.optionalID("tenant_id"), deviceGroupID: try row.optionalID("device_group_id"),
+                appraisalVersion: try row.decode(column: "appraisal_version", as: Int64?.self) ?? 0)
+        }
     }
 
     /// Claims a device for `tenant`, whether or not it has been seen.

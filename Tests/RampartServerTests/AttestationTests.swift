@@ -109,6 +109,25 @@ struct AttestationTests {
             await h.expectRefusal("nonceUnknown", try device.evidence(nonce: Base64URL.encode([UInt8](repeating: 1, count: 32))))
             await h.expectRefusal("nonceUnknown", try device.evidence(nonce: try await h.challenge(other)))
             let late = try await h.challenge(device)
+
+            // Replays racing the first use: the nonce is spent in the transaction that records the outcome,
+            // so exactly one of them gets a certificate.
+            let raced = try device.evidence(nonce: try await h.challenge(device))
+            let outcomes = try await withThrowingTaskGroup(of: String.self) { group in
+                for _ in 0..<8 {
+                    group.addTask {
+                        do {
+                            _ = try await h.attest(raced)
+                            return "certificate"
+                        } catch let error as RampartError {
+                            return error.code.rawValue
+                        }
+                    }
+                }
+                return try await group.reduce(into: [String]()) { $0.append($1) }
+            }
+            #expect(outcomes.sorted() == ["certificate"] + Array(repeating: "nonceReplayed", count: 7))
+
             clock.advance(by: 61)
             await h.expectRefusal("nonceExpired", try device.evidence(nonce: late))
         }

@@ -21,6 +21,7 @@ public struct AttestationService: Sendable {
     let repository: TUFRepositoryService
     let manufacturerRoots: [Certificate]
     private let endorsementCache: EndorsementCache
+    private let appraisals = AppraisalCache()
     private let nonceKey: SymmetricKey
 
     /// Creates the service.
@@ -60,13 +61,15 @@ public struct AttestationService: Sendable {
         Array(HMAC<SHA256>.authenticationCode(for: body + Array(deviceID.utf8), using: key)).prefix(16).map { $0 }
     }
 
-    /// What spending a nonce found.
-    enum NonceCheck {
-        case fresh, unknown, expired, replayed
+    /// What a nonce's own bytes say, before it is spent.
+    enum NonceCheck: Equatable {
+        /// Issued by this server to this device, and not expired.
+        case valid(expiry: Date)
+        case unknown, expired
     }
 
-    /// Checks a nonce's HMAC and expiry, then marks it used (a write that fails if it was used before).
-    func spend(_ nonce: String, deviceID: String, now: Date) async throws -> NonceCheck {
+    /// Checks a nonce's HMAC and expiry. Single use is enforced when the outcome is recorded.
+    func check(_ nonce: String, deviceID: String, now: Date) -> NonceCheck {
         guard let bytes = Base64URL.decode(nonce).map(Array.init), bytes.count == 40,
             Base64URL.encode(bytes) == nonce  // one spelling per nonce, so single use cannot be sidestepped
         else { return .unknown }
@@ -74,14 +77,16 @@ public struct AttestationService: Sendable {
         guard zip(expected, bytes[24..<40]).reduce(UInt8(0), { $0 | ($1.0 ^ $1.1) }) == 0 else { return .unknown }
         let seconds = bytes[16..<24].reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
         let expiry = Date(timeIntervalSince1970: Double(seconds))
-        guard expiry > now else { return .expired }
-        let firstUse = try await context.store.transaction { session in
-            try await session.spendNonce(nonce, deviceID: deviceID, expiresAt: expiry, at: now)
-        }
-        return firstUse ? .fresh : .replayed
+        return expiry > now ? .valid(expiry: expiry) : .expired
     }
 
     /// Appraises evidence and, if it passes, issues the device certificate.
+    ///
+    /// The checks run in a fixed order and the first that fails names the refusal. The database is met
+    /// twice: one query for the device (its tenant, group and the tenant's appraisal version), and one
+    /// transaction, shared with concurrent attestations by group commit, that spends the nonce and records
+    /// the outcome together. A certificate is handed out only once that transaction has committed with
+    /// the nonce spent, so a replay gets nothing even when it raced the first use.
     ///
     /// - Throws: ``RampartError`` with a refusal code from ``AttestationRefusal``.
     public func attest(_ evidence: String) async throws -> AttestationResult {
@@ -90,20 +95,20 @@ public struct AttestationService: Sendable {
         let claims = parsed.claims
         let deviceID = claims.ueid
 
+        let nonceExpiry: Date
+        switch check(claims.eat_nonce, deviceID: deviceID, now: now) {
+        case .unknown:
+            throw AttestationRefusal.error(
+                AttestationRefusal.nonceUnknown, "The nonce was not issued by this server to this device. Request a new challenge.")
+        case .expired:
+            throw AttestationRefusal.error(AttestationRefusal.nonceExpired, "The nonce expired; answer a challenge within a minute.")
+        case .valid(let expiry):
+            nonceExpiry = expiry
+        }
+
         var refusal: RampartError?
         func refuse(_ code: RampartError.Code, _ message: String) {
             if refusal == nil { refusal = AttestationRefusal.error(code, message) }
-        }
-
-        switch try await spend(claims.eat_nonce, deviceID: deviceID, now: now) {
-        case .unknown:
-            refuse(AttestationRefusal.nonceUnknown, "The nonce was not issued by this server to this device. Request a new challenge.")
-        case .replayed:
-            refuse(AttestationRefusal.nonceReplayed, "The nonce was already used. Every attestation needs a fresh challenge.")
-        case .expired:
-            refuse(AttestationRefusal.nonceExpired, "The nonce expired; answer a challenge within a minute.")
-        case .fresh:
-            break
         }
         let authentic = parsed.signatureVerifies()
         if !authentic {
@@ -114,52 +119,14 @@ public struct AttestationService: Sendable {
             refuse(AttestationRefusal.endorsementUntrusted,
                    "The identity key's endorsement does not chain to a trusted manufacturer root, or is not for this device.")
         }
-        let device = try await context.store.read { session in try await session.device(id: deviceID) }
-        let tenant = device?.tenantID
+        let subject = try await context.store.read { session in try await session.attestationSubject(deviceID: deviceID) }
+        let tenant = subject?.tenantID
         if tenant == nil {
             refuse(AttestationRefusal.notClaimed, "The device is not claimed by any tenant. Claim it with 'rampart device claim'.")
         }
-        var deviceGroup: RampartID?
-        if refusal == nil, let tenant {
-            let (references, accepted, group) = try await context.store.read { session in
-                (try await session.referenceValues(ofTenant: tenant),
-                 try await repository.acceptedTargets(tenant: tenant, deviceID: deviceID, now: now, session: session),
-                 try await session.deviceGroupID(ofDevice: deviceID))
-            }
-            deviceGroup = group
-            // Runtime and app measurements must match a target TUF lists for this device (its group's
-            // deployment, the previous one during the rollout grace period, or its feed's runtime releases).
-            // A runtime may also match the tenant's manual allow list ('tenant runtime-allow'), which admits
-            // builds before they are published. Configuration is device-specific: it is recorded for the
-            // owner to inspect, not appraised.
-            for measurement in claims.measurements where measurement.kind != .config {
-                let listed = accepted.contains { target in
-                    guard case .string(let digest)? = target.custom?["payloadSha256"], case .string(let version)? = target.custom?["version"],
-                        case .string(let kind)? = target.custom?["kind"], case .string(let component)? = target.custom?["componentId"]
-                    else { return false }
-                    return digest == measurement.sha256 && version == measurement.version
-                        && (measurement.kind == .runtime ? kind == "runtime" : kind == "app" && component == measurement.component)
-                }
-                let revokedDigest = references.contains { $0.sha256 == measurement.sha256 && $0.revokedAt != nil }
-                if listed && !revokedDigest { continue }
-                if measurement.kind == .app {
-                    refuse(AttestationRefusal.measurementUnknown(measurement.component),
-                           "App \(measurement.component) \(measurement.version) is not in this device's deployment.")
-                    break
-                }
-                guard let reference = references.first(where: { $0.sha256 == measurement.sha256 }),
-                    reference.version == measurement.version
-                else {
-                    refuse(AttestationRefusal.measurementUnknown(measurement.component),
-                           "\(measurement.component) \(measurement.version) (sha256 \(measurement.sha256)) is neither a runtime release of this device's feed nor in the tenant's runtime allow list.")
-                    break
-                }
-                if reference.revokedAt != nil {
-                    refuse(AttestationRefusal.measurementRevoked(measurement.component),
-                           "\(measurement.component) \(measurement.version) was revoked; update the device.")
-                    break
-                }
-            }
+        if refusal == nil, let subject, let tenant {
+            let basis = try await appraisalBasis(tenant: tenant, subject: subject, now: now)
+            if let (code, message) = basis.appraise(claims.measurements) { refuse(code, message) }
         }
 
         var result: AttestationResult?
@@ -168,22 +135,27 @@ public struct AttestationService: Sendable {
                 tenant: tenant, deviceID: deviceID, publicKey: freshKey)
             result = AttestationResult(
                 certificateChain: [try issued.certificate.pemString, try issued.issuer.pemString],
-                notAfter: issued.certificate.notValidAfter, tenantId: tenant, productId: nil, deviceGroupId: deviceGroup,
-                repositoryURL: "/v1/tuf/\(tenant)/", nextAttestationAfter: now + context.configuration.limits.attestationInterval)
+                notAfter: issued.certificate.notValidAfter, tenantId: tenant, productId: nil,
+                deviceGroupId: subject?.deviceGroupID, repositoryURL: "/v1/tuf/\(tenant)/",
+                nextAttestationAfter: now + context.configuration.limits.attestationInterval)
         }
 
-        // A nonce refusal may be an old token replayed by anyone who saw it: it must not change what the
-        // server records about the device.
-        let nonceRefused = [AttestationRefusal.nonceUnknown, AttestationRefusal.nonceReplayed, AttestationRefusal.nonceExpired]
-            .contains { $0 == refusal?.code }
-        if authentic && endorsed && !nonceRefused {
-            let outcome = AttestationOutcome(
+        // Only a device whose identity is proven changes what the server records about it. The nonce is spent
+        // in the same transaction: a replay (an old token sent by anyone who saw it) records nothing.
+        var outcome: AttestationOutcome?
+        if authentic && endorsed {
+            outcome = AttestationOutcome(
                 deviceID: deviceID, time: now, result: refusal?.code.rawValue ?? "success",
                 hardwareModel: claims.hwmodel, softwareName: claims.swname, softwareVersion: claims.swversion,
                 measurements: String(decoding: try JSONCoding.encoder().encode(claims.measurements), as: UTF8.self),
                 certificateNotAfter: result?.notAfter)
-            let failure = refusal
-            try await context.store.transaction { session in
+        }
+        let failure = refusal
+        let firstUse = try await context.store.transaction { [outcome] session in
+            guard try await session.spendNonce(claims.eat_nonce, deviceID: deviceID, expiresAt: nonceExpiry, at: now) else {
+                return false
+            }
+            if let outcome {
                 try await session.recordAttestation(outcome)
                 if let failure, let tenant {
                     try await session.recordErrorEvent(
@@ -191,12 +163,34 @@ public struct AttestationService: Sendable {
                         description: failure.code.rawValue, at: now)
                 }
             }
+            return true
+        }
+        guard firstUse else {
+            throw AttestationRefusal.error(
+                AttestationRefusal.nonceReplayed, "The nonce was already used. Every attestation needs a fresh challenge.")
         }
         if let refusal { throw refusal }
         guard let result else {
             throw RampartError(.internalError, "Attestation produced neither a refusal nor a certificate.", status: 500)
         }
         return result
+    }
+
+    /// What `tenant`'s devices in the subject's group are appraised against. It is read from the database
+    /// once per appraisal version of the tenant (a trigger bumps it on every change to what it depends on),
+    /// so a revocation or a new deployment takes effect with the next attestation, on every replica.
+    func appraisalBasis(tenant: RampartID, subject: AttestationSubject, now: Date) async throws -> AppraisalBasis {
+        let key = AppraisalCache.Key(tenant: tenant, group: subject.deviceGroupID)
+        if let cached = appraisals.lookup(key, version: subject.appraisalVersion, at: now) { return cached }
+        let basis = try await context.store.read { session in
+            AppraisalBasis(
+                references: try await session.referenceValues(ofTenant: tenant),
+                accepted: try await repository.acceptedTargets(tenant: tenant, group: subject.deviceGroupID, now: now, session: session))
+        }
+        // Stored under the version read before it: if the data changed meanwhile, the next device sees a newer
+        // version and reads again; a basis is never filed under a version newer than what it reflects.
+        appraisals.store(key, version: subject.appraisalVersion, basis)
+        return basis
     }
 
     /// Whether `chain` endorses `deviceID`'s identity key under a trusted manufacturer root. Verified chains are
@@ -229,6 +223,95 @@ final class EndorsementCache: Sendable {
         entries.withLock { entries in
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
             entries[key] = expiry
+        }
+    }
+}
+
+/// What a tenant accepts for the devices of one group: the TUF targets they may run and the tenant's runtime
+/// allow list, indexed for appraisal.
+struct AppraisalBasis: Sendable {
+    /// A measurement as a target lists it (runtimes are matched without a component).
+    struct Listed: Hashable, Sendable {
+        var kind: SoftwareMeasurement.Kind
+        var component: String
+        var version: String
+        var sha256: String
+    }
+
+    let listed: Set<Listed>
+    /// The runtime allow list ('tenant runtime-allow'), by digest.
+    let references: [String: ReferenceValueRecord]
+    let accepted: AcceptedTargets
+
+    init(references: [ReferenceValueRecord], accepted: AcceptedTargets) {
+        self.references = Dictionary(references.map { ($0.sha256, $0) }, uniquingKeysWith: { first, _ in first })
+        self.accepted = accepted
+        listed = Set(accepted.targets.compactMap { target -> Listed? in
+            guard case .string(let digest)? = target.custom?["payloadSha256"], case .string(let version)? = target.custom?["version"],
+                case .string(let kind)? = target.custom?["kind"], case .string(let component)? = target.custom?["componentId"]
+            else { return nil }
+            switch kind {
+            case "runtime": return Listed(kind: .runtime, component: "", version: version, sha256: digest)
+            case "app": return Listed(kind: .app, component: component, version: version, sha256: digest)
+            default: return nil
+            }
+        })
+    }
+
+    /// The first measurement this basis does not accept, as a refusal code and message; `nil` when all pass.
+    ///
+    /// Runtime and app measurements must match a target TUF lists for this device (its group's deployment,
+    /// the previous one during the rollout grace period, or its feed's runtime releases). A runtime may also
+    /// match the tenant's manual allow list, which admits builds before they are published. A revoked digest
+    /// is refused either way. Configuration is device-specific: it is recorded for the owner to inspect, not
+    /// appraised.
+    func appraise(_ measurements: [SoftwareMeasurement]) -> (RampartError.Code, String)? {
+        for measurement in measurements where measurement.kind != .config {
+            let listed = listed.contains(Listed(
+                kind: measurement.kind, component: measurement.kind == .runtime ? "" : measurement.component,
+                version: measurement.version, sha256: measurement.sha256))
+            let reference = references[measurement.sha256]
+            let revoked = reference?.revokedAt != nil
+            if listed && !revoked { continue }
+            if measurement.kind == .app {
+                return (AttestationRefusal.measurementUnknown(measurement.component),
+                        "App \(measurement.component) \(measurement.version) is not in this device's deployment.")
+            }
+            guard let reference, reference.version == measurement.version else {
+                return (AttestationRefusal.measurementUnknown(measurement.component),
+                        "\(measurement.component) \(measurement.version) (sha256 \(measurement.sha256)) is neither a runtime release of this device's feed nor in the tenant's runtime allow list.")
+            }
+            if revoked {
+                return (AttestationRefusal.measurementRevoked(measurement.component),
+                        "\(measurement.component) \(measurement.version) was revoked; update the device.")
+            }
+        }
+        return nil
+    }
+}
+
+/// Appraisal bases by tenant and group, each valid for one appraisal version of its tenant (and, during a
+/// rollout, until the previous deployment's grace period ends).
+final class AppraisalCache: Sendable {
+    struct Key: Hashable, Sendable {
+        var tenant: RampartID
+        var group: RampartID?
+    }
+
+    private let entries = Mutex<[Key: (version: Int64, basis: AppraisalBasis)]>([:])
+    private let capacity = 10_000
+
+    func lookup(_ key: Key, version: Int64, at time: Date) -> AppraisalBasis? {
+        entries.withLock { entries in
+            guard let entry = entries[key], entry.version == version, entry.basis.accepted.holds(at: time) else { return nil }
+            return entry.basis
+        }
+    }
+
+    func store(_ key: Key, version: Int64, _ basis: AppraisalBasis) {
+        entries.withLock { entries in
+            if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
+            entries[key] = (version, basis)
         }
     }
 }

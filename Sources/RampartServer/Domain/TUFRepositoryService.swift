@@ -270,24 +270,33 @@ public struct TUFRepositoryService: Sendable {
     /// How long a group's previous deployment stays acceptable in attestation after a new one.
     static let rolloutGrace: TimeInterval = 7 * 86_400
 
-    /// The images a device may run, as TUF targets: its group's current deployment, the previous one
-    /// during the rollout grace period, and its feed's runtime releases. Attestation appraises
-    /// measurements against these, so what may run is the one fact TUF signs.
-    func acceptedTargets(tenant: RampartID, deviceID: String, now: Date, session: StoreSession) async throws -> [TargetFile] {
-        let (group, feed) = try await Self.placement(ofDevice: deviceID, tenant: tenant, session: session)
+    /// The images a device of `group` (or of no group) may run, as TUF targets: the group's current
+    /// deployment, the previous one during the rollout grace period, and the feed's runtime releases.
+    /// Attestation appraises measurements against these, so what may run is the one fact TUF signs.
+    func acceptedTargets(tenant: RampartID, group groupID: RampartID?, now: Date, session: StoreSession) async throws
+        -> AcceptedTargets
+    {
+        var group: DeviceGroupRecord?
+        if let groupID { group = try await session.deviceGroup(id: groupID, tenant: tenant) }
+        let feed = group.flatMap { OSFeed(rawValue: $0.osFeed) } ?? .retail
         var scope: Set<String> = [Self.roleName(feed: feed)]
         if let group { scope.insert(Self.roleName(group: group.id)) }
         let content = try await Self.content(tenant: tenant, session: session, scope: scope)
-        var targets = Array(content[Self.roleName(feed: feed)]?.targets.values ?? [:].values)
+        var accepted = AcceptedTargets(targets: Array(content[Self.roleName(feed: feed)]?.targets.values ?? [:].values))
         if let group {
-            targets += content[Self.roleName(group: group.id)]?.targets.values ?? [:].values
+            accepted.targets += content[Self.roleName(group: group.id)]?.targets.values ?? [:].values
             let recent = try await session.deployments(ofGroup: group.id, limit: 2)
-            if recent.count == 2, now.timeIntervalSince(recent[0].createdAt) < Self.rolloutGrace {
-                let keys = try await SigningKeyIndex(tenant: tenant, session: session)
-                targets += try await Self.targets(of: recent[1].imageIDs, prefix: group.id.description, keys: keys, session: session)
+            if recent.count == 2 {
+                let until = recent[0].createdAt + Self.rolloutGrace
+                accepted.previousDeployment = (until, now < until)
+                if now < until {
+                    let keys = try await SigningKeyIndex(tenant: tenant, session: session)
+                    accepted.targets += try await Self.targets(
+                        of: recent[1].imageIDs, prefix: group.id.description, keys: keys, session: session)
+                }
             }
         }
-        return targets
+        return accepted
     }
 
     // MARK: Administration
@@ -417,6 +426,18 @@ final class TimestampCache: Sendable {
 }
 
 /// A tenant's package signing keys as publishing needs them: which are revoked, and each key's PEM.
+/// What ``TUFRepositoryService/acceptedTargets(tenant:group:now:session:)`` found, and until when it holds.
+struct AcceptedTargets: Sendable {
+    var targets: [TargetFile]
+    /// When the group's previous deployment stops being accepted, and whether it was included.
+    var previousDeployment: (until: Date, included: Bool)?
+
+    /// Whether the same reading at `time` would include the same deployments (the data unchanged).
+    func holds(at time: Date) -> Bool {
+        previousDeployment.map { (time < $0.until) == $0.included } ?? true
+    }
+}
+
 struct SigningKeyIndex {
     let tenant: RampartID
     let revoked: Set<String>
