@@ -39,7 +39,7 @@ public final class Store: Service, Sendable {
         switch location {
         case .sqlite(let path):
             do {
-                let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+                let connection = try await SQLiteThreads.open(path: path, logger: logger)
                 let db = connection.sql(queryLogLevel: nil)
                 // WAL lets readers run beside the writer; FULL makes every acknowledged commit survive a crash.
                 _ = try await db.raw("PRAGMA journal_mode=WAL").all()
@@ -229,8 +229,8 @@ extension StoreSession {
 /// The SQLite backend's read-only connections. WAL lets readers run beside the one writer, so a read never
 /// waits for a group commit's fsync; each connection is used by one read at a time.
 final class ReadConnections: Sendable {
-    /// As many as the blocking thread pool that runs SQLite calls has threads.
-    static var defaultCount: Int { max(1, NIOSingletons.blockingPoolThreadCountSuggestion) }
+    /// As many as the thread pool that runs SQLite calls has threads.
+    static var defaultCount: Int { SQLiteThreads.threadCount }
 
     private let connections: [(SQLiteConnection, AsyncSerialLock)]
     private let next = Mutex(0)
@@ -243,7 +243,7 @@ final class ReadConnections: Sendable {
         var opened: [(SQLiteConnection, AsyncSerialLock)] = []
         do {
             for _ in 0..<count {
-                let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger)
+                let connection = try await SQLiteThreads.open(path: path, logger: logger)
                 opened.append((connection, AsyncSerialLock()))
                 let db = connection.sql(queryLogLevel: nil)
                 try await db.raw("PRAGMA busy_timeout=5000").run()
@@ -269,5 +269,22 @@ final class ReadConnections: Sendable {
 
     func close() async {
         for (connection, _) in connections { try? await connection.close().get() }
+    }
+}
+
+/// The threads SQLite work runs on, apart from the network's. SQLiteNIO runs each statement on a thread pool
+/// and completes it on an event loop; on the shared event loops a completion would queue behind TLS
+/// handshakes, and every statement of a transaction pays that wait again.
+enum SQLiteThreads {
+    static let threadCount = max(2, NIOSingletons.blockingPoolThreadCountSuggestion)
+    static let pool: NIOThreadPool = {
+        let pool = NIOThreadPool(numberOfThreads: threadCount)
+        pool.start()
+        return pool
+    }()
+    static let eventLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1).next()
+
+    static func open(path: String, logger: Logger) async throws -> SQLiteConnection {
+        try await SQLiteConnection.open(storage: .file(path: path), threadPool: pool, logger: logger, on: eventLoop).get()
     }
 }
