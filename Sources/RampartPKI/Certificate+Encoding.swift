@@ -16,7 +16,12 @@ extension Certificate {
 
     /// The PEM encoding, ending with a newline.
     public var pemString: String {
-        get throws { try serializeAsPEM().pemString + "\n" }
+        // The same text as swift-asn1's PEMDocument, which showed in the attestation profile (it walks the
+        // string by index to break lines).
+        get throws {
+            let body = Data(try derBytes).base64EncodedString(options: [.lineLength64Characters, .endLineWithLineFeed])
+            return "-----BEGIN CERTIFICATE-----\n" + body + "\n-----END CERTIFICATE-----\n"
+        }
     }
 
     /// Lowercase hex SHA-256 of the DER encoding, as shown by `ca-certificate list`.

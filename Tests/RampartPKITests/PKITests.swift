@@ -65,6 +65,20 @@ struct CertificateTests {
         #expect(parsed == [first, second])
     }
 
+    @Test("PEM text is exactly swift-asn1's, for certificates of many lengths")
+    func pemText() throws {
+        let (ca, caKey) = try makeCA()
+        // Common names of growing length move the DER length across 48-byte (one PEM line) boundaries.
+        for length in 1...64 {
+            let leaf = try CertificateIssuer.issueLeaf(
+                subject: try DistinguishedName { CommonName(String(repeating: "a", count: length)) },
+                publicKey: P256.Signing.PrivateKey().publicKey, issuer: ca, issuerKey: caKey,
+                notBefore: Date(), notAfter: Date() + 3600, profile: .client)
+            #expect(try leaf.pemString == leaf.serializeAsPEM().pemString + "\n")
+            #expect(try Certificate(pemEncoded: leaf.pemString) == leaf)
+        }
+    }
+
     @Test("the development TLS identity is a CA plus a server certificate for the given names")
     func developmentIdentity() throws {
         let identity = try CertificateIssuer.makeDevelopmentServerIdentity(

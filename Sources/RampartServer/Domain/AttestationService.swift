@@ -134,7 +134,7 @@ public struct AttestationService: Sendable {
             let issued = try await certificateAuthority.issueDeviceCertificate(
                 tenant: tenant, deviceID: deviceID, publicKey: freshKey)
             result = AttestationResult(
-                certificateChain: [try issued.certificate.pemString, try issued.issuer.pemString],
+                certificateChain: issued.chain,
                 notAfter: issued.certificate.notValidAfter, tenantId: tenant, productId: nil,
                 deviceGroupId: subject?.deviceGroupID, repositoryURL: "/v1/tuf/\(tenant)/",
                 nextAttestationAfter: now + context.configuration.limits.attestationInterval)

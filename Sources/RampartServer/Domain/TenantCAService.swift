@@ -185,9 +185,9 @@ public struct TenantCAService: Sendable {
     /// Issues a device certificate from the tenant's Active CA: CN = device ID, EKU clientAuth, exactly the
     /// configured lifetime, starting five minutes ago to absorb clock skew.
     ///
-    /// - Returns: The certificate and the CA that issued it.
+    /// - Returns: The certificate and the PEM chain to hand out: the certificate, then the CA that issued it.
     func issueDeviceCertificate(tenant: RampartID, deviceID: String, publicKey: P256.Signing.PublicKey) async throws
-        -> (certificate: Certificate, issuer: Certificate)
+        -> (certificate: Certificate, chain: [String])
     {
         let now = context.clock.now()
         let issuer: IssuerCache.Issuer
@@ -197,8 +197,9 @@ public struct TenantCAService: Sendable {
             try await rotateIfDue(tenant: tenant)
             let cas = try await context.store.read { session in try await session.cas(ofTenant: tenant) }
             let record = try Self.find("active", in: cas)
+            let certificate = try Certificate(derEncoded: record.certificateDER)
             issuer = IssuerCache.Issuer(
-                certificate: try Certificate(derEncoded: record.certificateDER),
+                certificate: certificate, pem: try certificate.pemString,
                 key: try context.sealer.open(record.sealedKey, owner: "ca:\(record.id)"), notAfter: record.notAfter)
             Self.issuers.store(tenant, issuer, until: now + Self.issuerCacheLifetime)
         }
@@ -207,7 +208,7 @@ public struct TenantCAService: Sendable {
         let certificate = try CertificateIssuer.issueLeaf(
             subject: try DistinguishedName { CommonName(deviceID) }, publicKey: publicKey, issuer: issuer.certificate,
             issuerKey: issuer.key, notBefore: start, notAfter: end, profile: .client, backdate: 0)
-        return (certificate, issuer.certificate)
+        return (certificate, [try certificate.pemString, issuer.pem])
     }
 
     /// How long the Active CA, unsealed, is reused for issuing device certificates. A revocation or rotation
@@ -276,6 +277,8 @@ public struct TenantCAService: Sendable {
 final class IssuerCache: Sendable {
     struct Issuer: Sendable {
         let certificate: Certificate
+        /// The certificate as PEM, as every device certificate's chain carries it.
+        let pem: String
         let key: P256.Signing.PrivateKey
         let notAfter: Date
     }
