@@ -29,24 +29,65 @@ public struct StructuredLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
+        FileHandle.standardError.write(Data((line(for: event, at: Date()) + "\n").utf8))
+    }
+
+    /// One record as a line, without the newline. Written by hand: every request logs one, and Foundation's
+    /// `JSONSerialization` (sorting keys by locale) and date formatting showed in the attestation profile.
+    func line(for event: LogEvent, at date: Date) -> String {
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { $1 } }
-        let time = Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
-        let line: String
+        let time = Self.timestamp(date)
         switch format {
         case .json:
-            var object: [String: String] = [:]
-            for (key, value) in merged { object[key] = "\(value)" }
-            object["time"] = time
-            object["level"] = event.level.rawValue
-            object["logger"] = label
-            object["message"] = "\(event.message)"
-            let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
-            line = String(decoding: data, as: UTF8.self)
+            var fields: [(String, String)] = merged.map { ($0.key, "\($0.value)") }
+            fields.removeAll { ["time", "level", "logger", "message"].contains($0.0) }
+            fields += [("time", time), ("level", event.level.rawValue), ("logger", label), ("message", "\(event.message)")]
+            fields.sort { $0.0 < $1.0 }
+            var line = "{"
+            for (index, (key, value)) in fields.enumerated() {
+                if index > 0 { line += "," }
+                Self.appendQuoted(key, to: &line)
+                line += ":"
+                Self.appendQuoted(value, to: &line)
+            }
+            return line + "}"
         case .text:
             let fields = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            line = "\(time) \(event.level.rawValue) \(label): \(event.message)\(fields.isEmpty ? "" : " " + fields)"
+            return "\(time) \(event.level.rawValue) \(label): \(event.message)\(fields.isEmpty ? "" : " " + fields)"
         }
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+    }
+
+    /// `text` as a JSON string: quotes, backslashes and control characters escaped, the rest as is.
+    static func appendQuoted(_ text: String, to line: inout String) {
+        line += "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": line += "\\\""
+            case "\\": line += "\\\\"
+            case "\n": line += "\\n"
+            case "\r": line += "\\r"
+            case "\t": line += "\\t"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F || (0x2028...0x2029).contains(scalar.value):
+                let hex = String(scalar.value, radix: 16)
+                line += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: line.unicodeScalars.append(scalar)
+            }
+        }
+        line += "\""
+    }
+
+    /// `date` in UTC as ISO 8601 with milliseconds, e.g. `2026-11-22T02:45:01.123Z`.
+    static func timestamp(_ date: Date) -> String {
+        let milliseconds = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        var seconds = time_t(milliseconds / 1000)
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ value: Int32, _ width: Int) -> String {
+            let digits = String(value)
+            return String(repeating: "0", count: max(0, width - digits.count)) + digits
+        }
+        return "\(pad(parts.tm_year + 1900, 4))-\(pad(parts.tm_mon + 1, 2))-\(pad(parts.tm_mday, 2))T"
+            + "\(pad(parts.tm_hour, 2)):\(pad(parts.tm_min, 2)):\(pad(parts.tm_sec, 2)).\(pad(Int32(milliseconds % 1000), 3))Z"
     }
 }
