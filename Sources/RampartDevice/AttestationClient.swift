@@ -15,8 +15,8 @@ public struct AttestationClient: Sendable {
     let tls: TLSConfiguration
     /// How long one request may take, connecting included.
     public var requestTimeout: TimeInterval = 30
-    /// The HTTP client; the shared one pools connections, a dedicated one lets a benchmark open a fresh TLS
-    /// connection per attestation as separate devices do.
+    /// The HTTP client. Whatever it is, each attestation ends its connection: the challenge and the evidence
+    /// share one, which the evidence request closes, since the next attestation is a day away.
     public var httpClient: HTTPClient = .shared
     /// The service egress: when set, requests go through its client after its path check.
     public var egress: ServiceEgress? {
@@ -50,17 +50,19 @@ public struct AttestationClient: Sendable {
             softwareName: "rampart", softwareVersion: RampartVersion.current, debugStatus: debugStatus,
             measurements: measurements, freshKey: freshKey.publicKey)
         let evidence = try EvidenceToken.sign(claims, identity: identity.keyStore, endorsement: identity.endorsement)
-        let result = try await post("/v1/attestation", AttestationRequest(evidence: evidence), as: AttestationResult.self)
+        let result = try await post(
+            "/v1/attestation", AttestationRequest(evidence: evidence), as: AttestationResult.self, closeConnection: true)
         return (result, freshKey)
     }
 
-    func post<Body: Encodable & Sendable, Answer: Decodable>(_ path: String, _ body: Body, as: Answer.Type) async throws
-        -> Answer
-    {
+    func post<Body: Encodable & Sendable, Answer: Decodable>(
+        _ path: String, _ body: Body, as: Answer.Type, closeConnection: Bool = false
+    ) async throws -> Answer {
         var request = HTTPClientRequest(url: server + path)
         request.method = .POST
         request.tlsConfiguration = tls
         request.headers.add(name: "Content-Type", value: "application/json")
+        if closeConnection { request.headers.add(name: "Connection", value: "close") }
         request.body = .bytes(ByteBuffer(data: try JSONCoding.encoder().encode(body)))
         let status: Int
         let bytes: ByteBuffer

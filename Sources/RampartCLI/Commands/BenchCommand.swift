@@ -25,6 +25,8 @@ struct BenchCommand: AsyncParsableCommand {
         var server: String?
         @Option(help: "With --server: a manufacturer CA directory that server trusts.") var manufacturerCa: String?
         @Option(help: "With --server: a PEM CA for the server's TLS certificate.") var serverCa: String?
+        @Option(help: "With --server on this machine: its process ID, to report the server's own CPU per attestation.")
+        var serverPid: Int32?
         @Option(help: "How many devices to manufacture and claim.") var devices = 500
         @Option(help: "How many attestations run at once.") var concurrency = 32
         @Option(help: "How many times each device attests.") var rounds = 2
@@ -74,44 +76,40 @@ struct BenchCommand: AsyncParsableCommand {
             let measurements = [SoftwareMeasurement(component: "rampart-runtime", kind: .runtime, version: "bench", sha256: runtimeDigest)]
             let attestationClient = try AttestationClient(server: server, serverCAPEM: serverCA)
             let total = devices * rounds
-            print("Running \(total) attestations, \(concurrency) at a time, each on a fresh TLS connection…")
+            let workers = min(concurrency, total)
+            print("Running \(total) attestations, \(workers) at a time, each on a fresh TLS connection…")
+            let ownCPUBefore = ProcessCPU.seconds()
+            let serverCPUBefore = serverPid.flatMap { ProcessCPU.seconds(pid: $0) }
             let started = ContinuousClock.now
-            let outcomes = try await withThrowingTaskGroup(of: (Duration, Bool).self) { group in
-                var next = 0
-                var results: [(Duration, Bool)] = []
-                results.reserveCapacity(total)
-                func launch(_ index: Int) {
-                    let identity = identities[index % identities.count]
-                    group.addTask {
+            // Each worker is a stream of devices with its own HTTP client (and so its own TLS context, as a
+            // device has); every attestation opens a connection and closes it at the end.
+            let outcomes = try await withThrowingTaskGroup(of: [(Duration, Bool)].self) { group in
+                for worker in 0..<workers {
+                    group.addTask { [identities] in
                         var client = attestationClient
                         client.httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
-                        let begin = ContinuousClock.now
-                        var ok = true
-                        do {
-                            _ = try await client.attest(identity: identity, measurements: measurements, debugStatus: 3)
-                        } catch {
-                            ok = false
-                            FileHandle.standardError.write(Data("attestation failed: \(error)\n".utf8))
+                        var results: [(Duration, Bool)] = []
+                        for index in stride(from: worker, to: total, by: workers) {
+                            let identity = identities[index % identities.count]
+                            let begin = ContinuousClock.now
+                            var ok = true
+                            do {
+                                _ = try await client.attest(identity: identity, measurements: measurements, debugStatus: 3)
+                            } catch {
+                                ok = false
+                                FileHandle.standardError.write(Data("attestation failed: \(error)\n".utf8))
+                            }
+                            results.append((ContinuousClock.now - begin, ok))
                         }
-                        let elapsed = ContinuousClock.now - begin
                         try? await client.httpClient.shutdown()
-                        return (elapsed, ok)
+                        return results
                     }
                 }
-                while next < min(concurrency, total) {
-                    launch(next)
-                    next += 1
-                }
-                while let result = try await group.next() {
-                    results.append(result)
-                    if next < total {
-                        launch(next)
-                        next += 1
-                    }
-                }
-                return results
+                return try await group.reduce(into: []) { $0 += $1 }
             }
             let wall = ContinuousClock.now - started
+            let ownCPU = ProcessCPU.seconds().map { $0 - (ownCPUBefore ?? 0) }
+            let serverCPU = serverPid.flatMap { ProcessCPU.seconds(pid: $0) }.map { $0 - (serverCPUBefore ?? 0) }
             let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18
             let latencies = outcomes.map { Double($0.0.components.seconds) * 1000 + Double($0.0.components.attoseconds) / 1e15 }.sorted()
             let failures = outcomes.filter { !$0.1 }.count
@@ -121,10 +119,19 @@ struct BenchCommand: AsyncParsableCommand {
             var lines = [
                 "| measurement | result |",
                 "|---|---|",
-                "| attestations | \(total) (\(failures) failed), \(devices) devices, concurrency \(concurrency) |",
+                "| attestations | \(total) (\(failures) failed), \(devices) devices, concurrency \(workers) |",
                 "| Rampart attestations/s | \(String(format: "%.0f", rate)) |",
                 "| latency p50 / p99 | \(String(format: "%.1f", percentile(0.5))) ms / \(String(format: "%.1f", percentile(0.99))) ms |",
             ]
+            // CPU time, user and system: what an attestation costs, apart from how the two cores are shared.
+            func milliseconds(_ cpu: Double) -> String { String(format: "%.2f ms", cpu * 1000 / Double(max(1, total - failures))) }
+            if let serverCPU, let ownCPU, let serverPid {
+                lines.append("| server CPU per attestation (process \(serverPid)) | \(milliseconds(serverCPU)) |")
+                lines.append("| server attestations per CPU-second | \(String(format: "%.0f", Double(total - failures) / max(serverCPU, 0.001))) |")
+                lines.append("| load generator CPU per attestation (devices' side) | \(milliseconds(ownCPU)) |")
+            } else if let ownCPU, server == nil || serverPid == nil {
+                lines.append("| CPU per attestation, \(self.server == nil ? "server and devices' side together" : "devices' side") | \(milliseconds(ownCPU)) |")
+            }
             if opensslSeconds > 0, let speed = OpenSSLSpeed.ecdsaP256(seconds: opensslSeconds) {
                 lines.append("| openssl speed ecdsap256 (1 core), sign/s | \(String(format: "%.0f", speed.sign)) |")
                 lines.append("| openssl speed ecdsap256 (1 core), verify/s | \(String(format: "%.0f", speed.verify)) |")
@@ -196,5 +203,26 @@ enum OpenSSLSpeed {
         let numbers = line.split(separator: " ").compactMap { Double($0) }
         guard numbers.count >= 2 else { return nil }
         return (numbers[numbers.count - 2], numbers[numbers.count - 1])
+    }
+}
+
+/// CPU time (user and system) a process has used, from the kernel's accounting.
+enum ProcessCPU {
+    /// This process's.
+    static func seconds() -> Double? {
+        var usage = rusage()
+        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0 else { return nil }
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+    }
+
+    /// Another process's on this machine, from /proc/PID/stat (`nil` where there is none).
+    static func seconds(pid: Int32) -> Double? {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+            let close = stat.lastIndex(of: ")")
+        else { return nil }
+        // After "pid (comm)": state is field 3, utime field 14, stime field 15.
+        let fields = stat[stat.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return nil }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
     }
 }
