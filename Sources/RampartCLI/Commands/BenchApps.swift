@@ -55,6 +55,11 @@ extension BenchCommand {
                 print("Runtime RSS with 3 apps running for \(seconds) s (target ≤ 30 MB):")
                 print("  the whole rampart process: \(running / 1024) KiB (\(String(format: "%.1f", Double(running) / 1_048_576)) MiB); before the apps started: \(before / 1024) KiB")
                 print("  the apps' linear memory: \(memory / 1024) KiB in all; RSS added by starting them: \((running - before) / 1024) KiB")
+                // Most of a Swift process's RSS is code pages of the binary and its libraries: clean, shared with
+                // every other process mapping them, and dropped first under memory pressure.
+                let file = BenchTLS.residentBytes(of: getpid(), field: "RssFile")
+                let anonymous = BenchTLS.residentBytes(of: getpid(), field: "RssAnon")
+                print("  of the process's RSS: \(anonymous / 1024) KiB anonymous (heap, stacks, the apps), \(file / 1024) KiB file-backed (code of the binary and libraries)")
                 for runner in runners { runner.stop() }
             }
 

@@ -266,10 +266,11 @@ enum BenchTLS {
         }
     }
 
-    /// VmRSS of a process, in bytes (0 when unreadable).
-    static func residentBytes(of pid: Int32) -> Int {
+    /// VmRSS of a process, or another resident-memory field of /proc/PID/status (`RssAnon`, `RssFile`), in
+    /// bytes (0 when unreadable).
+    static func residentBytes(of pid: Int32, field: String = "VmRSS") -> Int {
         guard let status = try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8),
-            let line = status.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") })
+            let line = status.split(separator: "\n").first(where: { $0.hasPrefix(field + ":") })
         else { return 0 }
         return (Int(line.split(separator: " ").dropFirst().first ?? "") ?? 0) * 1024
     }
