@@ -39,5 +39,11 @@ struct LogHandlerTests {
         let handler = StructuredLogHandler(label: "rampart.test", format: .text, level: .info)
         let line = handler.line(for: event("started", ["b": "2", "a": "1"]), at: Date(timeIntervalSince1970: 0))
         #expect(line == "1970-01-01T00:00:00.000Z info rampart.test: started a=1 b=2")
+        // A hostile message (an app's log line) cannot forge a second record or send terminal escapes.
+        let forged = handler.line(
+            for: event("ok\n1970-01-01T00:00:00.000Z error rampart.server: forged\r\u{1B}[2J\u{9B}", ["k\n": "v\u{0}"]),
+            at: Date(timeIntervalSince1970: 0))
+        #expect(forged == "1970-01-01T00:00:00.000Z info rampart.test: ok\\n1970-01-01T00:00:00.000Z error rampart.server: forged\\r\\u001b[2J\\u009b k\\n=v\\u0000")
+        #expect(!forged.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) })
     }
 }

@@ -53,28 +53,43 @@ public struct StructuredLogHandler: LogHandler {
             }
             return line + "}"
         case .text:
-            let fields = merged.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-            return "\(time) \(event.level.rawValue) \(label): \(event.message)\(fields.isEmpty ? "" : " " + fields)"
+            // Escaped like JSON without the quotes: a message (an app's log line, say) cannot start a record of
+            // its own with a newline, or rewrite the terminal with an escape sequence.
+            var line = "\(time) \(event.level.rawValue) \(label): "
+            Self.appendEscaped("\(event.message)", to: &line)
+            for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
+                line += " "
+                Self.appendEscaped(key, to: &line)
+                line += "="
+                Self.appendEscaped("\(value)", to: &line)
+            }
+            return line
         }
     }
 
     /// `text` as a JSON string: quotes, backslashes and control characters escaped, the rest as is.
     static func appendQuoted(_ text: String, to line: inout String) {
         line += "\""
+        appendEscaped(text, to: &line, quotes: true)
+        line += "\""
+    }
+
+    /// `text` with control characters (C0, DEL, C1, U+2028/9) escaped as in JSON, and with `quotes`, quotes
+    /// and backslashes too.
+    static func appendEscaped(_ text: String, to line: inout String, quotes: Bool = false) {
         for scalar in text.unicodeScalars {
             switch scalar {
-            case "\"": line += "\\\""
-            case "\\": line += "\\\\"
+            case "\"" where quotes: line += "\\\""
+            case "\\" where quotes: line += "\\\\"
             case "\n": line += "\\n"
             case "\r": line += "\\r"
             case "\t": line += "\\t"
-            case _ where scalar.value < 0x20 || scalar.value == 0x7F || (0x2028...0x2029).contains(scalar.value):
+            case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || (0x2028...0x2029).contains(scalar.value):
                 let hex = String(scalar.value, radix: 16)
                 line += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default: line.unicodeScalars.append(scalar)
             }
         }
-        line += "\""
     }
 
     /// `date` in UTC as ISO 8601 with milliseconds, e.g. `2026-11-22T02:45:01.123Z`.
