@@ -315,8 +315,20 @@ enum HostAPI {
             // plain TCP.
             return HostResult.unavailable
         }
-        let addresses = Resolver.resolve(host, port: Int(int(a, 2)))
+        var addresses = Resolver.resolve(host, port: Int(int(a, 2)))
         guard !addresses.isEmpty else { return HostResult.notFound }
+        if !Resolver.isNumeric(host) {
+            // A name is allowed for what it names on the network, not for wherever a DNS answer points: an
+            // answer of loopback, link-local or unspecified would lead into the device itself (its local
+            // services) or its link. Only an address the manifest lists literally reaches those.
+            addresses.removeAll(where: \.isDeviceLocal)
+            guard !addresses.isEmpty else {
+                app.environment.logger.notice(
+                    "Firewall denied a connection: the name resolved only to loopback or link-local addresses",
+                    metadata: ["host": "\(host)", "port": "\(int(a, 2))"])
+                return HostResult.permissionDenied
+            }
+        }
         return app.sockets.connect(addresses: addresses, timeout: app.blockingTimeout(int(a, 3)))
     }
 }

@@ -167,6 +167,30 @@ struct SocketTable: ~Copyable {
 struct ResolvedAddress {
     var storage: sockaddr_storage
     var length: socklen_t
+
+    /// Whether this is the device itself or its link: loopback, unspecified or link-local, in IPv4, IPv6 or
+    /// IPv4-mapped IPv6.
+    var isDeviceLocal: Bool {
+        var copy = storage
+        return withUnsafeBytes(of: &copy) { raw -> Bool in
+            func ipv4Local(_ a: UInt8, _ b: UInt8) -> Bool { a == 127 || a == 0 || (a == 169 && b == 254) }
+            switch Int32(storage.ss_family) {
+            case AF_INET:
+                let address = raw.load(fromByteOffset: MemoryLayout<sockaddr_in>.offset(of: \.sin_addr)!, as: (UInt8, UInt8, UInt8, UInt8).self)
+                return ipv4Local(address.0, address.1)
+            case AF_INET6:
+                let offset = MemoryLayout<sockaddr_in6>.offset(of: \.sin6_addr)!
+                let bytes = (0..<16).map { raw[offset + $0] }
+                if bytes[0..<10].allSatisfy({ $0 == 0 }) && bytes[10] == 0xFF && bytes[11] == 0xFF {
+                    return ipv4Local(bytes[12], bytes[13])  // ::ffff:a.b.c.d
+                }
+                let loopbackOrUnspecified = bytes[0..<15].allSatisfy { $0 == 0 } && bytes[15] <= 1
+                return loopbackOrUnspecified || (bytes[0] == 0xFE && bytes[1] & 0xC0 == 0x80)  // fe80::/10
+            default:
+                return true
+            }
+        }
+    }
 }
 
 /// Name resolution for outbound connections.

@@ -181,6 +181,18 @@ struct CapabilityTests {
         #expect(try await result(connect, data: "127.0.0.1", capabilities: #"{"AllowedConnections": ["example.com"]}"#) == -1)
         #expect(try await result(connect, data: "127.0.0.1") == -1)
         #expect(server.connections == 1)
+        // An allowed name whose answer is loopback (DNS rebinding, or a hostile resolver) does not lead into the
+        // device: only a literal address in the manifest does.
+        #expect(try await result(connect, data: "localhost", capabilities: #"{"AllowedConnections": ["localhost"]}"#) == -1)
+        #expect(server.connections == 1)
+    }
+
+    @Test("Loopback, unspecified and link-local answers are the device's own, in IPv4, IPv6 and IPv4-mapped form")
+    func deviceLocalAddresses() {
+        let local = ["127.0.0.1", "127.3.2.1", "0.0.0.0", "169.254.169.254", "::1", "::", "fe80::1", "febf::1", "::ffff:127.0.0.1", "::ffff:169.254.1.1"]
+        let remote = ["10.0.0.1", "192.168.1.1", "169.253.0.1", "8.8.8.8", "::2", "fec0::1", "2001:db8::1", "::ffff:10.0.0.1", "128.0.0.1"]
+        for address in local { #expect(Resolver.numeric(address, port: 1)?.isDeviceLocal == true, "\(address)") }
+        for address in remote { #expect(Resolver.numeric(address, port: 1)?.isDeviceLocal == false, "\(address)") }
     }
 
     @Test("Listening works only on a granted port")
