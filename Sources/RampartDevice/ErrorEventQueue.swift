@@ -4,7 +4,8 @@ import Synchronization
 
 /// The device's queue of error events waiting for upload (DESIGN §5), in `D/errors/queue.json`.
 ///
-/// - Bounded: at most ``capacity`` events; when full, the oldest is dropped and the drop is counted.
+/// - Bounded: at most ``capacity`` events, and at most ``capacityPerComponent`` of one app, so that an app
+///   raising many distinct events drops its own oldest rather than everyone else's; every drop is counted.
 /// - Folded: a repeat of an event still waiting (same class, component and description) raises its count
 ///   and its last-seen time instead of adding a row, so a crash loop costs one row.
 /// - Durable: every change is written atomically (rename) before `record` returns, so events survive a
@@ -13,6 +14,8 @@ import Synchronization
 public final class ErrorEventQueue: Sendable {
     /// The most events kept.
     public static let capacity = 200
+    /// The most events kept for one component (an app).
+    public static let capacityPerComponent = 50
 
     struct Contents: Codable {
         var events: [ErrorEvent] = []
@@ -22,11 +25,24 @@ public final class ErrorEventQueue: Sendable {
     private let file: URL
     private let contents: Mutex<Contents>
 
-    /// Loads the queue of `state` (empty if there is none or it is unreadable).
+    /// Why the stored queue could not be loaded, if it could not: for the runtime to log.
+    public let loadProblem: String?
+
+    /// Loads the queue of `state`: empty if there is none. An unreadable one is kept aside as
+    /// `queue.json.corrupt` (see ``loadProblem``) and the queue starts empty.
     public init(state: DeviceState) {
         file = state.directory.appendingPathComponent("errors/queue.json")
-        let loaded = (try? Data(contentsOf: file)).flatMap { try? JSONCoding.decoder().decode(Contents.self, from: $0) }
-        contents = Mutex(loaded ?? Contents())
+        var loaded = Contents()
+        var problem: String?
+        if FileManager.default.fileExists(atPath: file.path) {
+            if let data = try? Data(contentsOf: file), let stored = try? JSONCoding.decoder().decode(Contents.self, from: data) {
+                loaded = stored
+            } else {
+                problem = SecureFile.setAside(file, consequence: "the error events it held will not be uploaded.")
+            }
+        }
+        loadProblem = problem
+        contents = Mutex(loaded)
     }
 
     /// Queues an event, or folds it into a waiting one.
@@ -39,7 +55,11 @@ public final class ErrorEventQueue: Sendable {
                 contents.events[index].count += 1
                 contents.events[index].lastSeen = max(contents.events[index].lastSeen, time)
             } else {
-                if contents.events.count >= Self.capacity {
+                let own = componentID.map { component in contents.events.indices.filter { contents.events[$0].componentId == component } } ?? []
+                if own.count >= Self.capacityPerComponent {
+                    contents.events.remove(at: own[0])
+                    contents.dropped += 1
+                } else if contents.events.count >= Self.capacity {
                     contents.events.removeFirst()
                     contents.dropped += 1
                 }

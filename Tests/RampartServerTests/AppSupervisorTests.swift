@@ -73,6 +73,42 @@ struct AppSupervisorTests {
         #expect(queue.pending().last?.description == "failure \(ErrorEventQueue.capacity + 4)")
     }
 
+    @Test("One app's flood of distinct events drops its own oldest, not other apps' or the runtime's")
+    func queuePerComponent() throws {
+        let state = try Self.stateDirectory()
+        defer { try? FileManager.default.removeItem(at: state.directory) }
+        let queue = ErrorEventQueue(state: state)
+        queue.record(.updateFailure, description: "runtime")
+        queue.record(.appTrap, componentID: "quiet", description: "once")
+        for index in 0..<(ErrorEventQueue.capacity * 2) {
+            queue.record(.appExit, componentID: "noisy", description: "exit \(index)")
+        }
+        let pending = queue.pending(limit: 1000)
+        #expect(pending.filter { $0.componentId == "noisy" }.count == ErrorEventQueue.capacityPerComponent)
+        #expect(pending.filter { $0.componentId == "noisy" }.last?.description == "exit \(ErrorEventQueue.capacity * 2 - 1)")
+        #expect(pending.contains { $0.description == "runtime" } && pending.contains { $0.componentId == "quiet" })
+        #expect(queue.dropped == ErrorEventQueue.capacity * 2 - ErrorEventQueue.capacityPerComponent)
+    }
+
+    @Test("An unreadable queue file is kept aside as queue.json.corrupt, said so, and the queue starts empty")
+    func corruptQueue() throws {
+        let state = try Self.stateDirectory()
+        defer { try? FileManager.default.removeItem(at: state.directory) }
+        ErrorEventQueue(state: state).record(.appTrap, componentID: "c", description: "boom")
+        let file = state.directory.appendingPathComponent("errors/queue.json")
+        #expect(ErrorEventQueue(state: state).loadProblem == nil)
+        try Data("{\"events\": [tru".utf8).write(to: file)
+        let queue = ErrorEventQueue(state: state)
+        #expect(queue.pending().isEmpty)
+        #expect(queue.loadProblem?.contains("queue.json.corrupt") == true)
+        let aside = file.appendingPathExtension("corrupt")
+        #expect(try String(contentsOf: aside, encoding: .utf8) == "{\"events\": [tru")
+        // The next event is saved to a fresh file; the kept one is left alone.
+        queue.record(.appExit, componentID: "c", description: "exit 1")
+        #expect(ErrorEventQueue(state: state).pending().map(\.description) == ["exit 1"])
+        #expect(FileManager.default.fileExists(atPath: aside.path))
+    }
+
     @Test("device app commands refuse a malformed component ID, and say so when no runtime answers")
     func cliFailures() async throws {
         let state = try Self.stateDirectory()

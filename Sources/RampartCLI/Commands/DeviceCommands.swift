@@ -272,6 +272,7 @@ package enum DeviceRuntime {
         let status = DeviceStatusBoard(state: state, deviceID: identity.deviceID)
         let attestNow = Doorbell()
         let errors = ErrorEventQueue(state: state)
+        if let problem = errors.loadProblem { logger.warning("Error event queue reset", metadata: ["problem": "\(problem)"]) }
         var reporter = ErrorEventUploader(
             state: state, server: server, serverCAPEM: serverCA, queue: errors, status: status, logger: logger, eventQueued: Doorbell())
         reporter.egress = egress

@@ -25,6 +25,18 @@ public enum SecureFile {
         synchronizeDirectory(of: url)
     }
 
+    /// Moves an unreadable state file aside as `NAME.corrupt` (replacing an older one), so that what it held
+    /// is kept for inspection instead of being overwritten by the next save.
+    ///
+    /// - Returns: A sentence for the log: what was kept where, and `consequence`.
+    public static func setAside(_ url: URL, consequence: String) -> String {
+        let aside = url.appendingPathExtension("corrupt")
+        try? FileManager.default.removeItem(at: aside)
+        try? FileManager.default.moveItem(at: url, to: aside)
+        synchronizeDirectory(of: url)
+        return "\(url.path) could not be read; it was kept as \(aside.lastPathComponent) and \(consequence)"
+    }
+
     /// Flushes a directory entry change (a rename) to disk, so that renames in different directories
     /// reach the disk in the order they were made.
     public static func synchronizeDirectory(of url: URL) {

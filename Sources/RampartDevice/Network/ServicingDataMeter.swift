@@ -32,10 +32,7 @@ public final class ServicingDataMeter: Sendable {
             {
                 stored = loaded
             } else {
-                let aside = file.appendingPathExtension("corrupt")
-                try? FileManager.default.removeItem(at: aside)
-                try? FileManager.default.moveItem(at: file, to: aside)
-                problem = "\(file.path) could not be read; it was kept as \(aside.lastPathComponent) and this month's count starts at 0."
+                problem = SecureFile.setAside(file, consequence: "this month's count starts at 0.")
             }
         }
         loadProblem = problem
