@@ -35,6 +35,9 @@ final class AsyncSerialLock: Sendable {
         next?.resume()
     }
 
+    /// Whether someone holds the lock now (a hint: it may change at once).
+    var isHeld: Bool { state.withLock { $0.held } }
+
     /// Runs `body` while holding the lock.
     func withLock<T>(_ body: () async throws -> T) async throws -> T {
         await acquire()

@@ -22,7 +22,9 @@ enum Migrations {
 
     /// The tables whose rows decide what attestation accepts for a tenant: its runtime allow list, package
     /// signing keys, device groups (their OS feed), images, deployments and runtime releases. Any change to
-    /// them bumps `tenants.appraisal_version`, so appraisal can cache its reading of them per version.
+    /// them bumps `tenants.appraisal_version`, so appraisal can cache its reading of them per version. On
+    /// PostgreSQL the bump locks the tenant's row until commit: two transactions that change these tables
+    /// and lock other rows in opposite orders can deadlock, and one is then refused with a retryable 503.
     static let appraisalTables = ["reference_values", "signing_keys", "device_groups", "images", "deployments", "runtime_releases"]
 
     static let all: [Migration] = [
@@ -269,7 +271,7 @@ enum Migrations {
             ] + appraisalTables.map { table in
                 """
                 CREATE TRIGGER \(table)_appraisal AFTER INSERT OR UPDATE OR DELETE ON \(table)
-                FOR EACH ROW EXECUTE PROCEDURE rampart_appraisal_changed()
+                FOR EACH ROW EXECUTE FUNCTION rampart_appraisal_changed()
                 """
             }),
     ]

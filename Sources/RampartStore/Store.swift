@@ -40,16 +40,21 @@ public final class Store: Service, Sendable {
         case .sqlite(let path):
             do {
                 let connection = try await SQLiteThreads.open(path: path, logger: logger)
-                let db = connection.sql(queryLogLevel: nil)
-                // WAL lets readers run beside the writer; FULL makes every acknowledged commit survive a crash.
-                _ = try await db.raw("PRAGMA journal_mode=WAL").all()
-                try await db.raw("PRAGMA synchronous=FULL").run()
-                try await db.raw("PRAGMA foreign_keys=ON").run()
-                try await db.raw("PRAGMA busy_timeout=5000").run()
-                let lock = AsyncSerialLock()
-                let committer = GroupCommitter(lock: lock, logger: logger) { connection.sql(queryLogLevel: nil) }
-                let readers = try await ReadConnections.open(path: path, count: ReadConnections.defaultCount, logger: logger)
-                return Store(backend: .sqlite(connection, lock, committer, readers), location: location, logger: logger)
+                do {
+                    let db = connection.sql(queryLogLevel: nil)
+                    // WAL lets readers run beside the writer; FULL makes every acknowledged commit survive a crash.
+                    _ = try await db.raw("PRAGMA journal_mode=WAL").all()
+                    try await db.raw("PRAGMA synchronous=FULL").run()
+                    try await db.raw("PRAGMA foreign_keys=ON").run()
+                    try await db.raw("PRAGMA busy_timeout=5000").run()
+                    let lock = AsyncSerialLock()
+                    let committer = GroupCommitter(lock: lock, logger: logger) { connection.sql(queryLogLevel: nil) }
+                    let readers = try await ReadConnections.open(path: path, count: ReadConnections.defaultCount, logger: logger)
+                    return Store(backend: .sqlite(connection, lock, committer, readers), location: location, logger: logger)
+                } catch {
+                    try? await connection.close().get()
+                    throw error
+                }
             } catch {
                 throw RampartError(
                     .storeUnavailable, "Cannot open the SQLite database at \(path): \(error)", status: 503)
@@ -257,11 +262,11 @@ final class ReadConnections: Sendable {
         return ReadConnections(opened)
     }
 
-    /// Runs `body` on the next connection, alone.
+    /// Runs `body` on an idle connection if there is one (else the next in turn), alone.
     func withConnection<T>(_ body: (any SQLDatabase) async throws -> T) async throws -> T {
         let index = next.withLock { next in
             defer { next = (next + 1) % connections.count }
-            return next
+            return connections.indices.first { !connections[$0].1.isHeld } ?? next
         }
         let (connection, lock) = connections[index]
         return try await lock.withLock { try await body(connection.sql(queryLogLevel: nil)) }

@@ -11,6 +11,8 @@ public struct AttestationSubject: Sendable, Equatable {
     /// The tenant's appraisal version: it changes with every change to the tenant's runtime allow list,
     /// signing keys, device groups, images, deployments or runtime releases (migration 9's triggers).
     public var appraisalVersion: Int64
+    /// Whether the nonce asked about was spent already.
+    public var nonceSpent: Bool
 }
 
 /// A device row: claim, what it last reported, and how its last attestation went.
@@ -179,17 +181,20 @@ extension StoreSession {
     }
 
     /// What appraisal reads first about a device, in one query: the tenant that claimed it, its device
-    /// group, and that tenant's appraisal version (see ``AttestationSubject``). `nil` for a device never seen.
-    public func attestationSubject(deviceID: String) async throws -> AttestationSubject? {
+    /// group, that tenant's appraisal version, and whether `nonce` was spent already (see
+    /// ``AttestationSubject``). `nil` for a device never seen.
+    public func attestationSubject(deviceID: String, nonce: String) async throws -> AttestationSubject? {
         try await db.raw(
             """
-            SELECT d.tenant_id, d.device_group_id, t.appraisal_version FROM devices d
-            LEFT JOIN tenants t ON t.id = d.tenant_id WHERE d.id = \(bind: deviceID)
+            SELECT d.tenant_id, d.device_group_id, t.appraisal_version,
+                   (SELECT COUNT(*) FROM attestation_nonces n WHERE n.nonce = \(bind: nonce)) AS spent
+            FROM devices d LEFT JOIN tenants t ON t.id = d.tenant_id WHERE d.id = \(bind: deviceID)
             """
         ).first().map { row in
             AttestationSubject(
                 tenantID: try row.optionalID("tenant_id"), deviceGroupID: try row.optionalID("device_group_id"),
-                appraisalVersion: try row.decode(column: "appraisal_version", as: Int64?.self) ?? 0)
+                appraisalVersion: try row.decode(column: "appraisal_version", as: Int64?.self) ?? 0,
+                nonceSpent: try row.decode(column: "spent", as: Int64.self) > 0)
         }
     }
 

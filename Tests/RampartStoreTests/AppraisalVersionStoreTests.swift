@@ -24,12 +24,12 @@ struct AppraisalVersionStoreTests {
             }
             @Sendable func versions() async throws -> [Int64?] {
                 try await store.read { session in
-                    [try await session.attestationSubject(deviceID: "d1")?.appraisalVersion,
-                     try await session.attestationSubject(deviceID: "d2")?.appraisalVersion]
+                    [try await session.attestationSubject(deviceID: "d1", nonce: "n")?.appraisalVersion,
+                     try await session.attestationSubject(deviceID: "d2", nonce: "n")?.appraisalVersion]
                 }
             }
             #expect(try await versions() == [0, 0])
-            #expect(try await store.read { try await $0.attestationSubject(deviceID: "never-seen") } == nil)
+            #expect(try await store.read { try await $0.attestationSubject(deviceID: "never-seen", nonce: "n") } == nil)
 
             let t = tenant.id.description
             let (group, image, signingKey) = (RampartID(), RampartID(), RampartID())
@@ -74,6 +74,8 @@ struct AppraisalVersionStoreTests {
                     tenant: tenant.id, deviceID: "d1", type: "T", eventClass: "C", description: "d", at: now)
             }
             #expect(try await versions() == [Int64(statements.count), 0])
+            #expect(try await store.read { try await $0.attestationSubject(deviceID: "d1", nonce: "n") }?.nonceSpent == true)
+            #expect(try await store.read { try await $0.attestationSubject(deviceID: "d1", nonce: "other") }?.nonceSpent == false)
         }
     }
 

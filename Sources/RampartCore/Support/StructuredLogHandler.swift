@@ -53,15 +53,21 @@ public struct StructuredLogHandler: LogHandler {
             }
             return line + "}"
         case .text:
-            // Escaped like JSON without the quotes: a message (an app's log line, say) cannot start a record of
-            // its own with a newline, or rewrite the terminal with an escape sequence.
+            // Escaped like JSON: a message (an app's log line, say) cannot start a record of its own with a
+            // newline, or rewrite the terminal with an escape sequence. Values with a space, `=` or a quote are
+            // quoted (as in logfmt), so they cannot pass for more fields.
             var line = "\(time) \(event.level.rawValue) \(label): "
             Self.appendEscaped("\(event.message)", to: &line)
             for (key, value) in merged.sorted(by: { $0.key < $1.key }) {
                 line += " "
                 Self.appendEscaped(key, to: &line)
                 line += "="
-                Self.appendEscaped("\(value)", to: &line)
+                let text = "\(value)"
+                if text.isEmpty || text.contains(where: { $0 == " " || $0 == "=" || $0 == "\"" }) {
+                    Self.appendQuoted(text, to: &line)
+                } else {
+                    Self.appendEscaped(text, to: &line)
+                }
             }
             return line
         }
@@ -74,13 +80,13 @@ public struct StructuredLogHandler: LogHandler {
         line += "\""
     }
 
-    /// `text` with control characters (C0, DEL, C1, U+2028/9) escaped as in JSON, and with `quotes`, quotes
-    /// and backslashes too.
+    /// `text` with backslashes and control characters (C0, DEL, C1, U+2028/9) escaped as in JSON, and with
+    /// `quotes`, quotes too.
     static func appendEscaped(_ text: String, to line: inout String, quotes: Bool = false) {
         for scalar in text.unicodeScalars {
             switch scalar {
             case "\"" where quotes: line += "\\\""
-            case "\\" where quotes: line += "\\\\"
+            case "\\": line += "\\\\"
             case "\n": line += "\\n"
             case "\r": line += "\\r"
             case "\t": line += "\\t"

@@ -46,7 +46,7 @@ public struct AttestationService: Sendable {
     ///
     /// The nonce is stateless: 16 random bytes, the expiry, and an HMAC binding both to the device ID under a
     /// key derived from the master key, so issuing one writes nothing and any replica can check it. Single
-    /// use is enforced when it is spent (``spend(_:deviceID:now:)``).
+    /// use is enforced when it is spent, in the transaction that records the outcome (``attest(_:)``).
     public func challenge(deviceID rawID: String) async throws -> AttestationChallenge {
         let deviceID = try DeviceID.validated(rawID)
         let expiry = context.clock.now() + context.configuration.limits.attestationNonceLifetime
@@ -82,10 +82,10 @@ public struct AttestationService: Sendable {
 
     /// Appraises evidence and, if it passes, issues the device certificate.
     ///
-    /// The checks run in a fixed order and the first that fails names the refusal. The database is met
-    /// twice: one query for the device (its tenant, group and the tenant's appraisal version), and one
-    /// transaction, shared with concurrent attestations by group commit, that spends the nonce and records
-    /// the outcome together. A certificate is handed out only once that transaction has committed with
+    /// The checks run in a fixed order and the first that fails names the refusal. When the tenant's
+    /// appraisal basis is cached, the database is met twice: one query for the device (its tenant, group,
+    /// the tenant's appraisal version, and whether the nonce was spent already), and one transaction, shared
+    /// with concurrent attestations by group commit, that spends the nonce and records the outcome together. A certificate is handed out only once that transaction has committed with
     /// the nonce spent, so a replay gets nothing even when it raced the first use.
     ///
     /// - Throws: ``RampartError`` with a refusal code from ``AttestationRefusal``.
@@ -119,7 +119,12 @@ public struct AttestationService: Sendable {
             refuse(AttestationRefusal.endorsementUntrusted,
                    "The identity key's endorsement does not chain to a trusted manufacturer root, or is not for this device.")
         }
-        let subject = try await context.store.read { session in try await session.attestationSubject(deviceID: deviceID) }
+        let subject = try await context.store.read { session in
+            try await session.attestationSubject(deviceID: deviceID, nonce: claims.eat_nonce)
+        }
+        // A replay of a spent nonce is refused before it costs an appraisal and a signature; one racing the
+        // first use is caught when the nonce is spent below.
+        if subject?.nonceSpent == true { throw Self.replayed }
         let tenant = subject?.tenantID
         if tenant == nil {
             refuse(AttestationRefusal.notClaimed, "The device is not claimed by any tenant. Claim it with 'rampart device claim'.")
@@ -165,15 +170,16 @@ public struct AttestationService: Sendable {
             }
             return true
         }
-        guard firstUse else {
-            throw AttestationRefusal.error(
-                AttestationRefusal.nonceReplayed, "The nonce was already used. Every attestation needs a fresh challenge.")
-        }
+        guard firstUse else { throw Self.replayed }
         if let refusal { throw refusal }
         guard let result else {
             throw RampartError(.internalError, "Attestation produced neither a refusal nor a certificate.", status: 500)
         }
         return result
+    }
+
+    static var replayed: RampartError {
+        AttestationRefusal.error(AttestationRefusal.nonceReplayed, "The nonce was already used. Every attestation needs a fresh challenge.")
     }
 
     /// What `tenant`'s devices in the subject's group are appraised against. It is read from the database
@@ -291,19 +297,23 @@ struct AppraisalBasis: Sendable {
 }
 
 /// Appraisal bases by tenant and group, each valid for one appraisal version of its tenant (and, during a
-/// rollout, until the previous deployment's grace period ends).
+/// rollout, until the previous deployment's grace period ends), and for a minute at most: a version number
+/// can come round again if the database goes back in time (a restored backup, a failover to a replica
+/// that lagged), and a minute bounds what that could serve.
 final class AppraisalCache: Sendable {
     struct Key: Hashable, Sendable {
         var tenant: RampartID
         var group: RampartID?
     }
 
-    private let entries = Mutex<[Key: (version: Int64, basis: AppraisalBasis)]>([:])
+    static let lifetime: Duration = .seconds(60)
+    private let entries = Mutex<[Key: (version: Int64, basis: AppraisalBasis, until: ContinuousClock.Instant)]>([:])
     private let capacity = 10_000
 
     func lookup(_ key: Key, version: Int64, at time: Date) -> AppraisalBasis? {
         entries.withLock { entries in
-            guard let entry = entries[key], entry.version == version, entry.basis.accepted.holds(at: time) else { return nil }
+            guard let entry = entries[key], entry.version == version, entry.until > .now, entry.basis.accepted.holds(at: time)
+            else { return nil }
             return entry.basis
         }
     }
@@ -311,7 +321,7 @@ final class AppraisalCache: Sendable {
     func store(_ key: Key, version: Int64, _ basis: AppraisalBasis) {
         entries.withLock { entries in
             if entries.count >= capacity { entries.removeAll(keepingCapacity: true) }
-            entries[key] = (version, basis)
+            entries[key] = (version, basis, .now + Self.lifetime)
         }
     }
 }

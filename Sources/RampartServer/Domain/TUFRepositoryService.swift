@@ -183,8 +183,15 @@ public struct TUFRepositoryService: Sendable {
     static func placement(ofDevice deviceID: String, tenant: RampartID, session: StoreSession) async throws
         -> (group: DeviceGroupRecord?, feed: OSFeed)
     {
+        try await placement(inGroup: try await session.deviceGroupID(ofDevice: deviceID), tenant: tenant, session: session)
+    }
+
+    /// The group with this ID, if it is the tenant's, and the feed its devices follow (Retail outside any group).
+    static func placement(inGroup groupID: RampartID?, tenant: RampartID, session: StoreSession) async throws
+        -> (group: DeviceGroupRecord?, feed: OSFeed)
+    {
         var group: DeviceGroupRecord?
-        if let id = try await session.deviceGroupID(ofDevice: deviceID) { group = try await session.deviceGroup(id: id, tenant: tenant) }
+        if let groupID { group = try await session.deviceGroup(id: groupID, tenant: tenant) }
         return (group, group.flatMap { OSFeed(rawValue: $0.osFeed) } ?? .retail)
     }
 
@@ -276,9 +283,7 @@ public struct TUFRepositoryService: Sendable {
     func acceptedTargets(tenant: RampartID, group groupID: RampartID?, now: Date, session: StoreSession) async throws
         -> AcceptedTargets
     {
-        var group: DeviceGroupRecord?
-        if let groupID { group = try await session.deviceGroup(id: groupID, tenant: tenant) }
-        let feed = group.flatMap { OSFeed(rawValue: $0.osFeed) } ?? .retail
+        let (group, feed) = try await Self.placement(inGroup: groupID, tenant: tenant, session: session)
         var scope: Set<String> = [Self.roleName(feed: feed)]
         if let group { scope.insert(Self.roleName(group: group.id)) }
         let content = try await Self.content(tenant: tenant, session: session, scope: scope)
