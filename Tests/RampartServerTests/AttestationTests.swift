@@ -221,6 +221,16 @@ struct AttestationTests {
         }
     }
 
+    @Test("bench attest runs end to end with its in-process server, and refuses options it cannot use")
+    func bench() async throws {
+        // A handful of attestations, to show the command works; the load runs belong to `rampart bench`.
+        #expect(await RampartCommand.main(arguments: [
+            "bench", "attest", "--devices", "3", "--concurrency", "2", "--rounds", "2", "--openssl-seconds", "0",
+        ]) == 0)
+        #expect(await RampartCommand.main(arguments: ["bench", "attest", "--devices", "0"]) != 0)
+        #expect(await RampartCommand.main(arguments: ["bench", "attest", "--server", "https://127.0.0.1:1"]) != 0)
+    }
+
     @Test("malformed evidence: truncated, oversized, alg none or HS256, missing claims")
     func malformed() async throws {
         try await AttestationHarness.run { h in
