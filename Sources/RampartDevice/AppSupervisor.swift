@@ -295,6 +295,8 @@ extension AppStatus {
         storageBytes = usage.storageBytes
         storageLimitBytes = usage.storageLimitBytes
         fuelSpent = usage.fuelSpent
+        cpuMilliseconds = usage.cpuMilliseconds
+        throttledMilliseconds = usage.throttledMilliseconds
     }
 }
 

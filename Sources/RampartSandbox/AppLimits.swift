@@ -16,6 +16,10 @@ public struct AppLimits: Sendable, Equatable {
     public var logLinesPerSecond: Int = 100
     /// The longest a host call may block the app (connect, receive, accept), whatever the app asks.
     public var maximumBlockingMilliseconds: Int = 10_000
+    /// CPU time an app may use per second of wall time, in milliseconds, with up to a second's worth at
+    /// once. Beyond it the runtime holds the app's next event back (throttling, not a fault), so that a busy
+    /// timer cannot take a core. 0 turns the budget off.
+    public var cpuMillisecondsPerSecond: Int = 500
     /// The address apps' listeners bind to. A device listens on every interface; tests use loopback.
     public var listenAddress: String = "0.0.0.0"
 

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import RampartImage
 import Synchronization
 import WasmKit
@@ -13,13 +14,63 @@ public struct AppUsage: Sendable, Equatable, Codable {
     public var fuelSpent: UInt64
     /// Events the app has handled (`app_start` included).
     public var events: Int
-    public init(memoryBytes: Int, memoryLimitBytes: Int, storageBytes: Int, storageLimitBytes: Int, fuelSpent: UInt64, events: Int) {
+    /// CPU time its events used, in milliseconds.
+    public var cpuMilliseconds: Int
+    /// How long the runtime held its events back for its CPU budget, in milliseconds.
+    public var throttledMilliseconds: Int
+    public init(
+        memoryBytes: Int, memoryLimitBytes: Int, storageBytes: Int, storageLimitBytes: Int, fuelSpent: UInt64, events: Int,
+        cpuMilliseconds: Int = 0, throttledMilliseconds: Int = 0
+    ) {
         self.memoryBytes = memoryBytes
         self.memoryLimitBytes = memoryLimitBytes
         self.storageBytes = storageBytes
         self.storageLimitBytes = storageLimitBytes
         self.fuelSpent = fuelSpent
         self.events = events
+        self.cpuMilliseconds = cpuMilliseconds
+        self.throttledMilliseconds = throttledMilliseconds
+    }
+}
+
+/// An app's CPU budget: a bucket of CPU time that refills at `rate` milliseconds per second of wall time
+/// and holds a second's worth. Events spend it; while it is empty the app's next event waits.
+struct CPUBudget {
+    let rate: Int
+    private var credit: Double
+    private var updatedAt: UInt64
+    private(set) var spent: Double = 0
+
+    init(millisecondsPerSecond rate: Int, now: UInt64) {
+        self.rate = rate
+        credit = Double(rate)
+        updatedAt = now
+    }
+
+    /// Counts `milliseconds` of CPU used by an event.
+    mutating func spend(_ milliseconds: Double, now: UInt64) {
+        refill(now)
+        credit -= milliseconds
+        spent += milliseconds
+    }
+
+    /// How long the next event must wait, in milliseconds (0: it may run now).
+    mutating func wait(now: UInt64) -> UInt64 {
+        guard rate > 0 else { return 0 }
+        refill(now)
+        return credit >= 0 ? 0 : UInt64((-credit * 1000 / Double(rate)).rounded(.up))
+    }
+
+    private mutating func refill(_ now: UInt64) {
+        if rate > 0, now > updatedAt { credit = min(Double(rate), credit + Double(now - updatedAt) * Double(rate) / 1000) }
+        updatedAt = max(updatedAt, now)
+    }
+
+    /// CPU time this thread has used, in milliseconds.
+    static var threadMilliseconds: Double {
+        var now = timespec()
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &now)
+        return Double(now.tv_sec) * 1000 + Double(now.tv_nsec) / 1_000_000
     }
 }
 
@@ -109,12 +160,18 @@ public final class AppRunner: Sendable {
         environment.messages.join(componentID: manifest.componentID, allowed: manifest.granted.allowedApplicationConnections, inbox: inbox)
         defer { environment.messages.leave(componentID: manifest.componentID, inbox: inbox) }
         var events = 0
+        var cpu = CPUBudget(millisecondsPerSecond: limits.cpuMillisecondsPerSecond, now: Monotonic.milliseconds)
+        var throttled: UInt64 = 0
+        var throttleNoticed = false
         func handle(_ entry: String, _ arguments: [Value] = []) -> AppOutcome? {
+            let before = CPUBudget.threadMilliseconds
             let outcome = app.run(entry, arguments)
+            cpu.spend(CPUBudget.threadMilliseconds - before, now: Monotonic.milliseconds)
             events += 1
             let usage = AppUsage(
                 memoryBytes: app.memoryBytes, memoryLimitBytes: limits.memoryBytes, storageBytes: app.storage?.usedBytes ?? 0,
-                storageLimitBytes: (manifest.granted.mutableStorageKB ?? 0) * 1024, fuelSpent: app.fuelSpent, events: events)
+                storageLimitBytes: (manifest.granted.mutableStorageKB ?? 0) * 1024, fuelSpent: app.fuelSpent, events: events,
+                cpuMilliseconds: Int(cpu.spent), throttledMilliseconds: Int(throttled))
             usageNow.withLock { $0 = usage }
             return outcome
         }
@@ -126,6 +183,20 @@ public final class AppRunner: Sendable {
                     return outcome == .exited ? .stopped : outcome
                 }
                 return .stopped
+            }
+            // Over its CPU budget the app waits (a stop still ends the wait within 50 ms).
+            let hold = cpu.wait(now: Monotonic.milliseconds)
+            if hold > 0 {
+                if !throttleNoticed {
+                    throttleNoticed = true
+                    environment.logger.notice(
+                        "App held back: it used more than its CPU budget",
+                        metadata: ["budget": "\(limits.cpuMillisecondsPerSecond) ms per second"])
+                }
+                let slice = min(hold, 50)
+                usleep(UInt32(slice * 1000))
+                throttled += slice
+                continue
             }
             let now = Monotonic.milliseconds
             if let (id, timer) = app.timers.min(by: { $0.value.deadline < $1.value.deadline }), timer.deadline <= now {

@@ -113,6 +113,33 @@ struct SandboxTests {
         #expect(runner.usage.events == 6)
     }
 
+    @Test("A busy 1 ms timer is held to the CPU budget, and a stop still ends it at once")
+    func cpuBudget() async throws {
+        var limits = AppLimits()
+        limits.cpuMillisecondsPerSecond = 100
+        let harness = SandboxHarness(limits: limits)
+        let runner = try harness.runner(
+            wat: SandboxHarness.module(
+                #"""
+                (func (export "app_start") (drop (call $timer_start (i32.const 1) (i32.const 1) (i32.const 1))))
+                (func (export "app_on_timer") (param $id i32) (local $i i32)
+                  (loop (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                        (br_if 0 (i32.lt_u (local.get $i) (i32.const 50000)))))
+                """#))
+        async let outcome = harness.run(runner)
+        try await Task.sleep(for: .seconds(2))
+        let usage = runner.usage
+        let stopped = Date()
+        runner.stop()
+        #expect(await outcome == .stopped)
+        #expect(Date().timeIntervalSince(stopped) < 2)
+        // Two seconds at 100 ms a second, a second's burst, and one event that may overrun: far from a core.
+        #expect(usage.cpuMilliseconds <= 2 * 100 + 100 + 150, "\(usage)")
+        #expect(usage.throttledMilliseconds > 500, "\(usage)")
+        #expect(usage.events > 2)
+        #expect(harness.logs.messages.contains { $0.contains("CPU budget") })
+    }
+
     @Test("A stop ends an app that loops over blocking calls at its next call")
     func stopWhileBlocking() async throws {
         var limits = AppLimits()

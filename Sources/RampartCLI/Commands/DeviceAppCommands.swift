@@ -54,14 +54,15 @@ struct DeviceAppCommand: AsyncParsableCommand {
     }
 
     struct ShowQuota: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "show-quota", abstract: "Show apps' memory, storage and fuel against their limits.")
+        static let configuration = CommandConfiguration(commandName: "show-quota", abstract: "Show apps' memory, storage, fuel and CPU time against their limits.")
         @OptionGroup var target: Target
         func run() async throws {
             let apps = try await target.apps()
-            try Printer.output(apps, as: target.output, headers: ["Component ID", "Name", "Memory (KiB)", "Storage (KiB)", "Fuel spent"]) {
+            try Printer.output(apps, as: target.output, headers: ["Component ID", "Name", "Memory (KiB)", "Storage (KiB)", "Fuel spent", "CPU (ms)", "Held back (ms)"]) {
                 apps.map {
                     [$0.componentId, $0.name, "\($0.memoryBytes / 1024) of \($0.memoryLimitBytes / 1024)",
-                     "\($0.storageBytes / 1024) of \($0.storageLimitBytes / 1024)", String($0.fuelSpent)]
+                     "\($0.storageBytes / 1024) of \($0.storageLimitBytes / 1024)", String($0.fuelSpent),
+                     String($0.cpuMilliseconds), String($0.throttledMilliseconds)]
                 }
             }
         }

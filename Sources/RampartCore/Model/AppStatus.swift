@@ -32,6 +32,9 @@ public struct AppStatus: Codable, Sendable, Equatable {
     public var storageBytes: Int
     public var storageLimitBytes: Int
     public var fuelSpent: UInt64
+    /// CPU time the app's events used, and how long its CPU budget held events back, in milliseconds.
+    public var cpuMilliseconds: Int
+    public var throttledMilliseconds: Int
 
     public init(componentId: String, name: String, version: String, state: State) {
         self.componentId = componentId
@@ -44,5 +47,7 @@ public struct AppStatus: Codable, Sendable, Equatable {
         storageBytes = 0
         storageLimitBytes = 0
         fuelSpent = 0
+        cpuMilliseconds = 0
+        throttledMilliseconds = 0
     }
 }
