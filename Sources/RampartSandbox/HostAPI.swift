@@ -315,7 +315,20 @@ enum HostAPI {
             // plain TCP.
             return HostResult.unavailable
         }
-        var addresses = Resolver.resolve(host, port: Int(int(a, 2)))
+        let timeout = app.blockingTimeout(int(a, 3))
+        let started = Monotonic.milliseconds
+        var addresses: [ResolvedAddress]
+        if Resolver.isNumeric(host) {
+            addresses = Resolver.resolve(host, port: Int(int(a, 2)))
+        } else {
+            // The name's lookup counts against the call's timeout (with a tenth of a second at least, so that a
+            // call with no time left still tries).
+            switch Resolver.resolve(host, port: Int(int(a, 2)), waitingAtMost: max(100, Int(timeout))) {
+            case .addresses(let found): addresses = found
+            case .timedOut: return HostResult.timedOut
+            case .busy: return HostResult.again
+            }
+        }
         guard !addresses.isEmpty else { return HostResult.notFound }
         if !Resolver.isNumeric(host) {
             // A name is allowed for what it names on the network, not for wherever a DNS answer points: an
@@ -329,7 +342,8 @@ enum HostAPI {
                 return HostResult.permissionDenied
             }
         }
-        return app.sockets.connect(addresses: addresses, timeout: app.blockingTimeout(int(a, 3)))
+        let remaining = max(0, Int64(timeout) - Int64(Monotonic.milliseconds - started))
+        return app.sockets.connect(addresses: addresses, timeout: Int32(remaining))
     }
 }
 

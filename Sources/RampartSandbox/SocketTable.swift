@@ -3,6 +3,9 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Dispatch
+import Foundation
+import Synchronization
 
 /// An app's sockets: real, non-blocking POSIX sockets, each waited on with `poll` for at most the
 /// runtime's blocking limit. The sandbox has applied the firewall before it asks for one.
@@ -164,7 +167,7 @@ struct SocketTable: ~Copyable {
 }
 
 /// An address to connect or bind to.
-struct ResolvedAddress {
+struct ResolvedAddress: @unchecked Sendable {  // plain bytes
     var storage: sockaddr_storage
     var length: socklen_t
 
@@ -195,7 +198,54 @@ struct ResolvedAddress {
 
 /// Name resolution for outbound connections.
 enum Resolver {
-    /// The addresses of `host`:`port`, IPv4 and IPv6, through the system resolver.
+    /// What a lookup with a deadline found.
+    enum Answer: Sendable {
+        case addresses([ResolvedAddress])
+        /// No answer within the time allowed.
+        case timedOut
+        /// Too many lookups are still running; try again later.
+        case busy
+    }
+
+    /// Counts lookups still running, in the background or not (each holds a thread), up to a maximum.
+    final class Gate: Sendable {
+        let running = Atomic<Int>(0)
+        let maximum: Int
+        init(maximum: Int) { self.maximum = maximum }
+        /// The process's: every app's lookups share it.
+        static let shared = Gate(maximum: 8)
+    }
+
+    /// The addresses of `host`:`port`, IPv4 and IPv6, waiting at most `milliseconds`.
+    ///
+    /// The system resolver can block for tens of seconds (its own timeouts and retries), longer than any call
+    /// may block an app, so the lookup runs on a thread of its own; one that outlives its caller finishes in
+    /// the background. At most `gate.maximum` run at once, so an app that keeps asking for a name that
+    /// never answers cannot pile up threads. `lookup` and `gate` are the system's except in tests.
+    static func resolve(
+        _ host: String, port: Int, waitingAtMost milliseconds: Int, gate: Gate = .shared,
+        lookup: @escaping @Sendable (String, Int) -> [ResolvedAddress] = { resolve($0, port: $1) }
+    ) -> Answer {
+        guard gate.running.add(1, ordering: .relaxed).newValue <= gate.maximum else {
+            gate.running.subtract(1, ordering: .relaxed)
+            return .busy
+        }
+        final class Outcome: Sendable {
+            let addresses = Mutex<[ResolvedAddress]>([])
+            let done = DispatchSemaphore(value: 0)
+        }
+        let outcome = Outcome()
+        Thread.detachNewThread {
+            let found = lookup(host, port)
+            outcome.addresses.withLock { $0 = found }
+            gate.running.subtract(1, ordering: .relaxed)
+            outcome.done.signal()
+        }
+        guard outcome.done.wait(timeout: .now() + .milliseconds(max(0, milliseconds))) == .success else { return .timedOut }
+        return .addresses(outcome.addresses.withLock { $0 })
+    }
+
+    /// The addresses of `host`:`port`, IPv4 and IPv6, through the system resolver, however long it takes.
     static func resolve(_ host: String, port: Int) -> [ResolvedAddress] {
         lookup(host, port: port, flags: 0)
     }

@@ -214,6 +214,38 @@ struct CapabilityTests {
         #expect(server.connections == 1)
     }
 
+    @Test("A name lookup that hangs times out within the call's time, and lookups left running are bounded")
+    func resolverTimeout() async throws {
+        let gate = Resolver.Gate(maximum: 3)  // its own, so that other tests' lookups are not refused meanwhile
+        let release = DispatchSemaphore(value: 0)
+        let hanging: @Sendable (String, Int) -> [ResolvedAddress] = { _, _ in
+            release.wait()
+            return []
+        }
+        func answer(_ wait: Int, _ lookup: @escaping @Sendable (String, Int) -> [ResolvedAddress] = hanging) -> String {
+            switch Resolver.resolve("slow.example", port: 80, waitingAtMost: wait, gate: gate, lookup: lookup) {
+            case .addresses(let found): "\(found.count) addresses"
+            case .timedOut: "timed out"
+            case .busy: "busy"
+            }
+        }
+        let started = Date()
+        #expect(answer(200) == "timed out")
+        #expect(Date().timeIntervalSince(started) < 2)
+        // The first lookup still holds its thread; fill the rest, and the next is refused rather than queued.
+        #expect(answer(10) == "timed out")
+        #expect(answer(10) == "timed out")
+        #expect(answer(10) == "busy")
+        for _ in 0..<gate.maximum { release.signal() }
+        // Once they finish, lookups run again; a quick one answers.
+        var answered = false
+        for _ in 0..<100 where !answered {
+            answered = answer(1000, { _, port in [Resolver.numeric("127.0.0.1", port: port)!] }) == "1 addresses"
+            if !answered { try await Task.sleep(for: .milliseconds(20)) }
+        }
+        #expect(answered)
+    }
+
     @Test("Loopback, unspecified and link-local answers are the device's own, in IPv4, IPv6 and IPv4-mapped form")
     func deviceLocalAddresses() {
         let local = ["127.0.0.1", "127.3.2.1", "0.0.0.0", "169.254.169.254", "::1", "::", "fe80::1", "febf::1", "::ffff:127.0.0.1", "::ffff:169.254.1.1"]
