@@ -31,6 +31,8 @@ final class AppInstance {
     var message: (sender: String?, bytes: [UInt8])?
     var logWindow = (second: UInt64(0), lines: 0, dropped: 0)
     var storage: AppStorageFile?
+    /// The hour (monotonic) in which a storage write was last refused for the write budget, for logging once.
+    var storageRefusalHour: UInt64?
     /// The fuel spent by every event so far.
     private(set) var fuelSpent: UInt64 = 0
     /// The export being run, for fault messages.

@@ -20,6 +20,11 @@ public struct AppLimits: Sendable, Equatable {
     /// once. Beyond it the runtime holds the app's next event back (throttling, not a fault), so that a busy
     /// timer cannot take a core. 0 turns the budget off.
     public var cpuMillisecondsPerSecond: Int = 500
+    /// Bytes an app may write to its storage per hour, counted in 4 KiB flash pages (every write is synced,
+    /// so even one byte rewrites a page), with up to an hour's worth at once. Beyond it writes return
+    /// `RAMPART_EAGAIN` and change nothing, so that a loop of writes cannot wear out the device's flash.
+    /// The count survives the app's restarts. 0 turns the budget off.
+    public var storageWriteBytesPerHour: Int = 16 << 20
     /// The address apps' listeners bind to. A device listens on every interface; tests use loopback.
     public var listenAddress: String = "0.0.0.0"
 

@@ -2,6 +2,34 @@
 import Glibc
 #endif
 import Foundation
+import Synchronization
+
+/// The storage writes of every app in this process, by storage file, metered in 4 KiB pages against an
+/// hourly budget that refills continuously. Kept here rather than in the app's instance, so that an app
+/// cannot reset its count by crashing and being restarted.
+final class StorageWriteMeter: Sendable {
+    static let shared = StorageWriteMeter()
+    static let page = 4096
+    private let credits = Mutex<[String: (bytes: Double, at: UInt64)]>([:])
+
+    /// Takes the pages a write of `count` bytes at `offset` touches from `file`'s budget of `perHour`
+    /// bytes, if there is enough; `false` (nothing taken) if not. `perHour` 0 means no budget.
+    func take(file: String, offset: Int, count: Int, perHour: Int, now: UInt64 = Monotonic.milliseconds) -> Bool {
+        guard perHour > 0 else { return true }
+        let firstPage = offset / Self.page
+        let lastPage = (offset + max(count, 1) - 1) / Self.page
+        let cost = Double((lastPage - firstPage + 1) * Self.page)
+        return credits.withLock { credits in
+            var entry = credits[file] ?? (Double(perHour), now)
+            entry.bytes = min(Double(perHour), entry.bytes + Double(now &- entry.at) * Double(perHour) / 3_600_000)
+            entry.at = now
+            defer { credits[file] = entry }
+            guard entry.bytes >= cost else { return false }
+            entry.bytes -= cost
+            return true
+        }
+    }
+}
 
 /// An app's mutable storage: one file, `storage.bin`, no bigger than the manifest's `MutableStorage.SizeKB`.
 /// Each write reaches the disk before the call returns, so what an app was told it stored survives a power

@@ -126,6 +126,8 @@ enum HostAPI {
             let (offset, length) = (int(a, 0), int(a, 2))
             guard offset >= 0, (0...maximumTransfer).contains(Int(length)) else { return HostResult.invalid }
             let bytes = try app.read(pointer(a, 1), Int(length), call: "rampart_storage_write")
+            guard Int(offset) + bytes.count <= storage.quota else { return HostResult.noSpace }
+            guard app.takeStorageWrite(storage, offset: Int(offset), count: bytes.count) else { return HostResult.again }
             return storage.write(bytes, at: Int(offset))
         },
         "storage_size": Definition(parameters: 0) { app, _ throws(AppFault) in
@@ -134,6 +136,8 @@ enum HostAPI {
         },
         "storage_truncate": Definition(parameters: 1) { app, a throws(AppFault) in
             guard let storage = app.storageFile() else { return HostResult.permissionDenied }
+            guard (0...storage.quota).contains(Int(int(a, 0))) else { return storage.truncate(to: Int(int(a, 0))) }
+            guard app.takeStorageWrite(storage, offset: Int(int(a, 0)), count: 1) else { return HostResult.again }
             return storage.truncate(to: Int(int(a, 0)))
         },
         "gpio_set": Definition(parameters: 2) { app, a throws(AppFault) in
@@ -351,6 +355,21 @@ extension AppInstance {
     /// A timeout the app asked for, within the runtime's limit.
     func blockingTimeout(_ requested: Int32) -> Int32 {
         isShuttingDown ? 0 : Int32(min(max(0, Int(requested)), limits.maximumBlockingMilliseconds))
+    }
+
+    /// Takes a storage write from the app's hourly budget; logs the first refusal of each hour.
+    func takeStorageWrite(_ storage: AppStorageFile, offset: Int, count: Int) -> Bool {
+        if StorageWriteMeter.shared.take(file: storage.url.path, offset: offset, count: count, perHour: limits.storageWriteBytesPerHour) {
+            return true
+        }
+        let hour = Monotonic.milliseconds / 3_600_000
+        if storageRefusalHour != hour {
+            storageRefusalHour = hour
+            environment.logger.notice(
+                "App storage write refused: over its write budget",
+                metadata: ["budget": "\(limits.storageWriteBytesPerHour / 1024) KiB per hour"])
+        }
+        return false
     }
 
     /// The app's storage, if its manifest grants any.
