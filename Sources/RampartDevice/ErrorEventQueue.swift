@@ -5,7 +5,8 @@ import Synchronization
 /// The device's queue of error events waiting for upload (DESIGN §5), in `D/errors/queue.json`.
 ///
 /// - Bounded: at most ``capacity`` events, and at most ``capacityPerComponent`` of one app, so that an app
-///   raising many distinct events drops its own oldest rather than everyone else's; every drop is counted.
+///   raising many distinct events drops its own oldest rather than everyone else's. When the queue is full,
+///   the component with the most events gives up its oldest. Every drop is counted.
 /// - Folded: a repeat of an event still waiting (same class, component and description) raises its count
 ///   and its last-seen time instead of adding a row, so a crash loop costs one row.
 /// - Durable: every change is written atomically (rename) before `record` returns, so events survive a
@@ -60,7 +61,10 @@ public final class ErrorEventQueue: Sendable {
                     contents.events.remove(at: own[0])
                     contents.dropped += 1
                 } else if contents.events.count >= Self.capacity {
-                    contents.events.removeFirst()
+                    // Full: the component with the most events (the runtime's own counting as one) gives up its oldest.
+                    let counts = Dictionary(grouping: contents.events.indices, by: { contents.events[$0].componentId })
+                    let largest = counts.values.max { $0.count < $1.count || ($0.count == $1.count && $0[0] > $1[0]) }
+                    contents.events.remove(at: largest?.first ?? 0)
                     contents.dropped += 1
                 }
                 contents.events.append(

@@ -31,6 +31,8 @@ final class AppInstance {
     var message: (sender: String?, bytes: [UInt8])?
     var logWindow = (second: UInt64(0), lines: 0, dropped: 0)
     var storage: AppStorageFile?
+    /// The app's name lookups still running (see ``Resolver``).
+    let lookups = Resolver.Gate(maximum: Resolver.Gate.perApp)
     /// The hour (monotonic) in which a storage write was last refused for the write budget, for logging once.
     var storageRefusalHour: UInt64?
     /// The fuel spent by every event so far.

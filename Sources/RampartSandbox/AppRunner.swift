@@ -163,16 +163,19 @@ public final class AppRunner: Sendable {
         var cpu = CPUBudget(millisecondsPerSecond: limits.cpuMillisecondsPerSecond, now: Monotonic.milliseconds)
         var throttled: UInt64 = 0
         var throttleNoticed = false
-        func handle(_ entry: String, _ arguments: [Value] = []) -> AppOutcome? {
-            let before = CPUBudget.threadMilliseconds
-            let outcome = app.run(entry, arguments)
-            cpu.spend(CPUBudget.threadMilliseconds - before, now: Monotonic.milliseconds)
-            events += 1
+        func publishUsage() {
             let usage = AppUsage(
                 memoryBytes: app.memoryBytes, memoryLimitBytes: limits.memoryBytes, storageBytes: app.storage?.usedBytes ?? 0,
                 storageLimitBytes: (manifest.granted.mutableStorageKB ?? 0) * 1024, fuelSpent: app.fuelSpent, events: events,
                 cpuMilliseconds: Int(cpu.spent), throttledMilliseconds: Int(throttled))
             usageNow.withLock { $0 = usage }
+        }
+        func handle(_ entry: String, _ arguments: [Value] = []) -> AppOutcome? {
+            let before = CPUBudget.threadMilliseconds
+            let outcome = app.run(entry, arguments)
+            cpu.spend(CPUBudget.threadMilliseconds - before, now: Monotonic.milliseconds)
+            events += 1
+            publishUsage()
             return outcome
         }
         if let outcome = handle("app_start") { return outcome }
@@ -196,6 +199,7 @@ public final class AppRunner: Sendable {
                 let slice = min(hold, 50)
                 usleep(UInt32(slice * 1000))
                 throttled += slice
+                publishUsage()
                 continue
             }
             let now = Monotonic.milliseconds

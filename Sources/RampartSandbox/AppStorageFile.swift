@@ -21,8 +21,8 @@ final class StorageWriteMeter: Sendable {
         let cost = Double((lastPage - firstPage + 1) * Self.page)
         return credits.withLock { credits in
             var entry = credits[file] ?? (Double(perHour), now)
-            entry.bytes = min(Double(perHour), entry.bytes + Double(now &- entry.at) * Double(perHour) / 3_600_000)
-            entry.at = now
+            if now > entry.at { entry.bytes = min(Double(perHour), entry.bytes + Double(now - entry.at) * Double(perHour) / 3_600_000) }
+            entry.at = max(entry.at, now)
             defer { credits[file] = entry }
             guard entry.bytes >= cost else { return false }
             entry.bytes -= cost

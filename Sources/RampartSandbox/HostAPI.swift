@@ -327,7 +327,7 @@ enum HostAPI {
         } else {
             // The name's lookup counts against the call's timeout (with a tenth of a second at least, so that a
             // call with no time left still tries).
-            switch Resolver.resolve(host, port: Int(int(a, 2)), waitingAtMost: max(100, Int(timeout))) {
+            switch Resolver.resolve(host, port: Int(int(a, 2)), waitingAtMost: max(100, Int(timeout)), gates: [app.lookups, .shared]) {
             case .addresses(let found): addresses = found
             case .timedOut: return HostResult.timedOut
             case .busy: return HostResult.again

@@ -214,21 +214,29 @@ enum Resolver {
         init(maximum: Int) { self.maximum = maximum }
         /// The process's: every app's lookups share it.
         static let shared = Gate(maximum: 8)
+        /// The most one app may have running.
+        static let perApp = 2
     }
 
     /// The addresses of `host`:`port`, IPv4 and IPv6, waiting at most `milliseconds`.
     ///
     /// The system resolver can block for tens of seconds (its own timeouts and retries), longer than any call
     /// may block an app, so the lookup runs on a thread of its own; one that outlives its caller finishes in
-    /// the background. At most `gate.maximum` run at once, so an app that keeps asking for a name that
-    /// never answers cannot pile up threads. `lookup` and `gate` are the system's except in tests.
+    /// the background. Each of `gates` bounds how many run at once (the app's own, then the process's), so
+    /// an app that keeps asking for a name that never answers can neither pile up threads nor take every
+    /// other app's lookups. `lookup` is the system resolver except in tests.
     static func resolve(
-        _ host: String, port: Int, waitingAtMost milliseconds: Int, gate: Gate = .shared,
+        _ host: String, port: Int, waitingAtMost milliseconds: Int, gates: [Gate] = [.shared],
         lookup: @escaping @Sendable (String, Int) -> [ResolvedAddress] = { resolve($0, port: $1) }
     ) -> Answer {
-        guard gate.running.add(1, ordering: .relaxed).newValue <= gate.maximum else {
-            gate.running.subtract(1, ordering: .relaxed)
-            return .busy
+        var entered: [Gate] = []
+        for gate in gates {
+            guard gate.running.add(1, ordering: .relaxed).newValue <= gate.maximum else {
+                gate.running.subtract(1, ordering: .relaxed)
+                for done in entered { done.running.subtract(1, ordering: .relaxed) }
+                return .busy
+            }
+            entered.append(gate)
         }
         final class Outcome: Sendable {
             let addresses = Mutex<[ResolvedAddress]>([])
@@ -238,7 +246,7 @@ enum Resolver {
         Thread.detachNewThread {
             let found = lookup(host, port)
             outcome.addresses.withLock { $0 = found }
-            gate.running.subtract(1, ordering: .relaxed)
+            for gate in gates { gate.running.subtract(1, ordering: .relaxed) }
             outcome.done.signal()
         }
         guard outcome.done.wait(timeout: .now() + .milliseconds(max(0, milliseconds))) == .success else { return .timedOut }

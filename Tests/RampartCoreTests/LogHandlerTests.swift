@@ -45,6 +45,8 @@ struct LogHandlerTests {
             at: Date(timeIntervalSince1970: 0))
         #expect(forged == "1970-01-01T00:00:00.000Z info rampart.test: ok\\n1970-01-01T00:00:00.000Z error rampart.server: forged\\r\\u001b[2J\\u009b k\\n=v\\u0000")
         #expect(!forged.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) })
+        // Bidirectional overrides cannot reorder what an operator reads.
+        #expect(handler.line(for: event("a\u{202E}b\u{2066}", [:]), at: Date(timeIntervalSince1970: 0)).hasSuffix(#"a\u202eb\u2066"#))
         // A literal backslash-n stays apart from an escaped newline; a value cannot pass for more fields.
         let literal = handler.line(for: event("a\\nb", ["v": "x b=2", "e": ""]), at: Date(timeIntervalSince1970: 0))
         #expect(literal == #"1970-01-01T00:00:00.000Z info rampart.test: a\\nb e="" v="x b=2""#)

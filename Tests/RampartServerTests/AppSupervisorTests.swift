@@ -88,6 +88,18 @@ struct AppSupervisorTests {
         #expect(pending.filter { $0.componentId == "noisy" }.last?.description == "exit \(ErrorEventQueue.capacity * 2 - 1)")
         #expect(pending.contains { $0.description == "runtime" } && pending.contains { $0.componentId == "quiet" })
         #expect(queue.dropped == ErrorEventQueue.capacity * 2 - ErrorEventQueue.capacityPerComponent)
+
+        // Four apps at their cap fill the queue: the runtime's next events push out the largest app's oldest.
+        let full = ErrorEventQueue(state: try Self.stateDirectory())
+        full.record(.updateFailure, description: "runtime 0")
+        for app in 0..<4 {
+            for index in 0..<ErrorEventQueue.capacityPerComponent { full.record(.appExit, componentID: "app\(app)", description: "exit \(index)") }
+        }
+        for index in 1...3 { full.record(.updateFailure, description: "runtime \(index)") }
+        let kept = full.pending(limit: 1000)
+        #expect(kept.count == ErrorEventQueue.capacity)
+        #expect(kept.filter { $0.componentId == nil }.map(\.description) == ["runtime 0", "runtime 1", "runtime 2", "runtime 3"])
+        #expect((0..<4).map { app in kept.filter { $0.componentId == "app\(app)" }.count }.reduce(0, +) == ErrorEventQueue.capacity - 4)
     }
 
     @Test("An unreadable queue file is kept aside as queue.json.corrupt, said so, and the queue starts empty")

@@ -62,7 +62,7 @@ struct DeviceAppCommand: AsyncParsableCommand {
                 apps.map {
                     [$0.componentId, $0.name, "\($0.memoryBytes / 1024) of \($0.memoryLimitBytes / 1024)",
                      "\($0.storageBytes / 1024) of \($0.storageLimitBytes / 1024)", String($0.fuelSpent),
-                     String($0.cpuMilliseconds), String($0.throttledMilliseconds)]
+                     $0.cpuMilliseconds.map(String.init) ?? "-", $0.throttledMilliseconds.map(String.init) ?? "-"]
                 }
             }
         }

@@ -32,9 +32,10 @@ public struct AppStatus: Codable, Sendable, Equatable {
     public var storageBytes: Int
     public var storageLimitBytes: Int
     public var fuelSpent: UInt64
-    /// CPU time the app's events used, and how long its CPU budget held events back, in milliseconds.
-    public var cpuMilliseconds: Int
-    public var throttledMilliseconds: Int
+    /// CPU time the app's events used, and how long its CPU budget held events back, in milliseconds
+    /// (absent from a runtime older than the CPU budget).
+    public var cpuMilliseconds: Int?
+    public var throttledMilliseconds: Int?
 
     public init(componentId: String, name: String, version: String, state: State) {
         self.componentId = componentId

@@ -32,7 +32,11 @@ public enum SecureFile {
     public static func setAside(_ url: URL, consequence: String) -> String {
         let aside = url.appendingPathExtension("corrupt")
         try? FileManager.default.removeItem(at: aside)
-        try? FileManager.default.moveItem(at: url, to: aside)
+        do {
+            try FileManager.default.moveItem(at: url, to: aside)
+        } catch {
+            return "\(url.path) could not be read, nor kept aside (\(error.localizedDescription)); \(consequence)"
+        }
         synchronizeDirectory(of: url)
         return "\(url.path) could not be read; it was kept as \(aside.lastPathComponent) and \(consequence)"
     }

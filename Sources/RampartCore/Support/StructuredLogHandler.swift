@@ -80,7 +80,11 @@ public struct StructuredLogHandler: LogHandler {
         line += "\""
     }
 
-    /// `text` with backslashes and control characters (C0, DEL, C1, U+2028/9) escaped as in JSON, and with
+    /// Unicode's bidirectional formatting characters: shown raw, they reorder the rest of a line on screen.
+    static let bidiControls: Set<UInt32> = [0x061C, 0x200E, 0x200F, 0x202A, 0x202B, 0x202C, 0x202D, 0x202E, 0x2066, 0x2067, 0x2068, 0x2069]
+
+    /// `text` with backslashes, control characters (C0, DEL, C1, U+2028/9) and bidirectional formatting
+    /// characters escaped as in JSON, and with
     /// `quotes`, quotes too.
     static func appendEscaped(_ text: String, to line: inout String, quotes: Bool = false) {
         for scalar in text.unicodeScalars {
@@ -90,7 +94,8 @@ public struct StructuredLogHandler: LogHandler {
             case "\n": line += "\\n"
             case "\r": line += "\\r"
             case "\t": line += "\\t"
-            case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || (0x2028...0x2029).contains(scalar.value):
+            case _ where scalar.value < 0x20 || (0x7F...0x9F).contains(scalar.value) || (0x2028...0x2029).contains(scalar.value)
+                || Self.bidiControls.contains(scalar.value):
                 let hex = String(scalar.value, radix: 16)
                 line += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
             default: line.unicodeScalars.append(scalar)
