@@ -85,8 +85,9 @@ public struct AttestationService: Sendable {
     /// The checks run in a fixed order and the first that fails names the refusal. When the tenant's
     /// appraisal basis is cached, the database is met twice: one query for the device (its tenant, group,
     /// the tenant's appraisal version, and whether the nonce was spent already), and one transaction, shared
-    /// with concurrent attestations by group commit, that spends the nonce and records the outcome together. A certificate is handed out only once that transaction has committed with
-    /// the nonce spent, so a replay gets nothing even when it raced the first use.
+    /// with concurrent attestations by group commit, that spends the nonce and records the outcome together.
+    /// A certificate is handed out only once that transaction has committed with the nonce spent, so a replay
+    /// gets nothing even when it raced the first use.
     ///
     /// - Throws: ``RampartError`` with a refusal code from ``AttestationRefusal``.
     public func attest(_ evidence: String) async throws -> AttestationResult {
