@@ -11,13 +11,6 @@ public enum EvidenceToken {
     /// The largest token accepted; real evidence is a few kilobytes.
     public static let maximumLength = 32 * 1024
 
-    struct Header: Codable {
-        var alg: String
-        var typ: String?
-        var x5c: [String]?
-        var crit: [String]?
-    }
-
     /// Signs evidence on the device.
     ///
     /// - Parameters:
@@ -28,14 +21,7 @@ public enum EvidenceToken {
     public static func sign(_ claims: EvidenceClaims, identity: any KeyStore, endorsement: [Certificate]) throws
         -> String
     {
-        let header = Header(
-            alg: "ES256", typ: "eat+jwt",
-            x5c: try endorsement.map { Data(try $0.derBytes).base64EncodedString() })
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        let signingInput = Base64URL.encode(try encoder.encode(header)) + "." + Base64URL.encode(try encoder.encode(claims))
-        let signature = try identity.signature(for: Data(signingInput.utf8))
-        return signingInput + "." + Base64URL.encode(signature.rawRepresentation)
+        try CompactJWS.sign(typ: "eat+jwt", x5c: endorsement, payload: claims) { try identity.signature(for: $0) }
     }
 
     /// Evidence taken apart, not yet trusted.
@@ -62,19 +48,21 @@ public enum EvidenceToken {
         guard token.utf8.count <= maximumLength else {
             throw malformed("The evidence is larger than \(maximumLength) bytes.")
         }
-        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3 else { throw malformed("The evidence is not a compact JWS (header.payload.signature).") }
-        guard let headerData = Base64URL.decode(String(parts[0])),
-            let header = try? JSONDecoder().decode(Header.self, from: headerData)
-        else { throw malformed("The evidence header is not base64url JSON.") }
-        guard header.crit == nil else {
+        let parts: CompactJWS.Parts
+        do {
+            parts = try CompactJWS.split(token)
+        } catch .notCompact {
+            throw malformed("The evidence is not a compact JWS (header.payload.signature).")
+        } catch .headerMalformed {
+            throw malformed("The evidence header is not base64url JSON.")
+        } catch .critical {
             throw malformed("The evidence header marks extensions critical (crit); none are understood.")
+        } catch .algorithm(let name) {
+            throw AttestationRefusal.error(AttestationRefusal.signatureInvalid, "The evidence must be signed with ES256, not '\(name)'.")
+        } catch {
+            throw malformed("The evidence payload is not base64url.")
         }
-        guard header.alg == "ES256" else {
-            throw AttestationRefusal.error(
-                AttestationRefusal.signatureInvalid, "The evidence must be signed with ES256, not '\(header.alg.prefix(16))'.")
-        }
-        guard let payload = Base64URL.decode(String(parts[1])) else { throw malformed("The evidence payload is not base64url.") }
+        let payload = parts.payload
         let claims: EvidenceClaims
         do {
             claims = try JSONDecoder().decode(EvidenceClaims.self, from: payload)
@@ -83,23 +71,18 @@ public enum EvidenceToken {
         } catch {
             throw malformed("The evidence claims are not valid: \(Self.describe(error)).")
         }
-        guard let signatureBytes = Base64URL.decode(String(parts[2])), signatureBytes.count == 64,
-            let signature = try? P256.Signing.ECDSASignature(rawRepresentation: signatureBytes)
-        else { throw AttestationRefusal.error(AttestationRefusal.signatureInvalid, "The evidence signature is not a 64-byte ES256 signature.") }
-        guard let x5c = header.x5c, !x5c.isEmpty, x5c.count <= 4 else {
+        guard let signature = parts.signature else {
+            throw AttestationRefusal.error(AttestationRefusal.signatureInvalid, "The evidence signature is not a 64-byte ES256 signature.")
+        }
+        guard let x5c = parts.header.x5c, !x5c.isEmpty, x5c.count <= 4 else {
             throw malformed("The evidence header must carry the endorsement chain in x5c (1 to 4 certificates).")
         }
-        let chain = try x5c.map { text -> Certificate in
-            guard let der = Data(base64Encoded: text), let certificate = try? Certificate(derEncoded: Array(der)) else {
-                throw malformed("An x5c entry is not a DER certificate.")
-            }
-            return certificate
-        }
+        guard let chain = parts.certificates() else { throw malformed("An x5c entry is not a DER certificate.") }
         guard P256.Signing.PublicKey(chain[0].publicKey) != nil else {
             throw malformed("The endorsed identity key is not a P-256 key.")
         }
         try validate(claims, malformed)
-        return Parsed(claims: claims, chain: chain, signingInput: Data("\(parts[0]).\(parts[1])".utf8), signature: signature)
+        return Parsed(claims: claims, chain: chain, signingInput: parts.signingInput, signature: signature)
     }
 
     static func validate(_ claims: EvidenceClaims, _ malformed: (String) -> RampartError) throws {
