@@ -22,7 +22,10 @@ public struct AppStore: Sendable {
         public var name: String
         public var version: String
         public var payloadSHA256: String
+        /// The deployment image it came from; `nil` for a sideloaded app.
         public var imageID: String?
+        /// Installed by `device sideload deploy` in development mode, not from a deployment.
+        public var sideloaded: Bool
         /// The module the runtime runs and measures.
         public var payloadFile: URL
     }
@@ -39,12 +42,15 @@ public struct AppStore: Sendable {
             else { return nil }
             return InstalledApp(
                 componentID: name, name: object["name"] as? String ?? name, version: version, payloadSHA256: digest,
-                imageID: object["imageId"] as? String, payloadFile: folder.appendingPathComponent("app.wasm"))
+                imageID: object["imageId"] as? String, sideloaded: object["sideloaded"] as? Bool ?? false,
+                payloadFile: folder.appendingPathComponent("app.wasm"))
         }
     }
 
     /// Installs a verified app package, replacing any installed version of the component.
-    public func install(_ package: ImagePackage, imageID: String) throws {
+    ///
+    /// - Parameter imageID: The deployment image it comes from; `nil` for a sideloaded app.
+    public func install(_ package: ImagePackage, imageID: String?) throws {
         let manifest = package.manifest
         guard manifest.kind == .app, let app = manifest.appManifest else {
             throw RampartError(.packageMalformed, "Not an app package.")
@@ -56,7 +62,7 @@ public struct AppStore: Sendable {
         try fm.createDirectory(at: staging, withIntermediateDirectories: true)
         try SecureFile.write(Data(package.payload), to: staging.appendingPathComponent("app.wasm"), mode: 0o644)
         var record = try JSONSerialization.jsonObject(with: Data(manifest.jsonText.utf8)) as? [String: Any] ?? [:]
-        record["imageId"] = imageID
+        if let imageID { record["imageId"] = imageID } else { record["sideloaded"] = true }
         try SecureFile.write(
             try JSONSerialization.data(withJSONObject: record, options: [.sortedKeys, .prettyPrinted]),
             to: staging.appendingPathComponent("image.json"), mode: 0o644)

@@ -91,7 +91,9 @@ public struct DeviceAgent: Service {
         let now = Date()
         do {
             let measurements = try Measurer.measure(state: state, executable: executable)
-            let (result, key) = try await client.attest(identity: identity, measurements: measurements, debugStatus: 3)
+            // EAT dbgstat: 0 (enabled) in development mode, else 3 (disabled permanently: no debug path is open).
+            let debugStatus = DevelopmentMode(state: state).capability() == nil ? 3 : 0
+            let (result, key) = try await client.attest(identity: identity, measurements: measurements, debugStatus: debugStatus)
             // Keep only what is what we asked for: our fresh key, our device ID.
             guard let leafPEM = result.certificateChain.first, let leaf = try? Certificate(pemEncoded: leafPEM),
                 leaf.publicKey == Certificate.PublicKey(key.publicKey),

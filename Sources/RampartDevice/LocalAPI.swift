@@ -4,15 +4,19 @@ import NIOFoundationCompat
 import Hummingbird
 import Logging
 import RampartCore
+import RampartPKI
 import ServiceLifecycle
 
 /// The device's local management API: HTTP on a Unix socket in the state directory, reachable only by
 /// users who may open that file.
 public enum LocalAPI {
-    /// The Hummingbird application serving `GET /status`.
+    /// The Hummingbird application serving `GET /status` and the rest of the local API.
+    ///
+    /// - Parameter attestNow: Rung when what the device would measure or report changes (a sideloaded app,
+    ///   development mode on or off), so that its next certificate reflects it.
     public static func application(
         state: DeviceState, status: DeviceStatusBoard, logger: Logger, checkNow: Doorbell? = nil, apps: AppSupervisor? = nil,
-        network: (board: LinkBoard, egress: ServiceEgress)? = nil
+        network: (board: LinkBoard, egress: ServiceEgress)? = nil, attestNow: Doorbell? = nil
     ) throws -> some Service {
         // sockaddr_un holds 108 bytes, the terminating NUL included.
         guard state.socketFile.path.utf8.count < 108 else {
@@ -47,6 +51,7 @@ public enum LocalAPI {
                 try await answer { try await apps.stop(try context.parameters.require("componentId")) }
             }
         }
+        addDevelopment(to: router, state: state, apps: apps, attestNow: attestNow)
         if let network {
             router.get("/network/interfaces") { _, _ in
                 NetworkInterfaceList(interfaces: NetworkInterfaces.list(policy: network.board.policy))
@@ -63,6 +68,46 @@ public enum LocalAPI {
             router: router,
             configuration: .init(address: .unixDomainSocket(path: state.socketFile.path), serverName: "rampart-device"),
             logger: logger)
+    }
+
+    /// Development mode and sideloading: `GET /development`, `PUT` and `DELETE /development/capability`,
+    /// `POST /sideload` (an image package as the body) and `DELETE /sideload[?componentId=]`.
+    private static func addDevelopment(to router: Router<BasicRequestContext>, state: DeviceState, apps: AppSupervisor?, attestNow: Doorbell?) {
+        let development = DevelopmentMode(state: state)
+        @Sendable func changed(apps changedApps: Bool) {
+            if changedApps { apps?.appsChanged.ring() }
+            attestNow?.ring()
+        }
+        router.get("/development") { _, _ in development.status() }
+        router.put("/development/capability") { request, _ in
+            let body = try await request.body.collect(upTo: DevelopmentCapability.maximumLength + 2)
+            return try await answer {
+                if try development.install(String(buffer: body)) { changed(apps: false) }
+                return development.status()
+            }
+        }
+        router.delete("/development/capability") { _, _ in
+            try await answer {
+                let removed = try development.leave()
+                changed(apps: !removed.isEmpty)
+                return SideloadResult(componentIds: removed)
+            }
+        }
+        router.post("/sideload") { request, _ in
+            let body = try await request.body.collect(upTo: DevelopmentMode.maximumPackageBytes)
+            return try await answer {
+                let app = try development.sideload(Array(buffer: body))
+                changed(apps: true)
+                return SideloadResult(componentIds: [app.componentID])
+            }
+        }
+        router.delete("/sideload") { request, _ in
+            try await answer {
+                let removed = try development.delete(componentID: request.uri.queryParameters.get("componentId"))
+                changed(apps: !removed.isEmpty)
+                return SideloadResult(componentIds: removed)
+            }
+        }
     }
 
     /// The JSON of `body`, or of the ``RampartError`` it throws with that error's status.
@@ -96,3 +141,4 @@ public struct NetworkInterfaceList: Codable, Sendable, ResponseEncodable {
 extension LinkBoard.Snapshot: ResponseEncodable {}
 extension DeviceStatus: ResponseEncodable {}
 extension InstalledImages: ResponseEncodable {}
+extension DevelopmentStatus: ResponseEncodable {}

@@ -260,6 +260,7 @@ public struct UpdateAgent: Service {
         checkStarted.ring()
         let settings = try JSONCoding.decoder().decode(DeviceUpdateSettings.self, from: Data(settingsBytes))
         egress?.meter.setBudget(settings.dataBudgetBytes)
+        followDevelopmentMode(settings.developmentCapability)
 
         // Trust: the TUF root, first fetched over the pinned, mutually authenticated channel, then only
         // ever replaced through TUF's own root rotation.
@@ -372,6 +373,30 @@ public struct UpdateAgent: Service {
             return finish("installed", "Apps updated to the group's deployment.", now)
         }
         return finish("upToDate", nil, now)
+    }
+
+    /// Follows the server on development mode: stores the capability it hands out, and leaves development
+    /// mode (the capability and every sideloaded app go) when it hands out none. Either way the device attests
+    /// again, so its certificate reflects what it now runs.
+    func followDevelopmentMode(_ token: String?) {
+        let mode = DevelopmentMode(state: state)
+        do {
+            if let token {
+                if try mode.install(token) {
+                    logger.notice("Development mode is on: apps may be sideloaded")
+                    attestNow.ring()
+                }
+            } else if FileManager.default.fileExists(atPath: mode.capabilityFile.path) {
+                let removed = try mode.leave()
+                logger.notice("Development mode is off: the capability and sideloaded apps are removed", metadata: [
+                    "apps": "\(removed.joined(separator: ","))"
+                ])
+                if !removed.isEmpty { appsInstalled?.ring() }
+                attestNow.ring()
+            }
+        } catch {
+            logger.warning("The development capability from the service was not taken", metadata: ["error": "\(error)"])
+        }
     }
 
     static func deferredByApp(_ until: Date) -> String {

@@ -34,6 +34,8 @@ public struct ServerRuntime: Sendable {
     public let products: ProductService
     public let images: ImageService
     public let checks: UpdateCheckService
+    /// Development mode and its capability.
+    public let development: DevelopmentModeService
     let tokens: TokenAuthority
 
     /// Opens the store and builds the domain services. Nothing runs until ``services(onServerRunning:)``'s
@@ -63,6 +65,7 @@ public struct ServerRuntime: Sendable {
         products = ProductService(context: context, repository: repository)
         images = ImageService(context: context, repository: repository)
         checks = UpdateCheckService(context: context, repository: repository)
+        development = DevelopmentModeService(context: context, certificateAuthority: certificateAuthority)
     }
 
     /// The router with every route and middleware.
@@ -84,7 +87,8 @@ public struct ServerRuntime: Sendable {
             attestation: attestation, devices: devices, certificateAuthority: certificateAuthority,
             deviceAuthenticator: deviceAuthenticator, bodyLimit: configuration.limits.maximumBodyBytes)
         let updateRoutes = UpdateRoutes(
-            repository: repository, products: products, images: images, checks: checks, deviceAuthenticator: deviceAuthenticator,
+            repository: repository, products: products, images: images, checks: checks, development: development,
+            deviceAuthenticator: deviceAuthenticator,
             bodyLimit: configuration.limits.maximumBodyBytes)
         let messageRoutes = MessageRoutes(
             messages: messages, devices: devices, deviceAuthenticator: deviceAuthenticator,

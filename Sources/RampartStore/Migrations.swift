@@ -274,6 +274,13 @@ enum Migrations {
                 FOR EACH ROW EXECUTE FUNCTION rampart_appraisal_changed()
                 """
             }),
+        Migration(
+            version: 10, name: "devices' development mode",
+            statements: [
+                // When 'device enable-development' put the device in development mode (milliseconds); NULL when
+                // it is not. Attestation then accepts app images that no deployment lists (sideloaded apps).
+                "ALTER TABLE devices ADD COLUMN development_since BIGINT",
+            ]),
     ]
 
     static func currentVersion(on db: any SQLDatabase) async throws -> Int {

@@ -13,6 +13,8 @@ public struct AttestationSubject: Sendable, Equatable {
     public var appraisalVersion: Int64
     /// Whether the nonce asked about was spent already.
     public var nonceSpent: Bool
+    /// Whether the device is in development mode (`device enable-development`).
+    public var developmentMode: Bool = false
 }
 
 /// A device row: claim, what it last reported, and how its last attestation went.
@@ -35,6 +37,8 @@ public struct DeviceRecord: Sendable, Equatable {
     public var parentID: String?
     /// A hub acts for every device of its tenant (`device set-hub`).
     public var hub: Bool = false
+    /// When the device was put in development mode; `nil` when it is not in it.
+    public var developmentSince: Date?
 }
 
 /// What an attestation attempt by an authentic device leaves on its row.
@@ -186,7 +190,7 @@ extension StoreSession {
     public func attestationSubject(deviceID: String, nonce: String) async throws -> AttestationSubject? {
         try await db.raw(
             """
-            SELECT d.tenant_id, d.device_group_id, t.appraisal_version,
+            SELECT d.tenant_id, d.device_group_id, d.development_since, t.appraisal_version,
                    (SELECT COUNT(*) FROM attestation_nonces n WHERE n.nonce = \(bind: nonce)) AS spent
             FROM devices d LEFT JOIN tenants t ON t.id = d.tenant_id WHERE d.id = \(bind: deviceID)
             """
@@ -194,7 +198,8 @@ extension StoreSession {
             AttestationSubject(
                 tenantID: try row.optionalID("tenant_id"), deviceGroupID: try row.optionalID("device_group_id"),
                 appraisalVersion: try row.decode(column: "appraisal_version", as: Int64?.self) ?? 0,
-                nonceSpent: try row.decode(column: "spent", as: Int64.self) > 0)
+                nonceSpent: try row.decode(column: "spent", as: Int64.self) > 0,
+                developmentMode: try row.optionalDate("development_since") != nil)
         }
     }
 
@@ -242,7 +247,8 @@ extension StoreSession {
             lastAttestationAt: try row.optionalDate("last_attestation_at"), lastResult: try row.optionalString("last_result"),
             certificateNotAfter: try row.optionalDate("certificate_not_after"),
             measurements: try row.optionalString("measurements"), parentID: try row.optionalString("parent_id"),
-            hub: try row.decode(column: "hub", as: Int64.self) != 0)
+            hub: try row.decode(column: "hub", as: Int64.self) != 0,
+            developmentSince: try row.optionalDate("development_since"))
     }
 
     // MARK: Parents
@@ -250,6 +256,11 @@ extension StoreSession {
     /// Sets (or, with `nil`, clears) the gateway a device connects through.
     public func setParent(of deviceID: String, to parentID: String?) async throws {
         try await db.raw("UPDATE devices SET parent_id = \(bind: parentID) WHERE id = \(bind: deviceID)").run()
+    }
+
+    /// Puts a device in development mode from `since`, or (with `nil`) takes it out.
+    public func setDevelopmentMode(_ deviceID: String, since: Date?) async throws {
+        try await db.raw("UPDATE devices SET development_since = \(bind: since?.storeMillis) WHERE id = \(bind: deviceID)").run()
     }
 
     /// Makes a device a hub, or an ordinary device again.

@@ -61,6 +61,7 @@ struct DeviceCommand: AsyncParsableCommand {
                 Claim.self, List.self, Show.self, DeviceUpdateCommand.self, DeviceDeploymentStatusCommand.self, Run.self,
                 ShowStatus.self, ShowMeasurements.self, DeviceImageCommand.self, SetParent.self,
                 SetHub.self, DeviceMessageCommand.self, DeviceAppCommand.self, DeviceErrorCommand.self, DeviceNetworkCommand.self,
+                DeviceEnableDevelopmentCommand.self, DeviceEnableCloudTestCommand.self, DeviceSideloadCommand.self,
             ])
 
     struct Claim: AsyncParsableCommand {
@@ -159,9 +160,10 @@ struct DeviceCommand: AsyncParsableCommand {
 
     static func show(_ devices: [DeviceInfo], _ format: OutputFormat, single: Bool) throws {
         if single, format == .json, let device = devices.first { return try Printer.json(device) }
-        Printer.table(["Device ID", "Last attestation", "Result", "Certificate not after", "Hardware model", "Parent"], devices.map {
+        Printer.table(["Device ID", "Last attestation", "Result", "Certificate not after", "Hardware model", "Parent", "Mode"], devices.map {
             [$0.id, $0.lastAttestationAt.map(Timestamp.format) ?? "never", $0.lastAttestationResult ?? "",
-             $0.certificateNotAfter.map(Timestamp.format) ?? "", $0.hardwareModel ?? "", $0.hub ? "hub" : $0.parentId.map { String($0.prefix(12)) + "…" } ?? ""]
+             $0.certificateNotAfter.map(Timestamp.format) ?? "", $0.hardwareModel ?? "", $0.hub ? "hub" : $0.parentId.map { String($0.prefix(12)) + "…" } ?? "",
+             $0.developmentSince == nil ? "" : "development"]
         })
     }
 
@@ -305,7 +307,8 @@ package enum DeviceRuntime {
         }
         return services + [
             try LocalAPI.application(
-                state: state, status: status, logger: logger, checkNow: updates.checkNow, apps: apps, network: (link, egress)),
+                state: state, status: status, logger: logger, checkNow: updates.checkNow, apps: apps, network: (link, egress),
+                attestNow: attestNow),
             agent,
             updates,
             apps,
@@ -330,16 +333,26 @@ package enum LocalAPIClient {
         try await request(type, path, state: state, method: .POST)
     }
 
-    private static func request<T: Decodable>(_ type: T.Type, _ path: String, state: DeviceState, method: HTTPMethod) async throws -> T {
+    /// Sends `method` with `body` (bytes as they are) and decodes the answer.
+    package static func request<T: Decodable>(
+        _ type: T.Type, _ path: String, state: DeviceState, method: HTTPMethod, body requestBody: [UInt8]? = nil
+    ) async throws -> T {
         let socket = state.socketFile.path.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? ""
         var request = HTTPClientRequest(url: "http+unix://\(socket)\(path)")
         request.method = method
+        if let requestBody { request.body = .bytes(ByteBuffer(bytes: requestBody)) }
         let body: ByteBuffer
         do {
-            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(10))
+            let response = try await HTTPClient.shared.execute(request, timeout: .seconds(requestBody == nil ? 10 : 60))
             body = try await response.body.collect(upTo: 1 << 20)
             if response.status.code >= 400, let error = try? JSONCoding.decoder().decode(APIErrorBody.self, from: Data(buffer: body)) {
                 throw RampartError(RampartError.Code(rawValue: error.code), error.message, status: Int(response.status.code))
+            }
+            if response.status.code >= 400 {
+                throw RampartError(
+                    response.status.code == 413 ? .bodyTooLarge : .invalidRequest,
+                    "The device runtime refused \(path): \(response.status.code) \(response.status.reasonPhrase).",
+                    status: Int(response.status.code))
             }
         } catch let error as RampartError {
             throw error

@@ -397,6 +397,8 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
     public var link: LinkFacts?
     /// The servicing data the device last reported using this month.
     public var dataUsage: ServicingDataUsage?
+    /// Since when the device is in development mode (`device enable-development`); `nil` when it is not.
+    public var developmentSince: Date?
     public init(
         id: String, tenantId: RampartID, claimedAt: Date?, firstSeenAt: Date?, lastSeenAt: Date?,
         hardwareModel: String?, softwareVersion: String?, lastAttestationAt: Date?, lastAttestationResult: String?,
@@ -421,7 +423,7 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case id, tenantId, claimedAt, firstSeenAt, lastSeenAt, hardwareModel, softwareVersion, lastAttestationAt
-        case lastAttestationResult, certificateNotAfter, parentId, hub, link, dataUsage
+        case lastAttestationResult, certificateNotAfter, parentId, hub, link, dataUsage, developmentSince
     }
 
     public init(from decoder: any Decoder) throws {
@@ -441,6 +443,7 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
         hub = try c.decodeIfPresent(Bool.self, forKey: .hub) ?? false
         link = try c.decodeIfPresent(LinkFacts.self, forKey: .link)
         dataUsage = try c.decodeIfPresent(ServicingDataUsage.self, forKey: .dataUsage)
+        developmentSince = try c.decodeIfPresent(Date.self, forKey: .developmentSince)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -460,6 +463,7 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
         // Absent until the device reports them.
         try c.encodeIfPresent(link, forKey: .link)
         try c.encodeIfPresent(dataUsage, forKey: .dataUsage)
+        try c.encode(developmentSince, forKey: .developmentSince)
     }
 }
 

@@ -170,6 +170,34 @@ public struct DeviceUpdateRequest: APIRequest, Encodable {
     public init(deviceGroupId: RampartID) { self.deviceGroupId = deviceGroupId }
 }
 
+/// `POST /v1/tenants/{tenantId}/devices/{deviceId}/enable-development` and `…/enable-cloud-test`: the group to
+/// move the device to; by default its product's Development or Field Test group.
+public struct DevelopmentModeRequest: APIRequest, Encodable {
+    public static let allowedKeys: Set<String> = ["deviceGroupId"]
+    public var deviceGroupId: RampartID?
+    public init(deviceGroupId: RampartID? = nil) { self.deviceGroupId = deviceGroupId }
+}
+
+/// A device's development mode after `device enable-development` or `device enable-cloud-test`.
+public struct DevelopmentModeInfo: Codable, Sendable, Equatable {
+    public var deviceId: String
+    public var developmentMode: Bool
+    /// Since when the device is in development mode.
+    public var developmentSince: Date?
+    /// The group the device is in now.
+    public var deviceGroup: DeviceGroupInfo
+    /// The signed `appDevelopment` capability, when development mode is on: the device receives it with its
+    /// next update check, or at once through its local API (`--state-dir`).
+    public var capability: String?
+    public init(deviceId: String, developmentMode: Bool, developmentSince: Date?, deviceGroup: DeviceGroupInfo, capability: String?) {
+        self.deviceId = deviceId
+        self.developmentMode = developmentMode
+        self.developmentSince = developmentSince
+        self.deviceGroup = deviceGroup
+        self.capability = capability
+    }
+}
+
 /// A maintenance window, `HH:MM-HH:MM UTC`; it may wrap past midnight.
 public struct MaintenanceWindow: Sendable, Equatable, CustomStringConvertible {
     /// Minutes after midnight UTC.
@@ -362,6 +390,9 @@ public struct DeviceUpdateSettings: Codable, Sendable, Equatable {
     public var targetPrefixes: [String]
     /// The group's monthly servicing data budget per device, in bytes; `nil` for none.
     public var dataBudgetBytes: Int64?
+    /// The signed `appDevelopment` capability while the device is in development mode; `nil` when it is not,
+    /// and the device then drops any capability it holds, with its sideloaded apps.
+    public var developmentCapability: String?
     public init(
         deviceId: String, deviceGroupId: RampartID?, updatePolicy: UpdatePolicy, osFeed: OSFeed, maintenanceWindow: String?,
         targetPrefixes: [String], dataBudgetBytes: Int64? = nil
@@ -468,4 +499,26 @@ public struct DeploymentStatus: Codable, Sendable, Equatable {
 public struct UpdateNotification: Codable, Sendable, Equatable {
     public var checkNow: Bool
     public init(checkNow: Bool) { self.checkNow = checkNow }
+}
+
+/// `GET /development` on a device's local API: whether the device is in development mode.
+public struct DevelopmentStatus: Codable, Sendable, Equatable {
+    public var developmentMode: Bool
+    /// Since when, as the capability says.
+    public var since: Date?
+    public var tenantId: RampartID?
+    /// Why a stored capability is not accepted, if one is stored.
+    public var problem: String?
+    public init(developmentMode: Bool, since: Date? = nil, tenantId: RampartID? = nil, problem: String? = nil) {
+        self.developmentMode = developmentMode
+        self.since = since
+        self.tenantId = tenantId
+        self.problem = problem
+    }
+}
+
+/// `POST /sideload` and `DELETE /sideload` on a device's local API: the apps installed or deleted.
+public struct SideloadResult: Codable, Sendable, Equatable {
+    public var componentIds: [String]
+    public init(componentIds: [String]) { self.componentIds = componentIds }
 }

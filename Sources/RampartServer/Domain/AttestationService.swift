@@ -132,7 +132,10 @@ public struct AttestationService: Sendable {
         }
         if refusal == nil, let subject, let tenant {
             let basis = try await appraisalBasis(tenant: tenant, subject: subject, now: now)
-            if let (code, message) = basis.appraise(claims.measurements) { refuse(code, message) }
+            // Sideloaded apps are accepted only from a device the tenant put in development mode that also
+            // reports its debug state enabled (EAT dbgstat 0): both sides must agree it is a development device.
+            let development = subject.developmentMode && claims.dbgstat == 0
+            if let (code, message) = basis.appraise(claims.measurements, acceptingUnlistedApps: development) { refuse(code, message) }
         }
 
         var result: AttestationResult?
@@ -271,8 +274,9 @@ struct AppraisalBasis: Sendable {
     /// the previous one during the rollout grace period, or its feed's runtime releases). A runtime may also
     /// match the tenant's manual allow list, which admits builds before they are published. A revoked digest
     /// is refused either way. Configuration is device-specific: it is recorded for the owner to inspect, not
-    /// appraised.
-    func appraise(_ measurements: [SoftwareMeasurement]) -> (RampartError.Code, String)? {
+    /// appraised. With `acceptingUnlistedApps` (a device in development mode) any app that is not revoked
+    /// passes: sideloaded apps are in no deployment.
+    func appraise(_ measurements: [SoftwareMeasurement], acceptingUnlistedApps: Bool = false) -> (RampartError.Code, String)? {
         for measurement in measurements where measurement.kind != .config {
             let listed = listed.contains(Listed(
                 kind: measurement.kind, component: measurement.kind == .runtime ? "" : measurement.component,
@@ -281,6 +285,7 @@ struct AppraisalBasis: Sendable {
             let revoked = reference?.revokedAt != nil
             if listed && !revoked { continue }
             if measurement.kind == .app {
+                if acceptingUnlistedApps && !revoked { continue }
                 return (AttestationRefusal.measurementUnknown(measurement.component),
                         "App \(measurement.component) \(measurement.version) is not in this device's deployment.")
             }

@@ -61,11 +61,13 @@ public struct DeviceService: Sendable {
     }
 
     static func info(_ device: DeviceRecord, tenant: RampartID) -> DeviceInfo {
-        DeviceInfo(
+        var info = DeviceInfo(
             id: device.id, tenantId: tenant, claimedAt: device.claimedAt, firstSeenAt: device.firstSeenAt,
             lastSeenAt: device.lastSeenAt, hardwareModel: device.hardwareModel, softwareVersion: device.softwareVersion,
             lastAttestationAt: device.lastAttestationAt, lastAttestationResult: device.lastResult,
             certificateNotAfter: device.certificateNotAfter, parentId: device.parentID, hub: device.hub)
+        info.developmentSince = device.developmentSince
+        return info
     }
 
     // MARK: Gateways

@@ -190,25 +190,35 @@ public struct TenantCAService: Sendable {
         -> (certificate: Certificate, chain: [String])
     {
         let now = context.clock.now()
-        let issuer: IssuerCache.Issuer
-        if let cached = Self.issuers.lookup(tenant, at: now) {
-            issuer = cached
-        } else {
-            try await rotateIfDue(tenant: tenant)
-            let cas = try await context.store.read { session in try await session.cas(ofTenant: tenant) }
-            let record = try Self.find("active", in: cas)
-            let certificate = try Certificate(derEncoded: record.certificateDER)
-            issuer = IssuerCache.Issuer(
-                certificate: certificate, pem: try certificate.pemString,
-                key: try context.sealer.open(record.sealedKey, owner: "ca:\(record.id)"), notAfter: record.notAfter)
-            Self.issuers.store(tenant, issuer, until: now + Self.issuerCacheLifetime)
-        }
+        let issuer = try await activeIssuer(tenant: tenant, now: now)
         let start = now - CertificateIssuer.backdate
         let end = min(start + context.configuration.limits.deviceCertificateLifetime, issuer.notAfter)
         let certificate = try CertificateIssuer.issueLeaf(
             subject: try DistinguishedName { CommonName(deviceID) }, publicKey: publicKey, issuer: issuer.certificate,
             issuerKey: issuer.key, notBefore: start, notAfter: end, profile: .client, backdate: 0)
         return (certificate, [try certificate.pemString, issuer.pem])
+    }
+
+    /// Signs the `appDevelopment` capability of a device in development mode since `since`, with the Active CA:
+    /// the one that issues the device's certificates, and so the one the device checks it against.
+    func signDevelopmentCapability(tenant: RampartID, deviceID: String, since: Date) async throws -> String {
+        let issuer = try await activeIssuer(tenant: tenant, now: context.clock.now())
+        return try DevelopmentCapability(deviceId: deviceID, tenantId: tenant, issuedAt: since)
+            .sign(issuer: issuer.certificate, key: issuer.key)
+    }
+
+    /// The tenant's Active CA, unsealed: from the cache, or read (rotating first if due) and cached.
+    private func activeIssuer(tenant: RampartID, now: Date) async throws -> IssuerCache.Issuer {
+        if let cached = Self.issuers.lookup(tenant, at: now) { return cached }
+        try await rotateIfDue(tenant: tenant)
+        let cas = try await context.store.read { session in try await session.cas(ofTenant: tenant) }
+        let record = try Self.find("active", in: cas)
+        let certificate = try Certificate(derEncoded: record.certificateDER)
+        let issuer = IssuerCache.Issuer(
+            certificate: certificate, pem: try certificate.pemString,
+            key: try context.sealer.open(record.sealedKey, owner: "ca:\(record.id)"), notAfter: record.notAfter)
+        Self.issuers.store(tenant, issuer, until: now + Self.issuerCacheLifetime)
+        return issuer
     }
 
     /// How long the Active CA, unsealed, is reused for issuing device certificates. A revocation or rotation

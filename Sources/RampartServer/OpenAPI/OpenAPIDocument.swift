@@ -1403,6 +1403,89 @@ paths:
         "4XX":
           $ref: "#/components/responses/Error"
 
+  /v1/tenants/{tenantId}/devices/{deviceId}/enable-development:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/DeviceId"
+    post:
+      operationId: enableDevelopment
+      summary: Put a device in development mode (Contributors and Administrators).
+      description: >-
+        Moves the device to `deviceGroupId`, or by default to its product's
+        `Development` group, and signs an `appDevelopment` capability for it
+        with the tenant's Active CA. The device receives the capability with
+        its next update check (`developmentCapability` in
+        `GET /v1/tuf/{tenantId}/device`), or from `capability` here through
+        its local API; with it the device accepts sideloaded apps, and
+        attestation accepts app images no deployment lists from this device
+        while it reports `dbgstat` 0. 400 `invalidRequest` when the device is
+        in no group and none is named, or when the group takes cloud app
+        updates (`UpdateAll`); 404 when the tenant does not hold the device or
+        the group.
+      tags: [updates]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/DevelopmentModeRequest"
+      responses:
+        "200":
+          description: The device's development mode and group now.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/DevelopmentModeInfo"
+        "400":
+          $ref: "#/components/responses/Error"
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
+  /v1/tenants/{tenantId}/devices/{deviceId}/enable-cloud-test:
+    parameters:
+      - $ref: "#/components/parameters/TenantId"
+      - $ref: "#/components/parameters/DeviceId"
+    post:
+      operationId: enableCloudTest
+      summary: Take a device out of development mode (Contributors and Administrators).
+      description: >-
+        Moves the device to `deviceGroupId`, or by default to its product's
+        `Field Test` group, and ends development mode: attestation appraises
+        its apps against its deployment again, and the device drops its
+        capability and every sideloaded app with its next update check. 400
+        `invalidRequest` when the device is in no group and none is named; 404
+        when the tenant does not hold the device or the group.
+      tags: [updates]
+      requestBody:
+        required: true
+        content:
+          application/json:
+            schema:
+              $ref: "#/components/schemas/DevelopmentModeRequest"
+      responses:
+        "200":
+          description: The device's development mode and group now.
+          content:
+            application/json:
+              schema:
+                $ref: "#/components/schemas/DevelopmentModeInfo"
+        "400":
+          $ref: "#/components/responses/Error"
+        "401":
+          $ref: "#/components/responses/Error"
+        "403":
+          $ref: "#/components/responses/Error"
+        "404":
+          $ref: "#/components/responses/Error"
+        "4XX":
+          $ref: "#/components/responses/Error"
+
   /v1/tenants/{tenantId}/devices/{deviceId}/deployment-status:
     parameters:
       - $ref: "#/components/parameters/TenantId"
@@ -2960,6 +3043,12 @@ components:
           description: >-
             The servicing data use of the device's last update report; absent
             until it reports it. Not in device lists.
+        developmentSince:
+          type: [string, "null"]
+          format: date-time
+          description: >-
+            Since when the device is in development mode
+            (`POST …/enable-development`); null when it is not.
 
     DeviceList:
       type: object
@@ -3414,6 +3503,40 @@ components:
         deviceGroupId:
           $ref: "#/components/schemas/Uuid"
 
+    DevelopmentModeRequest:
+      type: object
+      additionalProperties: false
+      properties:
+        deviceGroupId:
+          type: [string, "null"]
+          format: uuid
+          description: >-
+            The group to move the device to; by default its product's
+            `Development` (enable-development) or `Field Test`
+            (enable-cloud-test) group.
+
+    DevelopmentModeInfo:
+      type: object
+      additionalProperties: false
+      required: [deviceId, developmentMode, deviceGroup]
+      properties:
+        deviceId:
+          $ref: "#/components/schemas/DeviceId"
+        developmentMode:
+          type: boolean
+        developmentSince:
+          type: [string, "null"]
+          format: date-time
+        deviceGroup:
+          $ref: "#/components/schemas/DeviceGroupInfo"
+        capability:
+          type: [string, "null"]
+          description: >-
+            The signed `appDevelopment` capability while in development mode:
+            a compact JWS (ES256, `typ` `rampart-capability+jwt`) by the
+            tenant's Active CA, whose certificate is in `x5c`, over
+            `{capability, deviceId, tenantId, iat}`.
+
     SigningKeyRequest:
       type: object
       additionalProperties: false
@@ -3642,6 +3765,13 @@ components:
           description: >-
             The group's monthly servicing data budget per device, in bytes
             (its `dataBudgetMB` × 10^6); null or absent for none.
+        developmentCapability:
+          type: [string, "null"]
+          description: >-
+            The device's signed `appDevelopment` capability while it is in
+            development mode (see `DevelopmentModeInfo`); null or absent when
+            it is not, and the device then drops any capability it holds,
+            with its sideloaded apps.
 
     UpdateNotification:
       type: object

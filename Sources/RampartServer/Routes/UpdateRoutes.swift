@@ -8,6 +8,7 @@ struct UpdateRoutes: Sendable {
     let products: ProductService
     let images: ImageService
     let checks: UpdateCheckService
+    let development: DevelopmentModeService
     let deviceAuthenticator: DeviceCertificateAuthenticator
     let bodyLimit: Int
 
@@ -46,7 +47,9 @@ struct UpdateRoutes: Sendable {
         router.get("/v1/tuf/:tenantId/device") { _, context in
             let tenant = try APIRoutes.tenant(context)
             let device = try await deviceAuthenticator.authenticate(channel: context.channel, tenant: tenant)
-            return try await repository.deviceSettings(tenant: tenant, deviceID: device)
+            var settings = try await repository.deviceSettings(tenant: tenant, deviceID: device)
+            settings.developmentCapability = try await development.capability(tenant: tenant, deviceID: device)
+            return settings
         }
     }
 
@@ -179,6 +182,18 @@ struct UpdateRoutes: Sendable {
                 tenant: try APIRoutes.tenant(context), deviceID: try context.parameters.requireDecoded("deviceId"),
                 caller: try context.requireCaller())
         }
+        group.post("/v1/tenants/:tenantId/devices/:deviceId/enable-development") { request, context in
+            let body = try await request.decodeStrict(DevelopmentModeRequest.self, limit: bodyLimit)
+            return try await development.enableDevelopment(
+                try context.parameters.requireDecoded("deviceId"), group: body.deviceGroupId, tenant: try APIRoutes.tenant(context),
+                caller: try context.requireCaller())
+        }
+        group.post("/v1/tenants/:tenantId/devices/:deviceId/enable-cloud-test") { request, context in
+            let body = try await request.decodeStrict(DevelopmentModeRequest.self, limit: bodyLimit)
+            return try await development.enableCloudTest(
+                try context.parameters.requireDecoded("deviceId"), group: body.deviceGroupId, tenant: try APIRoutes.tenant(context),
+                caller: try context.requireCaller())
+        }
         group.patch("/v1/tenants/:tenantId/devices/:deviceId") { request, context in
             let body = try await request.decodeStrict(DeviceUpdateRequest.self, limit: bodyLimit)
             return try await products.moveDevice(
@@ -196,6 +211,7 @@ struct UpdateRoutes: Sendable {
 }
 
 extension TUFRepositoryInfo: ResponseEncodable {}
+extension DevelopmentModeInfo: ResponseEncodable {}
 extension ProductInfo: ResponseEncodable {}
 extension ProductList: ResponseEncodable {}
 extension DeviceGroupInfo: ResponseEncodable {}
