@@ -1,7 +1,9 @@
+import Crypto
 import Foundation
 import Logging
 import RampartCore
 import RampartImage
+import RampartPKI
 import RampartSandbox
 import ServiceLifecycle
 import Synchronization
@@ -44,6 +46,8 @@ public actor AppSupervisor: Service {
     let deferral: UpdateDeferral?
     /// The link facts apps with `NetworkConfig` may read.
     let link: LinkBoard?
+    /// The device's TLS identity for apps with `DeviceAuthentication` (`rampart_tls_connect`).
+    let deviceTLS: (@Sendable (String) -> AppTLSIdentity.Lookup)?
     /// Restarts the device runtime in an orderly way (an app's `rampart_reboot_request`).
     let restart: (@Sendable () async -> Void)?
     private let reboot = RebootRequest()
@@ -53,8 +57,10 @@ public actor AppSupervisor: Service {
     public init(
         state: DeviceState, limits: AppLimits = AppLimits(), board: any PeripheralBoard = VirtualPeripheralBoard(),
         errors: ErrorEventQueue, errorQueued: Doorbell? = nil, telemetry: AppTelemetrySender? = nil,
-        deferral: UpdateDeferral? = nil, restart: (@Sendable () async -> Void)? = nil, link: LinkBoard? = nil, logger: Logger
+        deferral: UpdateDeferral? = nil, restart: (@Sendable () async -> Void)? = nil, link: LinkBoard? = nil,
+        deviceTLS: (@Sendable (String) -> AppTLSIdentity.Lookup)? = nil, logger: Logger
     ) {
+        self.deviceTLS = deviceTLS
         self.link = link
         self.telemetry = telemetry
         self.deferral = deferral
@@ -237,6 +243,7 @@ public actor AppSupervisor: Service {
             if let telemetry {
                 environment.telemetry = { telemetry.submit(componentID: $0, tenant: $1, payload: $2) }
             }
+            environment.deviceTLS = deviceTLS
             if let link, link.snapshot.routerControl != nil {
                 environment.linkStatus = { link.snapshot.facts }
             }
@@ -312,4 +319,21 @@ final class RebootRequest: Sendable {
 
     /// The app that asked, once; nil if none has.
     func take() -> String? { requester.withLock { value in defer { value = nil }; return value } }
+}
+
+extension AppTLSIdentity {
+    /// Lends apps the device's identity: its valid device certificate, its key and the runtime's service CA,
+    /// for the device's own tenant (or the nil UUID, which means it); nothing before the first attestation.
+    public static func lending(state: DeviceState, status: DeviceStatusBoard) -> @Sendable (String) -> Lookup {
+        { tenant in
+            guard let own = status.snapshot.tenantId, let (chain, key) = state.validCertificate(),
+                let pem = try? chain.map({ try $0.pemString }).joined(separator: "\n")
+            else { return .unavailable }
+            guard tenant == "00000000-0000-0000-0000-000000000000" || tenant == own.description else { return .otherTenant }
+            return .identity(
+                AppTLSIdentity(
+                    certificateChainPEM: pem, privateKeyPEM: key.pemRepresentation,
+                    additionalTrustedCAsPEM: try? String(contentsOf: state.serverCAFile, encoding: .utf8)))
+        }
+    }
 }

@@ -32,6 +32,9 @@ public struct AppEnvironment: Sendable {
     /// Sends telemetry through the runtime's own authenticated connection, for the tenant the app's
     /// `DeviceAuthentication` names; returns a host result (`rampart.h`). Nil when the runtime has none.
     public var telemetry: (@Sendable (_ componentID: String, _ tenant: String, _ payload: [UInt8]) -> Int32)?
+    /// The device's TLS client identity for the tenant an app's `DeviceAuthentication` names
+    /// (`rampart_tls_connect`). Nil when the runtime lends none.
+    public var deviceTLS: (@Sendable (_ tenant: String) -> AppTLSIdentity.Lookup)?
     /// Defers updates by some minutes.
     public var deferUpdate: (@Sendable (_ componentID: String, _ minutes: Int) -> Void)?
     /// Asks the runtime to restart the device.

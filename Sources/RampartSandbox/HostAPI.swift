@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import NIOSSL
 import Logging
 import RampartCore
 import RampartImage
@@ -313,11 +314,20 @@ enum HostAPI {
             app.environment.logger.notice("Firewall denied a connection", metadata: ["host": "\(host)", "port": "\(int(a, 2))"])
             return HostResult.permissionDenied
         }
+        var tlsContext: NIOSSLContext?
         if tls {
-            guard app.capabilities.deviceAuthentication != nil else { return HostResult.permissionDenied }
-            // TLS with the device certificate is not offered to apps yet: say so rather than fall back to
-            // plain TCP.
-            return HostResult.unavailable
+            guard let tenant = app.capabilities.deviceAuthentication else { return HostResult.permissionDenied }
+            switch app.environment.deviceTLS?(tenant) {
+            case .identity(let identity)?:
+                do {
+                    tlsContext = try identity.clientContext()
+                } catch {
+                    app.environment.logger.warning("The device's TLS identity could not be loaded", metadata: ["error": "\(error)"])
+                    return HostResult.unavailable
+                }
+            case .otherTenant?: return HostResult.permissionDenied
+            case .unavailable?, nil: return HostResult.unavailable  // never plain TCP instead
+            }
         }
         let timeout = app.blockingTimeout(int(a, 3))
         let started = Monotonic.milliseconds
@@ -346,8 +356,18 @@ enum HostAPI {
                 return HostResult.permissionDenied
             }
         }
-        let remaining = max(0, Int64(timeout) - Int64(Monotonic.milliseconds - started))
-        return app.sockets.connect(addresses: addresses, timeout: Int32(remaining))
+        var remaining = max(0, Int64(timeout) - Int64(Monotonic.milliseconds - started))
+        let handle = app.sockets.connect(addresses: addresses, timeout: Int32(remaining))
+        guard let tlsContext, handle > 0 else { return handle }
+        // The handshake shares the call's timeout. The server is verified against the system's trust store and
+        // the runtime's own service CA: by name (and SNI) for a name, by IP address for an address.
+        remaining = max(0, Int64(timeout) - Int64(Monotonic.milliseconds - started))
+        let (result, failure) = app.sockets.startTLS(
+            handle, context: tlsContext, serverHostname: Resolver.isNumeric(host) ? nil : host, timeout: Int32(remaining))
+        if let failure {
+            app.environment.logger.notice("TLS connection failed", metadata: ["host": "\(host)", "port": "\(int(a, 2))", "reason": "\(failure)"])
+        }
+        return result
     }
 }
 

@@ -5,6 +5,8 @@ import Darwin
 #endif
 import Dispatch
 import Foundation
+import NIOCore
+import NIOSSL
 import Synchronization
 
 /// An app's sockets: real, non-blocking POSIX sockets, each waited on with `poll` for at most the
@@ -17,6 +19,8 @@ struct SocketTable: ~Copyable {
         /// For a datagram socket: the sender of the last datagram, where a send replies to.
         var peer: sockaddr_storage?
         var peerLength: socklen_t = 0
+        /// TLS over this stream (`rampart_tls_connect`).
+        var tls: TLSStream?
     }
 
     private var entries: [Int32: Entry] = [:]
@@ -69,6 +73,43 @@ struct SocketTable: ~Copyable {
         return last
     }
 
+    /// Runs a TLS handshake over the stream `handle` within `timeout` milliseconds. On failure the stream is
+    /// closed, and the reason is returned for the app's log.
+    mutating func startTLS(_ handle: Int32, context: NIOSSLContext, serverHostname: String?, timeout: Int32) -> (result: Int32, failure: String?) {
+        guard var entry = entries[handle], entry.kind == .stream, let peer = Self.peerAddress(entry.descriptor) else {
+            _ = close(handle)
+            return (HostResult.connection, "the connection ended before TLS started")
+        }
+        let stream = TLSStream(descriptor: entry.descriptor)
+        let result = stream.handshake(
+            context: context, serverHostname: serverHostname, peer: peer, deadline: Monotonic.milliseconds + UInt64(max(0, timeout)))
+        guard result == 0 else {
+            _ = close(handle)
+            return (result, stream.failure ?? "the TLS handshake did not finish in time")
+        }
+        entry.tls = stream
+        entries[handle] = entry
+        return (handle, nil)
+    }
+
+    /// The address a connected socket talks to.
+    private static func peerAddress(_ fd: Int32) -> SocketAddress? {
+        var storage = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let found = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getpeername(fd, $0, &length) }
+        }
+        guard found == 0 else { return nil }
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { SocketAddress($0.pointee, host: "") } }
+        case AF_INET6:
+            return withUnsafePointer(to: &storage) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { SocketAddress($0.pointee, host: "") } }
+        default:
+            return nil
+        }
+    }
+
     /// Listens on `address`:`port`.
     mutating func listen(address: String, port: Int, datagram: Bool) -> Int32 {
         guard !isFull else { return HostResult.noSpace }
@@ -107,6 +148,7 @@ struct SocketTable: ~Copyable {
     /// Sends what the socket takes within `timeout` milliseconds.
     mutating func send(_ handle: Int32, bytes: UnsafeRawBufferPointer, timeout: Int32) -> Int32 {
         guard let entry = entries[handle], entry.kind != .listener else { return HostResult.notFound }
+        if let tls = entry.tls { return tls.send(bytes, deadline: Monotonic.milliseconds + UInt64(max(0, timeout))) }
         guard Self.wait(entry.descriptor, for: Int16(POLLOUT), timeout: timeout) else { return HostResult.again }
         let sent: Int
         if entry.kind == .datagram {
@@ -126,6 +168,7 @@ struct SocketTable: ~Copyable {
     /// Receives into `buffer` within `timeout` milliseconds; 0 when the peer closed.
     mutating func receive(_ handle: Int32, into buffer: UnsafeMutableRawBufferPointer, timeout: Int32) -> Int32 {
         guard var entry = entries[handle], entry.kind != .listener else { return HostResult.notFound }
+        if let tls = entry.tls { return tls.receive(into: buffer, deadline: Monotonic.milliseconds + UInt64(max(0, timeout))) }
         guard Self.wait(entry.descriptor, for: Int16(POLLIN), timeout: timeout) else { return HostResult.again }
         let received: Int
         if entry.kind == .datagram {
@@ -151,12 +194,13 @@ struct SocketTable: ~Copyable {
     /// Closes a handle.
     mutating func close(_ handle: Int32) -> Int32 {
         guard let entry = entries.removeValue(forKey: handle) else { return HostResult.notFound }
+        entry.tls?.close()
         _ = Glibc.close(entry.descriptor)
         return 0
     }
 
     /// Whether `fd` is ready for `events` within `timeout` milliseconds.
-    private static func wait(_ fd: Int32, for events: Int16, timeout: Int32) -> Bool {
+    static func wait(_ fd: Int32, for events: Int16, timeout: Int32) -> Bool {
         var entry = pollfd(fd: fd, events: events, revents: 0)
         while true {
             let ready = poll(&entry, 1, timeout)

@@ -15,6 +15,8 @@ struct SandboxHarness {
     let logs = LogCapture()
     let storage: URL
     var limits: AppLimits
+    /// What `rampart_tls_connect` is lent.
+    var deviceTLS: (@Sendable (String) -> AppTLSIdentity.Lookup)?
 
     init(limits: AppLimits = AppLimits()) {
         storage = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-sandbox-\(UUID().uuidString)")
@@ -38,6 +40,7 @@ struct SandboxHarness {
           (import "rampart" "tcp_listen" (func $tcp_listen (param i32) (result i32)))
           (import "rampart" "tcp_accept" (func $tcp_accept (param i32 i32) (result i32)))
           (import "rampart" "socket_recv" (func $socket_recv (param i32 i32 i32 i32) (result i32)))
+          (import "rampart" "socket_send" (func $socket_send (param i32 i32 i32) (result i32)))
           (import "rampart" "telemetry_send" (func $telemetry_send (param i32 i32) (result i32)))
           (import "rampart" "app_send" (func $app_send (param i32 i32 i32 i32) (result i32)))
           (import "rampart" "message_read" (func $message_read (param i32 i32) (result i32)))
@@ -63,9 +66,10 @@ struct SandboxHarness {
     func runner(wasm: [UInt8], manifest: AppManifest, name: String = "test") -> AppRunner {
         var logger = Logger(label: "app") { _ in logs }
         logger.logLevel = .debug
-        return AppRunner(
-            wasm: wasm, manifest: manifest, limits: limits,
-            environment: AppEnvironment(board: board, messages: bus, storageDirectory: storage.appendingPathComponent(manifest.componentID), logger: logger))
+        var environment = AppEnvironment(
+            board: board, messages: bus, storageDirectory: storage.appendingPathComponent(manifest.componentID), logger: logger)
+        environment.deviceTLS = deviceTLS
+        return AppRunner(wasm: wasm, manifest: manifest, limits: limits, environment: environment)
     }
 
     func runner(wat: String, capabilities: String = "{}", component: String = UUID().uuidString.lowercased()) throws -> AppRunner {

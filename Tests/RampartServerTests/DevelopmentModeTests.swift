@@ -7,6 +7,7 @@ import RampartCore
 import RampartDevice
 import RampartImage
 import RampartPKI
+import RampartSandbox
 import RampartServer
 import RampartTestKit
 import ServiceLifecycle
@@ -267,6 +268,38 @@ struct DevelopmentModeTests {
                 #expect(AppStore(state: state).installed().isEmpty)
                 #expect(try await LocalAPIClient.get(DevelopmentStatus.self, "/development", state: state).developmentMode == false)
                 group.cancelAll()
+            }
+        }
+    }
+}
+
+@Suite("The device identity lent to apps")
+struct AppTLSLendingTests {
+    @Test("apps get the device's valid certificate and the service CA for its own tenant only, and nothing before attestation")
+    func lending() async throws {
+        try await AttestationHarness.run { h in
+            let dut = try await DeviceUnderTest.make(h, group: nil)
+            let lend = AppTLSIdentity.lending(state: dut.device.state, status: dut.status)
+            guard case .unavailable = lend("00000000-0000-0000-0000-000000000000") else {
+                Issue.record("an identity before attestation")
+                return
+            }
+            try h.server.tlsCAPEM.write(to: dut.device.state.serverCAFile, atomically: true, encoding: .utf8)
+            await dut.attest()
+            for tenant in ["00000000-0000-0000-0000-000000000000", h.tenant.id.description] {
+                guard case .identity(let identity) = lend(tenant) else {
+                    Issue.record("no identity for \(tenant)")
+                    continue
+                }
+                let chain = try Certificate.parseBundle(pem: identity.certificateChainPEM)
+                #expect(chain.count == 2 && chain[0].subject.commonName == dut.device.id)
+                #expect(identity.additionalTrustedCAsPEM == (try h.server.tlsCAPEM))
+                let key = try P256.Signing.PrivateKey(pemRepresentation: identity.privateKeyPEM)
+                #expect(chain[0].publicKey == Certificate.PublicKey(key.publicKey))
+            }
+            guard case .otherTenant = lend(RampartID().description) else {
+                Issue.record("another tenant's DeviceAuthentication was lent the identity")
+                return
             }
         }
     }

@@ -92,8 +92,11 @@ RAMPART_IMPORT("pwm_set") int32_t rampart_pwm_set(int32_t controller, int32_t ch
  * exactly; a name is resolved by the runtime). Returns a handle. Connects within timeout_ms. */
 RAMPART_IMPORT("tcp_connect") int32_t rampart_tcp_connect(const char *host, int32_t host_length, int32_t port,
     int32_t timeout_ms);
-/* TLS with the device certificate as client certificate: needs DeviceAuthentication too. Not offered yet:
- * returns RAMPART_EUNAVAIL after the checks (it never falls back to plain TCP). */
+/* TLS 1.2+ with the device certificate as client certificate (the key never enters the app): needs
+ * DeviceAuthentication too. The server is verified against the system's trust store and the runtime's
+ * service CA, by name (with SNI) or by IP address. Returns a handle for rampart_socket_send/recv/close;
+ * RAMPART_EUNAVAIL before the device has a certificate (never plain TCP instead), RAMPART_ECONN when the
+ * handshake fails. The handshake shares timeout_ms with the connection. */
 RAMPART_IMPORT("tls_connect") int32_t rampart_tls_connect(const char *host, int32_t host_length, int32_t port,
     int32_t timeout_ms);
 /* Listening, only on AllowedTcpServerPorts. Returns a listener handle. */

@@ -285,7 +285,8 @@ package enum DeviceRuntime {
             policy: configuration.network, routerControl: configuration.routerControl, linkImproved: checkNow, state: state)
         let apps = AppSupervisor(
             state: state, limits: appLimits, errors: errors, errorQueued: reporter.eventQueued, telemetry: telemetry,
-            deferral: deferral, restart: restart, link: link, logger: logger)
+            deferral: deferral, restart: restart, link: link, deviceTLS: AppTLSIdentity.lending(state: state, status: status),
+            logger: logger)
         var updates = UpdateAgent(
             state: state, server: server, serverCAPEM: serverCA, status: status, logger: logger, attestNow: attestNow,
             checkNow: checkNow, restart: restart)
