@@ -59,7 +59,7 @@ public enum EvidenceToken {
             throw malformed("The evidence header marks extensions critical (crit); none are understood.")
         } catch .algorithm(let name) {
             throw AttestationRefusal.error(AttestationRefusal.signatureInvalid, "The evidence must be signed with ES256, not '\(name)'.")
-        } catch {
+        } catch .payloadMalformed {
             throw malformed("The evidence payload is not base64url.")
         }
         let payload = parts.payload

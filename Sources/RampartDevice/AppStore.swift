@@ -1,5 +1,6 @@
 import Crypto
 import Foundation
+import Synchronization
 import RampartCore
 import RampartImage
 
@@ -11,6 +12,9 @@ import RampartImage
 /// an interrupted swap at start.
 public struct AppStore: Sendable {
     public let directory: URL
+    /// Serialises installs and removals in this process: the update agent and the local API (sideloading)
+    /// both change apps, and two installs of one component would share its staging directory.
+    private static let changes = Mutex(())
 
     public init(state: DeviceState) {
         directory = state.directory.appendingPathComponent("apps")
@@ -51,6 +55,10 @@ public struct AppStore: Sendable {
     ///
     /// - Parameter imageID: The deployment image it comes from; `nil` for a sideloaded app.
     public func install(_ package: ImagePackage, imageID: String?) throws {
+        try Self.changes.withLock { _ in try installLocked(package, imageID: imageID) }
+    }
+
+    private func installLocked(_ package: ImagePackage, imageID: String?) throws {
         let manifest = package.manifest
         guard manifest.kind == .app, let app = manifest.appManifest else {
             throw RampartError(.packageMalformed, "Not an app package.")
@@ -75,6 +83,10 @@ public struct AppStore: Sendable {
 
     /// Removes an installed app.
     public func remove(componentID: String) throws {
+        try Self.changes.withLock { _ in try removeLocked(componentID: componentID) }
+    }
+
+    private func removeLocked(componentID: String) throws {
         let target = directory.appendingPathComponent(componentID)
         let retired = directory.appendingPathComponent(".removed-\(componentID)")
         guard FileManager.default.fileExists(atPath: target.path) else { return }

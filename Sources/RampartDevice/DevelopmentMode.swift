@@ -2,6 +2,8 @@ import Foundation
 import RampartCore
 import RampartImage
 import RampartPKI
+import Synchronization
+import X509
 
 /// Development mode on the device: the `appDevelopment` capability its server signed for it, kept in
 /// `D/capabilities/app-development.jws`, and the sideloading it allows.
@@ -38,33 +40,55 @@ public struct DevelopmentMode: Sendable {
         }
     }
 
-    /// Stores a capability after verifying it.
+    /// Stores a capability after verifying it. A capability with the same claims as the stored one (the
+    /// server signs afresh for every update check) changes nothing but the file, if its signer changed.
     ///
-    /// - Returns: Whether the stored capability changed.
-    /// - Throws: ``RampartError`` `capabilityInvalid` when it does not verify for this device; nothing is stored.
+    /// - Returns: Whether development mode is newly on.
+    /// - Throws: ``RampartError`` `capabilityInvalid` when it does not verify for this device, or was issued
+    ///   before development mode last ended here (a replay of an old one); nothing is stored.
     @discardableResult
     public func install(_ token: String) throws -> Bool {
-        let text = token.trimmingCharacters(in: .whitespacesAndNewlines)
-        _ = try verify(text)
-        guard storedToken() != text else { return false }
-        try FileManager.default.createDirectory(at: capabilityFile.deletingLastPathComponent(), withIntermediateDirectories: true)
-        try SecureFile.write(text + "\n", to: capabilityFile, mode: 0o644)
-        return true
+        try Self.lock.withLock { _ in
+            let text = token.trimmingCharacters(in: .whitespacesAndNewlines)
+            let (claims, signer) = try verifyWithSigner(text)
+            if let left = lastLeft(), claims.iat <= left {
+                throw RampartError(
+                    .capabilityInvalid,
+                    "The development capability was issued before development mode last ended on this device, so it is an old one. Run 'rampart device enable-development' again.")
+            }
+            let stored = storedToken().flatMap { try? verifyWithSigner($0) }
+            if let stored, stored.claims == claims, stored.signer == signer { return false }
+            try FileManager.default.createDirectory(at: capabilityFile.deletingLastPathComponent(), withIntermediateDirectories: true)
+            try SecureFile.write(text + "\n", to: capabilityFile, mode: 0o644)
+            return stored?.claims != claims
+        }
     }
 
-    /// Leaves development mode: removes the capability, then every sideloaded app.
+    /// Whether anything of development mode is on this device: a capability file, or a sideloaded app.
+    public var hasTraces: Bool {
+        FileManager.default.fileExists(atPath: capabilityFile.path) || AppStore(state: state).installed().contains(where: \.sideloaded)
+    }
+
+    /// Leaves development mode: removes every sideloaded app, then the capability, and remembers when the
+    /// capability was issued so that it cannot be stored again. Apps go first: if a removal fails, the
+    /// capability is still there and the next update check tries again.
     ///
     /// - Returns: The component IDs of the apps removed.
     @discardableResult
     public func leave() throws -> [String] {
-        if FileManager.default.fileExists(atPath: capabilityFile.path) {
-            try FileManager.default.removeItem(at: capabilityFile)
-            SecureFile.synchronizeDirectory(of: capabilityFile)
+        try Self.lock.withLock { _ in
+            let store = AppStore(state: state)
+            let sideloaded = store.installed().filter(\.sideloaded).map(\.componentID)
+            for component in sideloaded { try store.remove(componentID: component) }
+            if let token = storedToken() {
+                if let issued = (try? verify(token))?.iat {
+                    try SecureFile.write("\(max(issued, lastLeft() ?? issued))\n", to: leftFile, mode: 0o644)
+                }
+                try FileManager.default.removeItem(at: capabilityFile)
+                SecureFile.synchronizeDirectory(of: capabilityFile)
+            }
+            return sideloaded
         }
-        let store = AppStore(state: state)
-        let sideloaded = store.installed().filter(\.sideloaded).map(\.componentID)
-        for component in sideloaded { try store.remove(componentID: component) }
-        return sideloaded
     }
 
     /// Installs an app image package, as `device sideload deploy` does.
@@ -76,6 +100,10 @@ public struct DevelopmentMode: Sendable {
     /// - Throws: ``RampartError`` `developmentModeRequired` without a valid capability; `packageMalformed` for
     ///   a package that is not a well-formed app package.
     public func sideload(_ bytes: [UInt8]) throws -> AppStore.InstalledApp {
+        try Self.lock.withLock { _ in try sideloadLocked(bytes) }
+    }
+
+    private func sideloadLocked(_ bytes: [UInt8]) throws -> AppStore.InstalledApp {
         try requireCapability("sideload an app")
         guard bytes.count <= Self.maximumPackageBytes else {
             throw RampartError(.packageMalformed, "The package is larger than \(Self.maximumPackageBytes / 1024 / 1024) MiB.", status: 413)
@@ -102,6 +130,10 @@ public struct DevelopmentMode: Sendable {
     /// - Throws: ``RampartError`` `developmentModeRequired` without a valid capability; `notFound` for a
     ///   component that is not installed.
     public func delete(componentID: String?) throws -> [String] {
+        try Self.lock.withLock { _ in try deleteLocked(componentID: componentID) }
+    }
+
+    private func deleteLocked(componentID: String?) throws -> [String] {
         try requireCapability("delete apps")
         let store = AppStore(state: state)
         let installed = store.installed().map(\.componentID)
@@ -136,8 +168,22 @@ public struct DevelopmentMode: Sendable {
     }
 
     private func verify(_ token: String) throws -> DevelopmentCapability {
+        try verifyWithSigner(token).claims
+    }
+
+    private func verifyWithSigner(_ token: String) throws -> (claims: DevelopmentCapability, signer: Certificate.PublicKey) {
         let deviceID = try state.identity().deviceID
         let issuers = Array(state.storedCertificate()?.chain.dropFirst() ?? [])
-        return try DevelopmentCapability.verify(token, deviceID: deviceID, trustedIssuers: issuers)
+        return try DevelopmentCapability.verifyWithSigner(token, deviceID: deviceID, trustedIssuers: issuers)
     }
+
+    /// Where the issue time of the last capability left behind is kept.
+    private var leftFile: URL { capabilityFile.deletingLastPathComponent().appendingPathComponent("app-development.left") }
+
+    private func lastLeft() -> Int64? {
+        (try? String(contentsOf: leftFile, encoding: .utf8)).flatMap { Int64($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
+    }
+
+    /// Serialises development-mode changes in this process (the local API and the update agent).
+    private static let lock = Mutex(())
 }

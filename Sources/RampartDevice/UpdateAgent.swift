@@ -260,7 +260,10 @@ public struct UpdateAgent: Service {
         checkStarted.ring()
         let settings = try JSONCoding.decoder().decode(DeviceUpdateSettings.self, from: Data(settingsBytes))
         egress?.meter.setBudget(settings.dataBudgetBytes)
-        followDevelopmentMode(settings.developmentCapability)
+        followDevelopmentMode(settings)
+        // A device in development mode takes no cloud app updates (REFERENCE), whatever its group says: a
+        // deployment would replace or remove its sideloaded apps.
+        let development = DevelopmentMode(state: state).capability() != nil
 
         // Trust: the TUF root, first fetched over the pinned, mutually authenticated channel, then only
         // ever replaced through TUF's own root rotation.
@@ -285,7 +288,8 @@ public struct UpdateAgent: Service {
         // newer than what runs. Runtimes come from the feed only (deployments hold apps), and a version that
         // already rolled back here is not tried again: only a newer release is.
         let store = AppStore(state: state)
-        let wanted = settings.updatePolicy == .updateAll ? offered.filter { $0.custom?["kind"] == .string("app") } : []
+        let takesApps = settings.updatePolicy == .updateAll && !development
+        let wanted = takesApps ? offered.filter { $0.custom?["kind"] == .string("app") } : []
         let installed = Dictionary(uniqueKeysWithValues: store.installed().map { ($0.componentID, $0) })
         let appDownloads = wanted.filter { target in
             guard case .string(let component)? = target.custom?["componentId"], case .string(let imageID)? = target.custom?["imageId"]
@@ -334,7 +338,7 @@ public struct UpdateAgent: Service {
 
         // Apps: the group's deployment, exactly, unless the policy keeps apps as they are.
         var appsChanged = false
-        if settings.updatePolicy == .updateAll, appsWaitFor == nil {
+        if takesApps, appsWaitFor == nil {
             for target in appDownloads {
                 guard case .string(let component)? = target.custom?["componentId"], case .string(let imageID)? = target.custom?["imageId"]
                 else { continue }
@@ -376,17 +380,18 @@ public struct UpdateAgent: Service {
     }
 
     /// Follows the server on development mode: stores the capability it hands out, and leaves development
-    /// mode (the capability and every sideloaded app go) when it hands out none. Either way the device attests
-    /// again, so its certificate reflects what it now runs.
-    func followDevelopmentMode(_ token: String?) {
+    /// mode (every sideloaded app and the capability go) when it says the device is not in it; a server that
+    /// says nothing changes nothing. When the mode changes the device attests again, so that its certificate
+    /// reflects what it now runs.
+    func followDevelopmentMode(_ settings: DeviceUpdateSettings) {
         let mode = DevelopmentMode(state: state)
         do {
-            if let token {
+            if let token = settings.developmentCapability {
                 if try mode.install(token) {
                     logger.notice("Development mode is on: apps may be sideloaded")
                     attestNow.ring()
                 }
-            } else if FileManager.default.fileExists(atPath: mode.capabilityFile.path) {
+            } else if settings.developmentMode == false, mode.hasTraces {
                 let removed = try mode.leave()
                 logger.notice("Development mode is off: the capability and sideloaded apps are removed", metadata: [
                     "apps": "\(removed.joined(separator: ","))"

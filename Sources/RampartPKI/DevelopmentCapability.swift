@@ -45,6 +45,13 @@ public struct DevelopmentCapability: Codable, Sendable, Equatable {
     /// - Parameter trustedIssuers: The CA certificates of the device certificate chain the device holds.
     /// - Throws: ``RampartError`` `capabilityInvalid`, saying what is wrong.
     public static func verify(_ token: String, deviceID: String, trustedIssuers: [Certificate]) throws -> DevelopmentCapability {
+        try verifyWithSigner(token, deviceID: deviceID, trustedIssuers: trustedIssuers).claims
+    }
+
+    /// ``verify(_:deviceID:trustedIssuers:)``, also returning the CA key that signed it.
+    public static func verifyWithSigner(_ token: String, deviceID: String, trustedIssuers: [Certificate]) throws
+        -> (claims: DevelopmentCapability, signer: Certificate.PublicKey)
+    {
         func invalid(_ why: String) -> RampartError { RampartError(.capabilityInvalid, "The development capability \(why)") }
         let text = token.trimmingCharacters(in: .whitespacesAndNewlines)
         guard text.utf8.count <= maximumLength else { throw invalid("is larger than \(maximumLength) bytes.") }
@@ -77,7 +84,7 @@ public struct DevelopmentCapability: Codable, Sendable, Equatable {
         }
         guard claims.capability == appDevelopment else { throw invalid("grants '\(claims.capability.prefix(32))', not \(appDevelopment).") }
         guard claims.deviceId == deviceID else { throw invalid("is for device \(claims.deviceId.prefix(64)), not this one (\(deviceID)).") }
-        return claims
+        return (claims, chain[0].publicKey)
     }
 }
 

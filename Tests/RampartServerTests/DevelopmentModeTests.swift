@@ -66,9 +66,20 @@ struct DevelopmentModeTests {
             #expect(installed.sideloaded && installed.imageID == nil && installed.version == "0.1.0-dev")
             await dut.attest()
             #expect(dut.status.snapshot.lastAttestationResult == "success")
-            // Development (No3rdPartyAppUpdates) leaves the sideloaded app alone.
+            // Development (No3rdPartyAppUpdates) leaves the sideloaded app alone…
             #expect(try await dut.updates.checkOnce().result == "upToDate")
             #expect(AppStore(state: dut.device.state).installed().map(\.componentID) == [component.description])
+            // …and so does a group with a deployment, while the device is in development mode: it takes no cloud
+            // app updates, which would replace or remove what was sideloaded.
+            let deployed = try await h.upload(try factory.app(component, version: "1.0.0"))
+            let other = try await h.upload(try factory.app())
+            try await h.deploy([deployed, other], to: groups["Production"]!)
+            _ = try await h.admin.client.send(
+                .PATCH, "/v1/tenants/\(h.tenant.id)/devices/\(dut.device.id)", body: DeviceUpdateRequest(deviceGroupId: groups["Production"]!.id))
+            _ = try await dut.updates.checkOnce()
+            #expect(AppStore(state: dut.device.state).installed().map(\.version) == ["0.1.0-dev"])
+            // The server signs the capability afresh for every check; the same claims are not news.
+            #expect(try mode.install(try #require(try await Self.enable(h, dut.device.id, group: groups["Development"]!.id).capability)) == false)
 
             // Out of development mode on the server: the sideloaded app no longer attests…
             let back = try await Self.cloudTest(h, dut.device.id)
@@ -245,6 +256,17 @@ struct DevelopmentModeTests {
                 #expect(malformed?.code == .packageMalformed)
                 #expect(AppStore(state: state).installed().isEmpty)
 
+                // Two sideloads of one component at once: one wins whole, nothing half-written is left.
+                await withTaskGroup(of: Int32.self) { racing in
+                    for name in ["first", "first-2"] {
+                        racing.addTask { await RampartCommand.main(arguments: ["device", "sideload", "deploy", "--state-dir", path, "--image-package", file[name]!]) }
+                    }
+                    for await code in racing { #expect(code == 0) }
+                }
+                let raced = AppStore(state: state).installed()
+                #expect(raced.count == 1 && ["1.0.0", "2.0.0"].contains(raced.first?.version ?? ""))
+                let leftovers = try FileManager.default.contentsOfDirectory(atPath: AppStore(state: state).directory.path).filter { $0.hasPrefix(".") }
+                #expect(leftovers.isEmpty)
                 for name in ["first", "second", "first-2"] {
                     #expect(await RampartCommand.main(arguments: ["device", "sideload", "deploy", "--state-dir", path, "--image-package", file[name]!]) == 0)
                 }
@@ -267,6 +289,16 @@ struct DevelopmentModeTests {
                 #expect(left.componentIds == [first.description])
                 #expect(AppStore(state: state).installed().isEmpty)
                 #expect(try await LocalAPIClient.get(DevelopmentStatus.self, "/development", state: state).developmentMode == false)
+                // The capability it held cannot be handed back: it predates the end of development mode.
+                let replay = await #expect(throws: RampartError.self) {
+                    try await LocalAPIClient.request(DevelopmentStatus.self, "/development/capability", state: state, method: .PUT, body: Array(capability.utf8))
+                }
+                #expect(replay?.code == .capabilityInvalid && replay?.message.contains("old one") == true)
+                // A new enable-development issues a newer one, which is taken.
+                _ = try await Self.cloudTest(h, dut.device.id, group: groups["Development"]!.id)
+                try await Task.sleep(for: .seconds(1.1))  // capability times are whole seconds
+                let renewed = try #require(try await Self.enable(h, dut.device.id).capability)
+                #expect(try DevelopmentMode(state: state).install(renewed))
                 group.cancelAll()
             }
         }

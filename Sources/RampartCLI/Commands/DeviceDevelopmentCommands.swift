@@ -55,24 +55,37 @@ struct DevelopmentModeChange: ParsableArguments {
             let info = try await client.json(
                 DevelopmentModeInfo.self, .POST, "/v1/tenants/\(try global.tenantID(profile))/devices/\(id)/\(action)",
                 body: DevelopmentModeRequest(deviceGroupId: group))
-            var local: String?
-            if let stateDir {
-                let state = DeviceState(directory: URL(fileURLWithPath: stateDir))
+            // The server's change is made: say so whatever happens on the device.
+            if global.output == .json {
+                try Printer.json(info)
+            } else {
+                print(
+                    info.developmentMode
+                        ? "Device \(info.deviceId) is in development mode, in group '\(info.deviceGroup.name)' of \(info.deviceGroup.productName)."
+                        : "Device \(info.deviceId) is out of development mode, in group '\(info.deviceGroup.name)' of \(info.deviceGroup.productName).")
+            }
+            guard let stateDir else {
+                if global.output != .json { print("The device follows with its next update check, within seconds while it is online.") }
+                return
+            }
+            let state = DeviceState(directory: URL(fileURLWithPath: stateDir))
+            do {
                 if let capability = info.capability {
-                    let status = try await LocalAPIClient.request(
+                    _ = try await LocalAPIClient.request(
                         DevelopmentStatus.self, "/development/capability", state: state, method: .PUT, body: Array(capability.utf8))
-                    local = status.developmentMode ? "the device holds the capability" : "the device refused the capability: \(status.problem ?? "")"
+                    if global.output != .json { print("On the device: it holds the capability.") }
                 } else {
                     let removed = try await LocalAPIClient.request(SideloadResult.self, "/development/capability", state: state, method: .DELETE)
-                    local = "the device left development mode and removed \(removed.componentIds.count) sideloaded app(s)"
+                    if global.output != .json {
+                        print("On the device: it left development mode and removed \(removed.componentIds.count) sideloaded app(s).")
+                    }
                 }
+            } catch let error as RampartError {
+                throw RampartError(
+                    error.code,
+                    "The server made the change, but the device at \(stateDir) did not take it: \(error.message) It follows with its next update check.",
+                    status: error.status)
             }
-            if global.output == .json { return try Printer.json(info) }
-            print(
-                info.developmentMode
-                    ? "Device \(info.deviceId) is in development mode, in group '\(info.deviceGroup.name)' of \(info.deviceGroup.productName)."
-                    : "Device \(info.deviceId) is out of development mode, in group '\(info.deviceGroup.name)' of \(info.deviceGroup.productName).")
-            print(local.map { "On the device: \($0)." } ?? "The device follows with its next update check ('rampart device update check-now' asks for one).")
         }
     }
 }

@@ -390,8 +390,10 @@ public struct DeviceUpdateSettings: Codable, Sendable, Equatable {
     public var targetPrefixes: [String]
     /// The group's monthly servicing data budget per device, in bytes; `nil` for none.
     public var dataBudgetBytes: Int64?
-    /// The signed `appDevelopment` capability while the device is in development mode; `nil` when it is not,
-    /// and the device then drops any capability it holds, with its sideloaded apps.
+    /// Whether the device is in development mode. `false` tells the device to drop any capability it holds,
+    /// with its sideloaded apps; `nil` (a server that does not say) changes nothing.
+    public var developmentMode: Bool?
+    /// The signed `appDevelopment` capability while the device is in development mode.
     public var developmentCapability: String?
     public init(
         deviceId: String, deviceGroupId: RampartID?, updatePolicy: UpdatePolicy, osFeed: OSFeed, maintenanceWindow: String?,

@@ -2,6 +2,7 @@ import Foundation
 import RampartCore
 import RampartPKI
 import RampartStore
+import Synchronization
 
 /// Development mode, Azure Sphere's `appDevelopment` capability: `device enable-development` moves a device
 /// into a group without cloud app updates and grants it a capability, signed by the tenant CA, with which it
@@ -36,13 +37,18 @@ public struct DevelopmentModeService: Sendable {
         try await set(rawID, development: false, group: group, tenant: tenant, caller: caller)
     }
 
-    /// The capability a device in development mode receives with its update settings; `nil` when it is not in
-    /// development mode. Signed afresh by the Active CA, so it follows CA rotation.
-    func capability(tenant: RampartID, deviceID: String) async throws -> String? {
-        guard let device = try await context.store.read({ session in try await session.device(id: deviceID) }),
-            device.tenantID == tenant, let since = device.developmentSince
-        else { return nil }
-        return try await certificateAuthority.signDevelopmentCapability(tenant: tenant, deviceID: deviceID, since: since)
+    /// Adds the device's development mode to its update settings: the capability, signed afresh by the Active CA
+    /// (so it follows CA rotation), or an explicit `false` that tells the device to leave development mode.
+    func addDevelopmentMode(to settings: inout DeviceUpdateSettings, tenant: RampartID) async throws {
+        let deviceID = settings.deviceId
+        let device = try await context.store.read { session in try await session.device(id: deviceID) }
+        guard let device, device.tenantID == tenant, let since = device.developmentSince else {
+            settings.developmentMode = false
+            return
+        }
+        settings.developmentMode = true
+        settings.developmentCapability = try await certificateAuthority.signDevelopmentCapability(
+            tenant: tenant, deviceID: device.id, since: since)
     }
 
     private func set(_ rawID: String, development: Bool, group requested: RampartID?, tenant: RampartID, caller: UserRecord)
@@ -67,11 +73,14 @@ public struct DevelopmentModeService: Sendable {
             try await session.setDeviceGroup(deviceID: deviceID, group: group.id)
             let since = development ? device.developmentSince ?? now : nil
             try await session.setDevelopmentMode(deviceID, since: since)
+            // The device hears of it within seconds while it long-polls, not only at its next scheduled check.
+            try await session.requestUpdateCheck(deviceID: deviceID, at: now)
             let product = try await ProductService.product(group.productID.description, tenant: tenant, session: session)
             return DevelopmentModeInfo(
                 deviceId: deviceID, developmentMode: development, developmentSince: since,
                 deviceGroup: try await ProductService.info(group, product: product, session: session), capability: nil)
         }
+        UpdateCheckService.signals.withLock { $0[deviceID, default: 0] += 1 }
         if let since = info.developmentSince {
             info.capability = try await certificateAuthority.signDevelopmentCapability(tenant: tenant, deviceID: deviceID, since: since)
         }

@@ -1416,7 +1416,8 @@ paths:
         with the tenant's Active CA. The device receives the capability with
         its next update check (`developmentCapability` in
         `GET /v1/tuf/{tenantId}/device`), or from `capability` here through
-        its local API; with it the device accepts sideloaded apps, and
+        its local API (a check-now request tells a long-polling device at
+        once); with it the device accepts sideloaded apps, and
         attestation accepts app images no deployment lists from this device
         while it reports `dbgstat` 0. 400 `invalidRequest` when the device is
         in no group and none is named, or when the group takes cloud app
@@ -3765,13 +3766,17 @@ components:
           description: >-
             The group's monthly servicing data budget per device, in bytes
             (its `dataBudgetMB` × 10^6); null or absent for none.
+        developmentMode:
+          type: [boolean, "null"]
+          description: >-
+            Whether the device is in development mode. When false, the device
+            drops any capability it holds, with its sideloaded apps.
         developmentCapability:
           type: [string, "null"]
           description: >-
             The device's signed `appDevelopment` capability while it is in
             development mode (see `DevelopmentModeInfo`); null or absent when
-            it is not, and the device then drops any capability it holds,
-            with its sideloaded apps.
+            it is not.
 
     UpdateNotification:
       type: object

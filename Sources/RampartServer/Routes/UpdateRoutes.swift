@@ -48,7 +48,7 @@ struct UpdateRoutes: Sendable {
             let tenant = try APIRoutes.tenant(context)
             let device = try await deviceAuthenticator.authenticate(channel: context.channel, tenant: tenant)
             var settings = try await repository.deviceSettings(tenant: tenant, deviceID: device)
-            settings.developmentCapability = try await development.capability(tenant: tenant, deviceID: device)
+            try await development.addDevelopmentMode(to: &settings, tenant: tenant)
             return settings
         }
     }
