@@ -138,6 +138,21 @@ public actor AppSupervisor: Service {
         return told
     }
 
+    /// Whether a running app takes cloud-to-device messages from `tenant`.
+    public func hasCloudRecipients(tenant: String) -> Bool {
+        slots.values.contains { $0.runner?.acceptsCloudMessages(from: tenant) == true }
+    }
+
+    /// Hands a cloud-to-device message to the running apps it is for: the app named by its `componentId`
+    /// property, or else every app whose `DeviceAuthentication` names `tenant`. Returns how many took it.
+    public func deliverCloudMessage(_ payload: [UInt8], componentID: String?, tenant: String) -> Int {
+        var taken = 0
+        for (id, slot) in slots where componentID == nil || id == componentID?.lowercased() {
+            if slot.runner?.deliverCloudMessage(payload, tenant: tenant) == true { taken += 1 }
+        }
+        return taken
+    }
+
     /// Stops an app at its next event boundary; it stays stopped until started.
     public func stop(_ componentID: String) throws -> AppStatus {
         let id = componentID.lowercased()

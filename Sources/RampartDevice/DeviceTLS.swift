@@ -47,12 +47,25 @@ extension DeviceTLS {
         _ body: some Encodable, to url: String, serverCAPEM: String?,
         certificate: (chain: [Certificate], key: P256.Signing.PrivateKey), httpClient: HTTPClient
     ) async throws -> (status: HTTPResponseStatus, body: ByteBuffer) {
+        try await send(
+            .POST, to: url, body: try JSONCoding.encoder().encode(body), serverCAPEM: serverCAPEM, certificate: certificate,
+            httpClient: httpClient)
+    }
+
+    /// Sends a request to the service with the device certificate. Returns the status and at most 1 MiB of
+    /// the answer.
+    static func send(
+        _ method: HTTPMethod, to url: String, body: Data? = nil, serverCAPEM: String?,
+        certificate: (chain: [Certificate], key: P256.Signing.PrivateKey), httpClient: HTTPClient, timeout: TimeAmount = .seconds(30)
+    ) async throws -> (status: HTTPResponseStatus, body: ByteBuffer) {
         var request = HTTPClientRequest(url: url)
-        request.method = .POST
-        request.headers.add(name: "Content-Type", value: "application/json")
-        request.body = .bytes(ByteBuffer(data: try JSONCoding.encoder().encode(body)))
+        request.method = method
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(data: body))
+        }
         request.tlsConfiguration = try configuration(serverCAPEM: serverCAPEM, certificate: certificate)
-        let response = try await httpClient.execute(request, timeout: .seconds(30))
+        let response = try await httpClient.execute(request, timeout: timeout)
         return (response.status, try await response.body.collect(upTo: 1 << 20))
     }
 }

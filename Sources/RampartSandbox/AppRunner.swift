@@ -123,10 +123,17 @@ public final class AppRunner: Sendable {
     public var usage: AppUsage { usageNow.withLock { $0 } }
 
     /// Hands the app a cloud-to-device message. Returns false if its inbox is full, or if it lacks
-    /// `DeviceAuthentication` (cloud messages come through the device's own authenticated connection).
-    public func deliverCloudMessage(_ payload: [UInt8]) -> Bool {
-        guard manifest.granted.deviceAuthentication != nil else { return false }
+    /// `DeviceAuthentication` (cloud messages come through the device's own authenticated connection) for
+    /// `tenant` (the tenant the message came from; `nil` for any).
+    public func deliverCloudMessage(_ payload: [UInt8], tenant: String? = nil) -> Bool {
+        guard acceptsCloudMessages(from: tenant) else { return false }
         return inbox.post(.message(kind: HostResult.messageFromCloud, sender: nil, bytes: payload))
+    }
+
+    /// Whether the app's `DeviceAuthentication` names `tenant` (or the nil UUID, the device's own tenant).
+    public func acceptsCloudMessages(from tenant: String?) -> Bool {
+        guard let granted = manifest.granted.deviceAuthentication else { return false }
+        return tenant == nil || granted == "00000000-0000-0000-0000-000000000000" || granted == tenant
     }
 
     /// Tells the app that an update will install in `seconds`, if it takes system events. Returns whether the

@@ -314,6 +314,7 @@ package enum DeviceRuntime {
             updates,
             apps,
             telemetry,
+            CloudMessageReceiver(state: state, server: server, serverCAPEM: serverCA, status: status, apps: apps, logger: logger),
             reporter,
             HealthWatchdog(slots: SlotStore(state: state), executable: executable, logger: logger, restart: restart),
         ]
