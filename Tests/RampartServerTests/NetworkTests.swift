@@ -7,6 +7,7 @@ import NIOHTTP1
 import RampartCLI
 import RampartCore
 import RampartDevice
+import RampartSandbox
 import RampartImage
 import RampartLink
 import RampartTUF
@@ -42,6 +43,23 @@ struct DeviceConfigurationTests {
         #expect(try DeviceConfiguration.parse("[router]\ncontrol = \"/dev/ttyUSB2\"", file: "d").routerControl == .serial(path: "/dev/ttyUSB2"))
         #expect(try DeviceConfiguration.parse("", file: "d") == DeviceConfiguration())
         #expect(DeviceConfiguration().network.manages("anything"))
+        #expect(try DeviceConfiguration.parse("", file: "d").peripherals == nil)
+        let peripherals = try #require(
+            try DeviceConfiguration.parse(
+                """
+                [peripherals]
+                gpio = "/sys/class/gpio"
+                uart = ["/dev/ttyS1", "/dev/ttyUSB0"]
+                uart_baud = 9600
+                i2c = ["/dev/i2c-1"]
+                spi = ["/dev/spidev0.0"]
+                adc = ["/sys/bus/iio/devices/iio:device0"]
+                pwm = ["/sys/class/pwm/pwmchip0"]
+                """, file: "device.toml"
+            ).peripherals)
+        #expect(peripherals.gpioDirectory == "/sys/class/gpio" && peripherals.uarts == ["/dev/ttyS1", "/dev/ttyUSB0"])
+        #expect(peripherals.uartBaud == 9600 && peripherals.i2cBuses == ["/dev/i2c-1"] && peripherals.spiBuses == ["/dev/spidev0.0"])
+        #expect(peripherals.adcDevices == ["/sys/bus/iio/devices/iio:device0"] && peripherals.pwmChips == ["/sys/class/pwm/pwmchip0"])
     }
 
     @Test(
@@ -57,6 +75,11 @@ struct DeviceConfigurationTests {
             ("[network]\nminimum_signal_dbm = -20", "must be -113 to -51"),
             ("[network]\nallow_roaming = \"yes\"", "must be true or false"),
             ("[router]\ncontrol = \"udp://1.2.3.4:5\"", "must be tcp://HOST:PORT"),
+            ("[peripherals]\nuart = [\"ttyS1\"]", "peripherals.uart holds \"ttyS1\", which is not an absolute path"),
+            ("[peripherals]\nuart_baud = 12345", "peripherals.uart_baud must be one of 9600"),
+            ("[peripherals]\ngpio = \"gpio\"", "peripherals.gpio must be an absolute path"),
+            ("[peripherals]\ncan = [\"/dev/can0\"]", "peripherals.can is not a known setting"),
+            ("[peripherals]\ni2c = \"/dev/i2c-1\"", "must be an array of strings"),
             ("[router]\ncontrol = \"tcp://host:99999\"", "must be tcp://HOST:PORT"),
             ("[router]\n", "router.control is required"),
             ("[network\n", "device.toml:1"),

@@ -283,8 +283,10 @@ package enum DeviceRuntime {
         let checkNow = Doorbell()
         let link = LinkBoard(
             policy: configuration.network, routerControl: configuration.routerControl, linkImproved: checkNow, state: state)
+        // The device's own peripherals when device.toml maps them; the virtual board otherwise.
+        let board: any PeripheralBoard = configuration.peripherals.map { LinuxPeripheralBoard(configuration: $0) } ?? VirtualPeripheralBoard()
         let apps = AppSupervisor(
-            state: state, limits: appLimits, errors: errors, errorQueued: reporter.eventQueued, telemetry: telemetry,
+            state: state, limits: appLimits, board: board, errors: errors, errorQueued: reporter.eventQueued, telemetry: telemetry,
             deferral: deferral, restart: restart, link: link, deviceTLS: AppTLSIdentity.lending(state: state, status: status),
             logger: logger)
         var updates = UpdateAgent(

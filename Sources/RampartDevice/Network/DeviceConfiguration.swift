@@ -1,5 +1,6 @@
 import Foundation
 import RampartCore
+import RampartSandbox
 import TOMLKit
 
 /// `device.toml` in the state directory: the runtime's own settings. It is measured into attestation (a changed
@@ -19,6 +20,8 @@ public struct DeviceConfiguration: Sendable, Equatable {
     public var network = Network()
     /// Where the router control channel comes from, if there is one.
     public var routerControl: RouterControl?
+    /// `[peripherals]`: the Linux devices apps' peripherals map to; `nil` for the virtual board.
+    public var peripherals: LinuxPeripheralBoard.Configuration?
 
     /// `[network]`.
     public struct Network: Sendable, Equatable {
@@ -76,7 +79,7 @@ public struct DeviceConfiguration: Sendable, Equatable {
     public static func parse(_ text: String, file: String) throws -> DeviceConfiguration {
         let root = try TOMLReader.parse(text, file: file)
         let reader = TOMLReader(file: file, base: URL(fileURLWithPath: file).deletingLastPathComponent())
-        try reader.allow(root, ["network", "router"], in: "")
+        try reader.allow(root, ["network", "router", "peripherals"], in: "")
         var config = DeviceConfiguration()
         if let table = try reader.table(root, "network") {
             try reader.allow(
@@ -112,7 +115,41 @@ public struct DeviceConfiguration: Sendable, Equatable {
             }
             config.routerControl = try parseRouterControl(control, reader: reader)
         }
+        if let table = try reader.table(root, "peripherals") {
+            config.peripherals = try parsePeripherals(table, reader: reader)
+        }
         return config
+    }
+
+    private static func parsePeripherals(_ table: TOMLTable, reader: TOMLReader) throws -> LinuxPeripheralBoard.Configuration {
+        try reader.allow(table, ["gpio", "uart", "uart_baud", "i2c", "spi", "adc", "pwm"], in: "peripherals")
+        var board = LinuxPeripheralBoard.Configuration()
+        func paths(_ key: String) throws -> [String] {
+            let listed = try reader.strings(table, key, in: "peripherals") ?? []
+            for path in listed where !path.hasPrefix("/") || path.contains("\0") {
+                throw reader.invalid("peripherals.\(key)", "holds \"\(path)\", which is not an absolute path")
+            }
+            guard listed.count <= 16 else { throw reader.invalid("peripherals.\(key)", "lists more than 16 devices") }
+            return listed
+        }
+        if let gpio = try reader.string(table, "gpio", in: "peripherals") {
+            guard gpio.hasPrefix("/") else { throw reader.invalid("peripherals.gpio", "must be an absolute path, such as /sys/class/gpio") }
+            board.gpioDirectory = gpio
+        }
+        board.uarts = try paths("uart")
+        if let baud = try reader.int(table, "uart_baud", in: "peripherals") {
+            guard LinuxPeripheralBoard.Configuration.baudRates[baud] != nil else {
+                throw reader.invalid(
+                    "peripherals.uart_baud",
+                    "must be one of \(LinuxPeripheralBoard.Configuration.baudRates.keys.sorted().map(String.init).joined(separator: ", "))")
+            }
+            board.uartBaud = baud
+        }
+        board.i2cBuses = try paths("i2c")
+        board.spiBuses = try paths("spi")
+        board.adcDevices = try paths("adc")
+        board.pwmChips = try paths("pwm")
+        return board
     }
 
     /// Linux interface names: 1–15 bytes, no `/`, whitespace or `:`.
