@@ -46,7 +46,7 @@ public struct RouterChannelReader: Sendable {
 
     private var line: [UInt8] = []
     private var discardingOversizedLine = false
-    private var tokens: [RouterMessage.Kind: (count: Double, at: Duration)] = [:]
+    private var tokens: [RouterMessage.Kind: TokenBucket] = [:]
     private var secondWindow: (start: Duration, lines: Int, bytes: Int) = (.zero, 0, 0)
     private var minuteWindow: (start: Duration, rejected: Int) = (.zero, 0)
 
@@ -114,18 +114,16 @@ public struct RouterChannelReader: Sendable {
             reject(error)
             return nil
         }
-        var bucket = tokens[message.kind] ?? (Double(limits.burstPerType), now)
-        let elapsed = Double((now - bucket.at).components.seconds) + Double((now - bucket.at).components.attoseconds) / 1e18
-        bucket.count = min(Double(limits.burstPerType), bucket.count + max(0, elapsed) / limits.secondsPerReport)
-        bucket.at = now
-        guard bucket.count >= 1 else {
-            tokens[message.kind] = bucket
+        let milliseconds = UInt64(max(0, now.components.seconds)) * 1000 + UInt64(max(0, now.components.attoseconds)) / 1_000_000_000_000_000
+        var bucket = tokens[message.kind]
+            ?? TokenBucket(capacity: Double(limits.burstPerType), perSecond: 1 / limits.secondsPerReport, now: milliseconds)
+        let admitted = bucket.take(1, now: milliseconds)
+        tokens[message.kind] = bucket
+        guard admitted else {
             counters.rateLimited += 1
             lastRejection = RouterLineError(.rateLimited, "\(message.kind.rawValue) more often than every \(limits.secondsPerReport) s")
             return nil
         }
-        bucket.count -= 1
-        tokens[message.kind] = bucket
         counters.accepted += 1
         message.apply(to: &facts)
         return message

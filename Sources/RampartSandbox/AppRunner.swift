@@ -1,5 +1,6 @@
 import Foundation
 import Logging
+import RampartCore
 import RampartImage
 import Synchronization
 import WasmKit
@@ -37,33 +38,23 @@ public struct AppUsage: Sendable, Equatable, Codable {
 /// and holds a second's worth. Events spend it; while it is empty the app's next event waits.
 struct CPUBudget {
     let rate: Int
-    private var credit: Double
-    private var updatedAt: UInt64
+    private var bucket: TokenBucket
     private(set) var spent: Double = 0
 
     init(millisecondsPerSecond rate: Int, now: UInt64) {
         self.rate = rate
-        credit = Double(rate)
-        updatedAt = now
+        bucket = TokenBucket(capacity: Double(rate), perSecond: Double(rate), now: now)
     }
 
     /// Counts `milliseconds` of CPU used by an event.
     mutating func spend(_ milliseconds: Double, now: UInt64) {
-        refill(now)
-        credit -= milliseconds
+        if rate > 0 { bucket.spend(milliseconds, now: now) }
         spent += milliseconds
     }
 
     /// How long the next event must wait, in milliseconds (0: it may run now).
     mutating func wait(now: UInt64) -> UInt64 {
-        guard rate > 0 else { return 0 }
-        refill(now)
-        return credit >= 0 ? 0 : UInt64((-credit * 1000 / Double(rate)).rounded(.up))
-    }
-
-    private mutating func refill(_ now: UInt64) {
-        if rate > 0, now > updatedAt { credit = min(Double(rate), credit + Double(now - updatedAt) * Double(rate) / 1000) }
-        updatedAt = max(updatedAt, now)
+        rate > 0 ? bucket.millisecondsUntilSolvent(now: now) : 0
     }
 
     /// CPU time this thread has used, in milliseconds.

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Foundation
+import RampartCore
 import Synchronization
 
 /// The storage writes of every app in this process, by storage file, metered in 4 KiB pages against an
@@ -10,7 +11,7 @@ import Synchronization
 final class StorageWriteMeter: Sendable {
     static let shared = StorageWriteMeter()
     static let page = 4096
-    private let credits = Mutex<[String: (bytes: Double, at: UInt64)]>([:])
+    private let buckets = Mutex<[String: TokenBucket]>([:])
 
     /// Takes the pages a write of `count` bytes at `offset` touches from `file`'s budget of `perHour`
     /// bytes, if there is enough; `false` (nothing taken) if not. `perHour` 0 means no budget.
@@ -19,14 +20,10 @@ final class StorageWriteMeter: Sendable {
         let firstPage = offset / Self.page
         let lastPage = (offset + max(count, 1) - 1) / Self.page
         let cost = Double((lastPage - firstPage + 1) * Self.page)
-        return credits.withLock { credits in
-            var entry = credits[file] ?? (Double(perHour), now)
-            if now > entry.at { entry.bytes = min(Double(perHour), entry.bytes + Double(now - entry.at) * Double(perHour) / 3_600_000) }
-            entry.at = max(entry.at, now)
-            defer { credits[file] = entry }
-            guard entry.bytes >= cost else { return false }
-            entry.bytes -= cost
-            return true
+        return buckets.withLock { buckets in
+            var bucket = buckets[file] ?? TokenBucket(capacity: Double(perHour), perSecond: Double(perHour) / 3600, now: now)
+            defer { buckets[file] = bucket }
+            return bucket.take(cost, now: now)
         }
     }
 }

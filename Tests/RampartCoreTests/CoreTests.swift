@@ -62,3 +62,32 @@ struct ErrorReportCSVTests {
         #expect(line.contains(#""'=HYPERLINK(""http://x"",""click"")""#))
     }
 }
+
+@Suite("Token bucket")
+struct TokenBucketTests {
+    @Test("starts full, refills at its rate up to its capacity, takes all or nothing, and a clock going back adds nothing")
+    func takeAndRefill() {
+        var bucket = TokenBucket(capacity: 3, perSecond: 2, now: 1_000)
+        var taken = [bucket.take(3, now: 1_000), bucket.take(1, now: 1_000)]
+        #expect(taken == [true, false] && bucket.tokens == 0)
+        taken = [bucket.take(1, now: 1_400), bucket.take(1, now: 1_500)]  // 0.8 accrued, then 1
+        #expect(taken == [false, true])
+        let early = bucket.take(0.5, now: 900)  // back in time: nothing accrues
+        #expect(!early && bucket.tokens == 0)
+        bucket.refill(now: 100_000)
+        #expect(bucket.tokens == 3)
+    }
+
+    @Test("spending past empty is a debt, and the wait until it is repaid follows the rate")
+    func debt() {
+        var bucket = TokenBucket(capacity: 500, perSecond: 500, now: 0)
+        bucket.spend(700, now: 0)
+        #expect(bucket.tokens == -200)
+        let waits = [bucket.millisecondsUntilSolvent(now: 0), bucket.millisecondsUntilSolvent(now: 400)]
+        #expect(waits == [400, 0])
+        var stopped = TokenBucket(capacity: 1, perSecond: 0, now: 0)
+        stopped.spend(5, now: 0)
+        let none = stopped.millisecondsUntilSolvent(now: 10)  // no rate: nothing to wait for
+        #expect(none == 0)
+    }
+}
