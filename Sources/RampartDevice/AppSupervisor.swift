@@ -143,14 +143,10 @@ public actor AppSupervisor: Service {
         slots.values.contains { $0.runner?.acceptsCloudMessages(from: tenant) == true }
     }
 
-    /// Hands a cloud-to-device message to the running apps it is for: the app named by its `componentId`
-    /// property, or else every app whose `DeviceAuthentication` names `tenant`. Returns how many took it.
-    public func deliverCloudMessage(_ payload: [UInt8], componentID: String?, tenant: String) -> Int {
-        var taken = 0
-        for (id, slot) in slots where componentID == nil || id == componentID?.lowercased() {
-            if slot.runner?.deliverCloudMessage(payload, tenant: tenant) == true { taken += 1 }
-        }
-        return taken
+    /// Hands a cloud-to-device message to the running app `componentID` names, if its `DeviceAuthentication`
+    /// names `tenant` (or the nil UUID). Returns how many apps took it: 1 or 0.
+    public func deliverCloudMessage(_ payload: [UInt8], componentID: String, tenant: String) -> Int {
+        slots[componentID.lowercased()]?.runner?.deliverCloudMessage(payload, tenant: tenant) == true ? 1 : 0
     }
 
     /// Stops an app at its next event boundary; it stays stopped until started.

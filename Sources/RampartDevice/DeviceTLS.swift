@@ -52,11 +52,12 @@ extension DeviceTLS {
             httpClient: httpClient)
     }
 
-    /// Sends a request to the service with the device certificate. Returns the status and at most 1 MiB of
-    /// the answer.
+    /// Sends a request to the service with the device certificate. Returns the status and the answer, at most
+    /// `maximumAnswer` bytes of it (more is an error).
     static func send(
         _ method: HTTPMethod, to url: String, body: Data? = nil, serverCAPEM: String?,
-        certificate: (chain: [Certificate], key: P256.Signing.PrivateKey), httpClient: HTTPClient, timeout: TimeAmount = .seconds(30)
+        certificate: (chain: [Certificate], key: P256.Signing.PrivateKey), httpClient: HTTPClient, timeout: TimeAmount = .seconds(30),
+        maximumAnswer: Int = 1 << 20
     ) async throws -> (status: HTTPResponseStatus, body: ByteBuffer) {
         var request = HTTPClientRequest(url: url)
         request.method = method
@@ -66,6 +67,6 @@ extension DeviceTLS {
         }
         request.tlsConfiguration = try configuration(serverCAPEM: serverCAPEM, certificate: certificate)
         let response = try await httpClient.execute(request, timeout: timeout)
-        return (response.status, try await response.body.collect(upTo: 1 << 20))
+        return (response.status, try await response.body.collect(upTo: maximumAnswer))
     }
 }

@@ -57,8 +57,10 @@ public final class LinuxPeripheralBoard: PeripheralBoard {
     public func gpioSet(pin: Int, high: Bool) -> Bool {
         guard let pinDirectory = gpioPath(pin) else { return false }
         if !outputs.withLock({ $0.contains(pin) }) {
-            guard Self.write("out", to: pinDirectory + "/direction") else { return false }
+            // "high"/"low" make the pin an output already at its level: "out" would drive it low first.
+            guard Self.write(high ? "high" : "low", to: pinDirectory + "/direction") else { return false }
             outputs.withLock { _ = $0.insert(pin) }
+            return true
         }
         return Self.write(high ? "1" : "0", to: pinDirectory + "/value")
     }
@@ -212,9 +214,13 @@ public final class LinuxPeripheralBoard: PeripheralBoard {
             _ = Self.write("\(channel)", to: "\(chip)/export")
             guard access(directory, F_OK) == 0 else { return false }
         }
-        // Duty first to 0, so that a shorter period is never below the old duty (the kernel refuses that).
-        return Self.write("0", to: directory + "/duty_cycle")
-            && Self.write("\(periodMicroseconds * 1000)", to: directory + "/period")
+        // The kernel refuses a period below the current duty: lower the duty first only then, so that an
+        // ordinary update does not glitch the output (a servo would twitch).
+        let period = periodMicroseconds * 1000
+        if let current = Self.read(directory + "/duty_cycle").flatMap(Int.init), current > period {
+            guard Self.write("0", to: directory + "/duty_cycle") else { return false }
+        }
+        return Self.write("\(period)", to: directory + "/period")
             && Self.write("\(dutyMicroseconds * 1000)", to: directory + "/duty_cycle")
             && Self.write("1", to: directory + "/enable")
     }
@@ -223,7 +229,7 @@ public final class LinuxPeripheralBoard: PeripheralBoard {
 
     /// Writes `text` to an existing attribute file.
     static func write(_ text: String, to path: String) -> Bool {
-        let descriptor = open(path, O_WRONLY | O_CLOEXEC)
+        let descriptor = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)  // as `echo value > attribute` opens it
         guard descriptor >= 0 else { return false }
         defer { close(descriptor) }
         let bytes = Array(text.utf8)

@@ -29,7 +29,12 @@ struct SocketTable: ~Copyable {
 
     init(capacity: Int) { self.capacity = capacity }
 
-    deinit { for entry in entries.values { _ = Glibc.close(entry.descriptor) } }
+    deinit {
+        for entry in entries.values {
+            entry.tls?.dispose(deadline: Monotonic.milliseconds)
+            _ = Glibc.close(entry.descriptor)
+        }
+    }
 
     var isFull: Bool { entries.count >= capacity }
 
@@ -84,6 +89,7 @@ struct SocketTable: ~Copyable {
         let result = stream.handshake(
             context: context, serverHostname: serverHostname, peer: peer, deadline: Monotonic.milliseconds + UInt64(max(0, timeout)))
         guard result == 0 else {
+            stream.dispose(deadline: Monotonic.milliseconds)
             _ = close(handle)
             return (result, stream.failure ?? "the TLS handshake did not finish in time")
         }
@@ -194,7 +200,8 @@ struct SocketTable: ~Copyable {
     /// Closes a handle.
     mutating func close(_ handle: Int32) -> Int32 {
         guard let entry = entries.removeValue(forKey: handle) else { return HostResult.notFound }
-        entry.tls?.close()
+        // What the app was told was sent, and close_notify, get a second to leave.
+        entry.tls?.dispose(deadline: Monotonic.milliseconds + 1000)
         _ = Glibc.close(entry.descriptor)
         return 0
     }

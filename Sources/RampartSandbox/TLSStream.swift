@@ -5,6 +5,7 @@ import NIOCore
 import NIOEmbedded
 import NIOSSL
 import NIOTLS
+import Synchronization
 
 /// The device's TLS client identity, lent to an app with `DeviceAuthentication` for `rampart_tls_connect`.
 public struct AppTLSIdentity: Sendable {
@@ -30,8 +31,20 @@ public struct AppTLSIdentity: Sendable {
         case unavailable
     }
 
-    /// A client TLS context: this identity, TLS 1.2 or later, the server verified (chain and name).
+    /// A client TLS context: this identity, TLS 1.2 or later, the server verified (chain and name). The last
+    /// one made is reused while the identity is the same (a day, until the next certificate): building one
+    /// loads the system's trust store.
     func clientContext() throws -> NIOSSLContext {
+        let key = certificateChainPEM + privateKeyPEM + (additionalTrustedCAsPEM ?? "")
+        if let cached = Self.lastContext.withLock({ $0?.key == key ? $0?.context : nil }) { return cached }
+        let context = try makeClientContext()
+        Self.lastContext.withLock { $0 = (key, context) }
+        return context
+    }
+
+    private static let lastContext = Mutex<(key: String, context: NIOSSLContext)?>(nil)
+
+    private func makeClientContext() throws -> NIOSSLContext {
         var configuration = TLSConfiguration.makeClientConfiguration()
         configuration.minimumTLSVersion = .tlsv12
         configuration.certificateVerification = .fullVerification
@@ -122,12 +135,19 @@ final class TLSStream {
         }
     }
 
-    /// Sends close_notify if the socket takes it at once; the caller closes the socket.
-    func close() {
-        _ = channel.close()
-        _ = try? flush(deadline: Monotonic.milliseconds)
-        _ = try? channel.finish()
+    /// Sends what is still queued and close_notify, within `deadline`, then takes the channel apart; the caller
+    /// closes the socket. Never waits for the peer's close_notify: NIOSSL's own shutdown timeout is run at
+    /// once on the embedded loop, so nothing can hold the app's thread. Safe to call more than once.
+    func dispose(deadline: UInt64) {
+        guard !disposed else { return }
+        disposed = true
+        channel.close(promise: nil)
+        _ = try? flush(deadline: deadline)
+        channel.embeddedEventLoop.advanceTime(by: .hours(1))
+        _ = try? channel.finish(acceptAlreadyClosed: true)
     }
+
+    private var disposed = false
 
     private func fail(_ reason: String) -> Int32 {
         failure = reason
@@ -160,7 +180,12 @@ final class TLSStream {
             if errno == EAGAIN || errno == EINTR { return true }
             throw TLSStreamError.socket(errno)
         }
-        if received == 0 { return false }
+        if received == 0 {
+            // A TLS peer ends with close_notify, which makes the channel inactive before the TCP end arrives. A
+            // TCP end while TLS is still open is a cut connection (or a truncation attack), not a clean close.
+            if channel.isActive { throw TLSStreamError.truncated }
+            return false
+        }
         try channel.writeInbound(ByteBuffer(bytes: chunk.prefix(received)))
         while let data = try channel.readInbound(as: ByteBuffer.self) { plaintext += data.readableBytesView }
         return true
@@ -174,9 +199,11 @@ final class TLSStream {
 
 enum TLSStreamError: Error, CustomStringConvertible {
     case socket(Int32)
+    case truncated
     var description: String {
         switch self {
         case .socket(let code): "socket error \(code)"
+        case .truncated: "the connection ended without TLS close_notify (cut or truncated)"
         }
     }
 }

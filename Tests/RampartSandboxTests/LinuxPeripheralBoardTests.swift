@@ -40,10 +40,12 @@ struct LinuxPeripheralBoardTests {
         var configuration = LinuxPeripheralBoard.Configuration()
         configuration.gpioDirectory = tree.path("gpio")
         let board = LinuxPeripheralBoard(configuration: configuration)
+        // The first set makes the pin an output at its level in one write ("high"/"low", never "out" then the level).
         #expect(board.gpioSet(pin: 5, high: true))
-        #expect(tree.text("gpio/gpio5/direction") == "out" && tree.text("gpio/gpio5/value") == "1")
+        #expect(tree.text("gpio/gpio5/direction") == "high" && tree.text("gpio/gpio5/value") == "0")
+        try tree.file("gpio/gpio5/value", "1\n")  // what the kernel would show
         #expect(board.gpioGet(pin: 5) == true)
-        try tree.file("gpio/gpio5/direction", "in\n")  // only the first set writes the direction
+        try tree.file("gpio/gpio5/direction", "in\n")  // later sets write only the value
         #expect(board.gpioSet(pin: 5, high: false) && tree.text("gpio/gpio5/value") == "0" && tree.text("gpio/gpio5/direction") == "in")
         #expect(board.gpioGet(pin: 6) == true)
         #expect(board.gpioGet(pin: 7) == nil && !board.gpioSet(pin: 7, high: true))
@@ -71,6 +73,9 @@ struct LinuxPeripheralBoardTests {
         #expect(board.pwmSet(controller: 0, channel: 1, periodMicroseconds: 20_000, dutyMicroseconds: 1_500))
         #expect(tree.text("pwmchip0/pwm1/period") == "20000000" && tree.text("pwmchip0/pwm1/duty_cycle") == "1500000")
         #expect(tree.text("pwmchip0/pwm1/enable") == "1")
+        // A period below the current duty: the duty goes to 0 first (the kernel would refuse otherwise); then both.
+        #expect(board.pwmSet(controller: 0, channel: 1, periodMicroseconds: 1_000, dutyMicroseconds: 500))
+        #expect(tree.text("pwmchip0/pwm1/period") == "1000000" && tree.text("pwmchip0/pwm1/duty_cycle") == "500000")
         // Channel 2 is not exported, and exporting it (here: a plain file) does not make it appear.
         #expect(!board.pwmSet(controller: 0, channel: 2, periodMicroseconds: 20_000, dutyMicroseconds: 1_000))
         #expect(tree.text("pwmchip0/export") == "2")

@@ -14,12 +14,16 @@ import X509
 /// A mutual-TLS echo server on loopback: it requires a client certificate from `clientCA` and echoes what it
 /// reads. Its own certificate is for 127.0.0.1, from a CA of its own.
 final class MutualTLSEchoServer: Sendable {
+    /// What the server does after echoing: keep the connection, close it with close_notify, or cut it
+    /// without one (as an attacker truncating the stream would).
+    enum Ending: Sendable { case keepOpen, closeCleanly, cut }
+
     let serverCA: Certificate
     let port: Int
     private let channel: any Channel
     private let group: MultiThreadedEventLoopGroup
 
-    init(clientCA: Certificate) throws {
+    init(clientCA: Certificate, ending: Ending = .keepOpen) throws {
         let identity = try CertificateIssuer.makeDevelopmentServerIdentity(
             hostnames: ["localhost"], ipAddresses: ["127.0.0.1"], now: Date(), validity: 3600)
         serverCA = identity.ca
@@ -34,8 +38,10 @@ final class MutualTLSEchoServer: Sendable {
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
+                    let cutter = Cutter()
+                    try channel.pipeline.syncOperations.addHandler(cutter)
                     try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: context))
-                    try channel.pipeline.syncOperations.addHandler(Echo())
+                    try channel.pipeline.syncOperations.addHandler(Echo(ending: ending, cutter: cutter))
                 }
             }
             .bind(host: "127.0.0.1", port: 0).wait()
@@ -50,8 +56,36 @@ final class MutualTLSEchoServer: Sendable {
     private final class Echo: ChannelInboundHandler, Sendable {
         typealias InboundIn = ByteBuffer
         typealias OutboundOut = ByteBuffer
+        let ending: Ending
+        let cutter: Cutter
+        init(ending: Ending, cutter: Cutter) {
+            self.ending = ending
+            self.cutter = cutter
+        }
         func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            context.writeAndFlush(data, promise: nil)
+            let closing = ending != .keepOpen
+            let cut = ending == .cut
+            let cutter = cutter
+            context.writeAndFlush(data).whenComplete { _ in
+                guard closing else { return }
+                if cut {
+                    // Closed from beside the socket, below TLS: no close_notify, just the TCP end.
+                    cutter.dropWrites()
+                    (try? context.pipeline.syncOperations.context(handlerType: Cutter.self))?.close(promise: nil)
+                } else {
+                    context.close(promise: nil)
+                }
+            }
+        }
+    }
+
+    /// Next to the socket: drops everything written once told to.
+    private final class Cutter: ChannelOutboundHandler, @unchecked Sendable {  // used on its channel's loop only
+        typealias OutboundIn = ByteBuffer
+        private var dropping = false
+        func dropWrites() { dropping = true }
+        func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+            if dropping { promise?.succeed(()) } else { context.write(data, promise: promise) }
         }
     }
 }
@@ -90,6 +124,23 @@ struct SandboxTLSTests {
             """, data: "127.0.0.1xxxxxxxping")
     }
 
+    /// Connects, sends "ping", receives twice (the echo, then what follows), closes the socket, and exits
+    /// with 100 + the second receive's result.
+    static func pingTwiceApp(port: Int) -> String {
+        SandboxHarness.module(
+            """
+            (func (export "app_start") (local $h i32) (local $r i32)
+              (local.set $h (call $tls_connect (i32.const 0) (i32.const 9) (i32.const \(port)) (i32.const 5000)))
+              (if (i32.lt_s (local.get $h) (i32.const 0)) (then (call $exit (i32.add (i32.const 100) (local.get $h))) (return)))
+              (drop (call $socket_send (local.get $h) (i32.const 16) (i32.const 4)))
+              (if (i32.ne (call $socket_recv (local.get $h) (i32.const 64) (i32.const 32) (i32.const 5000)) (i32.const 4))
+                (then (call $exit (i32.const 50)) (return)))
+              (local.set $r (call $socket_recv (local.get $h) (i32.const 64) (i32.const 32) (i32.const 5000)))
+              (drop (call $socket_close (local.get $h)))
+              (call $exit (i32.add (i32.const 100) (local.get $r))))
+            """, data: "127.0.0.1xxxxxxxping")
+    }
+
     static let capabilities = #"{"AllowedConnections": ["127.0.0.1"], "DeviceAuthentication": "00000000-0000-0000-0000-000000000000"}"#
 
     func ping(_ server: MutualTLSEchoServer, lending lookup: AppTLSIdentity.Lookup?, capabilities: String = capabilities) async throws
@@ -110,6 +161,22 @@ struct SandboxTLSTests {
             certificateChainPEM: device.chainPEM, privateKeyPEM: device.keyPEM, additionalTrustedCAsPEM: try server.serverCA.pemString)
         let (result, logs) = try await ping(server, lending: .identity(identity))
         #expect(result == 4, "\(logs)")  // "ping" came back through TLS
+    }
+
+    @Test("the end of a TLS stream: close_notify is a clean 0, a cut without it is a connection error, and close never hangs")
+    func endings() async throws {
+        let device = try DeviceIdentityFixture()
+        for (ending, expected) in [(MutualTLSEchoServer.Ending.closeCleanly, Int32(0)), (.cut, -5), (.keepOpen, -4)] {
+            let server = try MutualTLSEchoServer(clientCA: device.ca, ending: ending)
+            defer { server.stop() }
+            var harness = SandboxHarness()
+            harness.limits.maximumBlockingMilliseconds = 1000  // the open connection's receive times out (EAGAIN)
+            let identity = AppTLSIdentity(
+                certificateChainPEM: device.chainPEM, privateKeyPEM: device.keyPEM, additionalTrustedCAsPEM: try server.serverCA.pemString)
+            harness.deviceTLS = { _ in .identity(identity) }
+            let outcome = await harness.run(try harness.runner(wat: Self.pingTwiceApp(port: server.port), capabilities: Self.capabilities))
+            #expect(SandboxHarness.exitCode(outcome).map { $0 - 100 } == expected, "\(ending): \(harness.logs.messages)")
+        }
     }
 
     @Test("TLS fails closed: an untrusted server, a certificate the server does not trust, no certificate yet, another tenant")

@@ -41,6 +41,7 @@ struct SandboxHarness {
           (import "rampart" "tcp_accept" (func $tcp_accept (param i32 i32) (result i32)))
           (import "rampart" "socket_recv" (func $socket_recv (param i32 i32 i32 i32) (result i32)))
           (import "rampart" "socket_send" (func $socket_send (param i32 i32 i32) (result i32)))
+          (import "rampart" "socket_close" (func $socket_close (param i32) (result i32)))
           (import "rampart" "telemetry_send" (func $telemetry_send (param i32 i32) (result i32)))
           (import "rampart" "app_send" (func $app_send (param i32 i32 i32 i32) (result i32)))
           (import "rampart" "message_read" (func $message_read (param i32 i32) (result i32)))

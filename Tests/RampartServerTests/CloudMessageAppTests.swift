@@ -26,7 +26,7 @@ struct CloudMessageAppTests {
             .map { String(decoding: $0, as: UTF8.self) }
     }
 
-    @Test("the runtime fetches the device's own messages with its certificate, hands them to the apps they are for, and acknowledges them")
+    @Test("the runtime fetches the device's app-addressed messages with its certificate, hands each to its app, and acknowledges it")
     func delivery() async throws {
         try await AttestationHarness.run { h in
             let dut = try await DeviceUnderTest.make(h, group: nil)
@@ -47,8 +47,16 @@ struct CloudMessageAppTests {
                 // Nothing waiting: the poll waits, then comes back empty.
                 #expect(await receiver.receiveOnce(tenant: tenant, wait: 1) == .delivered)
 
-                let sent = try await h.admin.client.json(CloudMessage.self, .POST, base, body: CloudMessageRequest(payload: "open the valve"))
-                #expect(await receiver.receiveOnce(tenant: tenant, wait: 5) == .delivered)
+                // A message without componentId is the device's own (for its MQTT connection): the runtime leaves it.
+                let unaddressed = try await h.admin.client.json(CloudMessage.self, .POST, base, body: CloudMessageRequest(payload: "for the device"))
+                #expect(await receiver.receiveOnce(tenant: tenant, wait: 1) == .delivered)
+                #expect(try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/\(unaddressed.id)").state == .pending)
+                #expect(Self.stored(state, recorder) == nil)
+
+                let sent = try await h.admin.client.json(
+                    CloudMessage.self, .POST, base,
+                    body: CloudMessageRequest(payload: "open the valve", properties: [MessageProperty(name: "componentId", value: recorder)]))
+                #expect(await receiver.receiveOnce(tenant: tenant, wait: receiver.pollSeconds) == .delivered)
                 #expect(try await AppSupervisorTests.eventually { Self.stored(state, recorder) == "open the valve" })
                 #expect(Self.stored(state, deaf) == nil)  // no DeviceAuthentication, no cloud messages
                 let after = try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/\(sent.id)")
@@ -60,12 +68,27 @@ struct CloudMessageAppTests {
                     body: CloudMessageRequest(payload: "for deaf", properties: [MessageProperty(name: "componentId", value: deaf)]))
                 #expect(await receiver.receiveOnce(tenant: tenant, wait: 1) == .waiting)
                 #expect(try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/\(addressed.id)").state == .pending)
+                // As the running receiver polls: the waiting message is set aside, so the next poll waits for new
+                // ones instead of returning it at once, and a new one for the recorder is not held up by it.
+                var cursor = CloudMessageReceiver.Cursor()
+                #expect(await receiver.receiveOnce(tenant: tenant, wait: 1, cursor: &cursor) == .waiting)
+                let start = ContinuousClock.now
+                #expect(await receiver.receiveOnce(tenant: tenant, wait: 1, cursor: &cursor) == .delivered)
+                #expect(ContinuousClock.now - start >= .milliseconds(900))  // it waited: nothing new
+                try await Task.sleep(for: .seconds(1.1))  // the wire's times are whole seconds: a new second
+                _ = try await h.admin.client.json(
+                    CloudMessage.self, .POST, base,
+                    body: CloudMessageRequest(payload: "still open", properties: [MessageProperty(name: "componentId", value: recorder)]))
+                #expect(await receiver.receiveOnce(tenant: tenant, wait: 5, cursor: &cursor) == .delivered)
+                #expect(try await AppSupervisorTests.eventually { Self.stored(state, recorder)?.hasPrefix("still open") == true })
 
                 // With the recorder stopped, nobody takes a new one; started again, it gets the one that waited for
                 // it (the one for deaf still waits).
                 _ = try await apps.stop(recorder)
                 #expect(try await AppSupervisorTests.eventually { !(await apps.hasCloudRecipients(tenant: tenant)) })
-                let later = try await h.admin.client.json(CloudMessage.self, .POST, base, body: CloudMessageRequest(payload: "close it"))
+                let later = try await h.admin.client.json(
+                    CloudMessage.self, .POST, base,
+                    body: CloudMessageRequest(payload: "close it", properties: [MessageProperty(name: "componentId", value: recorder.uppercased())]))
                 #expect(await receiver.receiveOnce(tenant: tenant, wait: 1) == .waiting)
                 _ = try await apps.start(recorder)
                 #expect(try await AppSupervisorTests.eventually { await apps.hasCloudRecipients(tenant: tenant) })

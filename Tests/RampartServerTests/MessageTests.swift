@@ -183,6 +183,14 @@ struct MessageTests {
             let forDevice = try JSONCoding.decoder().decode(CloudMessageList.self, from: body)
             #expect(forDevice.messages.map(\.id) == [sent.id])
             #expect(forDevice.messages.first?.properties == [MessageProperty(name: "command", value: "reboot")])
+            // forApps: only messages addressed to an app (componentId); this one is not.
+            let (appsStatus, appsBody) = try await Self.deviceRequest(
+                h, .GET, "/v1/gateway/\(h.tenant.id)/cloud-messages?deviceId=\(child.id)&forApps=true", as: edge)
+            #expect(appsStatus == 200)
+            #expect(try JSONCoding.decoder().decode(CloudMessageList.self, from: appsBody).messages.isEmpty)
+            let (badFlag, _) = try await Self.deviceRequest(
+                h, .GET, "/v1/gateway/\(h.tenant.id)/cloud-messages?deviceId=\(child.id)&forApps=maybe", as: edge)
+            #expect(badFlag == 400)
             let (_, sinceBody) = try await Self.deviceRequest(
                 h, .GET, "/v1/gateway/\(h.tenant.id)/cloud-messages?since=1970-01-01T00:00:00Z", as: edge)
             // The stranger's message is not this gateway's to deliver.

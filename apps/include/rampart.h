@@ -127,8 +127,8 @@ RAMPART_IMPORT("app_send") int32_t rampart_app_send(const char *component_id, in
  * to length bytes and returns how many; the message is gone when app_on_message returns. Cloud messages
  * reach only apps with DeviceAuthentication. */
 #define RAMPART_MESSAGE_APP   1  /* from another app: rampart_message_sender gives its component ID */
-#define RAMPART_MESSAGE_CLOUD 2  /* cloud-to-device ('rampart device message send'): to the app its componentId
-                                  * property names, else to every app whose DeviceAuthentication allows it */
+#define RAMPART_MESSAGE_CLOUD 2  /* cloud-to-device ('rampart device message send --property componentId=C'):
+                                  * to app C, when its DeviceAuthentication allows the device's tenant */
 RAMPART_IMPORT("message_read") int32_t rampart_message_read(void *buffer, int32_t length);
 RAMPART_IMPORT("message_sender") int32_t rampart_message_sender(char *buffer, int32_t length);
 

@@ -202,10 +202,12 @@ public struct MessageService: Sendable {
     /// What a gateway should deliver: the pending messages of one device (asked when it connects), or of
     /// every device the gateway acts for created at or after `since`. An answer holds at most a page; when
     /// more may follow, ``CloudMessageList/next`` is the cursor to pass as `after` for the rest. With `wait`,
-    /// an empty answer waits up to that many seconds for a first message.
+    /// an empty answer waits up to that many seconds for a first message. With `forApps`, only messages
+    /// addressed to an app (a `componentId` property) are returned: what a device runtime fetches for its
+    /// apps, leaving the rest to the device's own connection.
     public func pending(
         for gatewayID: String, tenant: RampartID, deviceID rawDevice: String?, since: Date?, after cursor: String? = nil,
-        wait: Int
+        wait: Int, forApps: Bool = false
     ) async throws -> CloudMessageList {
         let deviceID = try rawDevice.map(DeviceID.validated)
         guard (0...Self.maximumWait).contains(wait) else { throw RampartError.invalidRequest("wait must be 0 to \(Self.maximumWait) seconds.") }
@@ -228,6 +230,7 @@ public struct MessageService: Sendable {
                         next = Self.cursor(after: mine[mine.count - 1])
                         break
                     }
+                    if forApps, !Self.isAddressedToApp(record) { continue }
                     do {
                         try await authority.check(record.deviceID, session: session)
                         mine.append(record)
@@ -246,6 +249,14 @@ public struct MessageService: Sendable {
             }
             try await Task.sleep(for: .milliseconds(250))
         }
+    }
+
+    /// Whether a message names an app (a `componentId` property).
+    static func isAddressedToApp(_ record: CloudMessageRecord) -> Bool {
+        guard let properties = try? JSONCoding.decoder().decode([MessageProperty].self, from: Data(record.properties.utf8)) else {
+            return false
+        }
+        return properties.contains { $0.name == "componentId" }
     }
 
     /// The opaque cursor after a message: its creation time in milliseconds and its ID.

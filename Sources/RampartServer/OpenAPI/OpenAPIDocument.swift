@@ -535,7 +535,7 @@ paths:
 
         | Status | Code | Meaning |
         | ------ | ---- | ------- |
-        | 400 | `invalidRequest` | None of `deviceId`, `since` and `after` is given, `deviceId` is not a device ID, `since` is not an RFC 3339 date-time, `after` is not a cursor this server gave out, or `wait` is not a whole number from 0 to 10. |
+        | 400 | `invalidRequest` | None of `deviceId`, `since` and `after` is given, `deviceId` is not a device ID, `since` is not an RFC 3339 date-time, `after` is not a cursor this server gave out, `wait` is not a whole number from 0 to 10, or `forApps` is neither `true` nor `false`. |
         | 400 | `deviceNotClaimed` | The tenant does not hold the device `deviceId`. |
         | 401 | `deviceCertificateRequired` | The TLS connection carries no client certificate. |
         | 403 | `deviceCertificateInvalid` | The certificate is not a current device certificate of this tenant. |
@@ -550,6 +550,17 @@ paths:
           description: Only this device's pending messages.
           schema:
             $ref: "#/components/schemas/DeviceId"
+        - name: forApps
+          in: query
+          required: false
+          description: >-
+            When true, only messages addressed to an app (a `componentId`
+            property): what a device runtime fetches for its apps
+            (`RAMPART_MESSAGE_CLOUD`), leaving the rest to the device's own
+            MQTT connection. `true` or `false` (the default).
+          schema:
+            type: string
+            enum: ["true", "false"]
         - name: since
           in: query
           required: false

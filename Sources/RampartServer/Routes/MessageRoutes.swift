@@ -31,7 +31,8 @@ struct MessageRoutes: Sendable {
             }
             return try await messages.pending(
                 for: gateway, tenant: tenant, deviceID: query.get("deviceId"), since: since, after: query.get("after"),
-                wait: try Self.integer(query.get("wait"), "wait", default: 0, in: 0...MessageService.maximumWait))
+                wait: try Self.integer(query.get("wait"), "wait", default: 0, in: 0...MessageService.maximumWait),
+                forApps: try Self.flag(query.get("forApps"), "forApps"))
         }
         router.post("/v1/gateway/:tenantId/cloud-messages/:messageId/delivered") { _, context -> Response in
             let tenant = try APIRoutes.tenant(context)
@@ -85,6 +86,14 @@ struct MessageRoutes: Sendable {
             throw RampartError.invalidRequest("'\(name)' must be a whole number from \(range.lowerBound) to \(range.upperBound).")
         }
         return number
+    }
+
+    static func flag(_ text: String?, _ name: String) throws -> Bool {
+        switch text {
+        case nil, "false": return false
+        case "true": return true
+        default: throw RampartError.invalidRequest("'\(name)' must be true or false.")
+        }
     }
 }
 
