@@ -291,7 +291,7 @@ let package = Package(
         .testTarget(
             name: "RampartSandboxTests",
             dependencies: [
-                "RampartSandbox", "RampartImage", "RampartCore", "RampartPKI",
+                "RampartSandbox", "RampartImage", "RampartCore", "RampartPKI", "RampartTestKit",
                 .product(name: "WAT", package: "WasmKit"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "NIOCore", package: "swift-nio"),

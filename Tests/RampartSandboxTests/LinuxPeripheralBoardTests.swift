@@ -2,15 +2,11 @@
 import Glibc
 #endif
 import Foundation
+import RampartTestKit
 import Testing
 
 @testable import RampartSandbox
 
-// Glibc's module leaves out the X/Open pseudoterminal calls.
-@_silgen_name("posix_openpt") private func posixOpenpt(_ flags: CInt) -> CInt
-@_silgen_name("grantpt") private func grantPseudoterminal(_ fd: CInt) -> CInt
-@_silgen_name("unlockpt") private func unlockPseudoterminal(_ fd: CInt) -> CInt
-@_silgen_name("ptsname") private func pseudoterminalName(_ fd: CInt) -> UnsafeMutablePointer<CChar>?
 
 /// The Linux board against what Linux would show it: sysfs trees made in a temporary directory (GPIO,
 /// IIO, PWM) and a pseudoterminal for a UART. I2C and SPI need their kernel drivers, which this machine
@@ -84,11 +80,9 @@ struct LinuxPeripheralBoardTests {
 
     @Test("a UART is a raw tty: bytes written reach the other end, bytes sent from it are read, nothing waiting is empty")
     func uart() throws {
-        let master = posixOpenpt(O_RDWR | O_NOCTTY)
-        try #require(master >= 0)
-        defer { close(master) }
-        #expect(grantPseudoterminal(master) == 0 && unlockPseudoterminal(master) == 0)
-        let slave = String(cString: try #require(pseudoterminalName(master)))
+        let terminal = try Pseudoterminal()
+        let (master, slave) = (terminal.master, terminal.path)
+        defer { withExtendedLifetime(terminal) {} }  // its deinit closes master
         var configuration = LinuxPeripheralBoard.Configuration()
         configuration.uarts = [slave, "/nonexistent/tty"]
         configuration.uartBaud = 9_600

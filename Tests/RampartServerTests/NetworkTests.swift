@@ -420,11 +420,6 @@ struct LinkAwareServicingTests {
     }
 }
 
-// Glibc's module leaves out the X/Open pseudoterminal calls.
-@_silgen_name("posix_openpt") private func posixOpenpt(_ flags: CInt) -> CInt
-@_silgen_name("grantpt") private func grantPseudoterminal(_ fd: CInt) -> CInt
-@_silgen_name("unlockpt") private func unlockPseudoterminal(_ fd: CInt) -> CInt
-@_silgen_name("ptsname") private func pseudoterminalName(_ fd: CInt) -> UnsafeMutablePointer<CChar>?
 
 @Suite("A hostile router's limits")
 struct HostileRouterLimitTests {
@@ -476,10 +471,9 @@ struct HostileRouterLimitTests {
 
     @Test("a serial router is read as a raw terminal: nothing echoed back, ^D is a byte, not end of file")
     func serialRaw() async throws {
-        let master = posixOpenpt(O_RDWR | O_NOCTTY)
-        try #require(master >= 0 && grantPseudoterminal(master) == 0 && unlockPseudoterminal(master) == 0)
-        defer { close(master) }
-        let path = String(cString: try #require(pseudoterminalName(master)))
+        let terminal = try Pseudoterminal()
+        let (master, path) = (terminal.master, terminal.path)
+        defer { withExtendedLifetime(terminal) {} }  // its deinit closes master
         let board = LinkBoard(policy: .init(), routerControl: .serial(path: path))
         let group = ServiceGroup(
             services: [RouterChannel(source: .serial(path: path), board: board, logger: ServiceEgressTests.quiet)],
