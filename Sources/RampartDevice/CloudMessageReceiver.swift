@@ -57,7 +57,7 @@ public struct CloudMessageReceiver: Service {
             guard let tenant = status.snapshot.tenantId?.description, state.validCertificate() != nil,
                 await apps.hasCloudRecipients(tenant: tenant)
             else {
-                pause = .seconds(30)  // nothing to poll for yet: look again later, locally
+                pause = .seconds(5)  // nothing to poll for yet: look again soon (a local check, no traffic)
                 continue
             }
             switch await receiveOnce(tenant: tenant, wait: pollSeconds, cursor: &cursor) {

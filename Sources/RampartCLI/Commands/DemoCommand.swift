@@ -239,6 +239,7 @@ struct DemoCommand: AsyncParsableCommand {
                 Printer.table(["Device ID", "Event class", "Count", "Description"], report.events.map {
                     [String($0.deviceId.prefix(12)) + "…", $0.eventClass, String($0.eventCount), String($0.description.prefix(60))]
                 })
+                try await cloudMessageToApp(client: client, tenant: tenant, device: devices[0])
                 return
             }
             if ContinuousClock.now > deadline {
@@ -249,6 +250,27 @@ struct DemoCommand: AsyncParsableCommand {
             }
             try await Task.sleep(for: .milliseconds(500))
         }
+    }
+
+    /// A cloud-to-device message addressed to the telemetry app (its `componentId`), which the device's runtime
+    /// fetches with its certificate and hands to the app (`RAMPART_MESSAGE_CLOUD`): the server shows it
+    /// delivered by the device itself.
+    static func cloudMessageToApp(client: APIClient, tenant: RampartID, device: String) async throws {
+        let component = try DemoApps.load("telemetry").manifest.componentID
+        let base = "/v1/tenants/\(tenant)/devices/\(device)/cloud-messages"
+        var message = try await client.json(
+            CloudMessage.self, .POST, base,
+            body: CloudMessageRequest(payload: "report now", properties: [MessageProperty(name: "componentId", value: component)]))
+        let deadline = ContinuousClock.now + .seconds(45)
+        while message.state != .delivered {
+            guard ContinuousClock.now < deadline else {
+                throw RampartError(.internalError, "The telemetry app on \(device.prefix(12))… did not receive its cloud message within 45 s.", status: 500)
+            }
+            try await Task.sleep(for: .milliseconds(300))
+            message = try await client.json(CloudMessage.self, .GET, "\(base)/\(message.id)")
+        }
+        print("   A cloud-to-device message addressed to the telemetry app (componentId \(component.prefix(8))…) reached it")
+        print("   through device \(device.prefix(12))…'s runtime; the server shows it delivered by \(message.deliveredBy?.prefix(12) ?? "?")….")
     }
 
     /// Polls the device list until `count` devices attested successfully (at most 60 s).
