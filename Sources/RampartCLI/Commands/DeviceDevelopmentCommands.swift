@@ -100,7 +100,7 @@ struct DeviceSideloadCommand: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Install an app image package on the device, replacing any version of the same component, and start it.")
         @Option(help: "The device state directory.") var stateDir: String
-        @Option(help: "The app image package (from 'rampart image package').") var imagePackage: String
+        @Option(help: "The app image package (from 'rampart image-package pack-application').") var imagePackage: String
 
         func run() async throws {
             guard let bytes = FileManager.default.contents(atPath: imagePackage) else {
