@@ -434,9 +434,11 @@ public struct UpdateAgent: Service {
 
     /// A report of what runs, with the link facts and this month's servicing data.
     func makeReport(_ result: String, _ message: String?, _ now: Date) -> UpdateReport {
-        UpdateReport(
+        var report = UpdateReport(
             result: result, message: message, at: now, runtimeVersion: runtimeVersion, installedApps: installedImages,
             lastSwitch: lastSwitch, link: link?.snapshot.facts, dataUsage: egress?.meter.usage(now: now))
+        report.developmentMode = DevelopmentMode(state: state).capability() != nil
+        return report
     }
 
     /// Whether the downloads may start now: within the group's data budget and, when large, on an acceptable

@@ -236,7 +236,7 @@ struct DataBudgetTests {
         #expect(UpdateReport.nestedAllowedKeys["installedApps"] == (try keys(app)))
         let report = try #require(
             try JSONSerialization.jsonObject(with: Data(try Self.report().utf8)) as? [String: Any])
-        #expect(UpdateReport.allowedKeys == Set(report.keys).union(["message", "lastSwitch"]))
+        #expect(UpdateReport.allowedKeys == Set(report.keys).union(["message", "lastSwitch", "developmentMode"]))
     }
 
     @Test("the CLI's device-group commands take --data-budget-mb as a whole number")

@@ -56,11 +56,14 @@ struct DevelopmentModeTests {
             let shown = try await h.admin.client.json(DeviceInfo.self, .GET, "/v1/tenants/\(h.tenant.id)/devices/\(dut.device.id)")
             #expect(shown.developmentSince != nil)
 
-            // The device takes the capability with its update check.
+            // The device takes the capability with its update check, and says so in its report.
             #expect(mode.capability() == nil)
             _ = try await dut.updates.checkOnce()
             #expect(mode.capability()?.deviceId == dut.device.id)
             #expect(mode.status().developmentMode)
+            await dut.updates.send(try await dut.updates.checkOnce())
+            let reported = try await h.admin.client.json(DeviceInfo.self, .GET, "/v1/tenants/\(h.tenant.id)/devices/\(dut.device.id)")
+            #expect(reported.developmentSince != nil && reported.deviceDevelopmentMode == true)
 
             let installed = try mode.sideload(package.bytes)
             #expect(installed.sideloaded && installed.imageID == nil && installed.version == "0.1.0-dev")
@@ -87,7 +90,11 @@ struct DevelopmentModeTests {
             await dut.attest()
             #expect(dut.status.snapshot.lastAttestationResult == "measurementUnknown:\(component)")
             // …until the device's next check drops the capability and the sideloaded app.
-            _ = try await dut.updates.checkOnce()
+            let behind = try await h.admin.client.json(DeviceInfo.self, .GET, "/v1/tenants/\(h.tenant.id)/devices/\(dut.device.id)")
+            #expect(behind.developmentSince == nil && behind.deviceDevelopmentMode == true)  // the device has not caught up
+            await dut.updates.send(try await dut.updates.checkOnce())
+            let caughtUp = try await h.admin.client.json(DeviceInfo.self, .GET, "/v1/tenants/\(h.tenant.id)/devices/\(dut.device.id)")
+            #expect(caughtUp.deviceDevelopmentMode == false)
             #expect(mode.capability() == nil && !FileManager.default.fileExists(atPath: mode.capabilityFile.path))
             #expect(AppStore(state: dut.device.state).installed().isEmpty)
             await dut.attest()

@@ -163,8 +163,18 @@ struct DeviceCommand: AsyncParsableCommand {
         Printer.table(["Device ID", "Last attestation", "Result", "Certificate not after", "Hardware model", "Parent", "Mode"], devices.map {
             [$0.id, $0.lastAttestationAt.map(Timestamp.format) ?? "never", $0.lastAttestationResult ?? "",
              $0.certificateNotAfter.map(Timestamp.format) ?? "", $0.hardwareModel ?? "", $0.hub ? "hub" : $0.parentId.map { String($0.prefix(12)) + "…" } ?? "",
-             $0.developmentSince == nil ? "" : "development"]
+             Self.mode($0)]
         })
+    }
+
+    /// Development mode as the server has it, and whether the device has caught up.
+    static func mode(_ device: DeviceInfo) -> String {
+        switch (device.developmentSince != nil, device.deviceDevelopmentMode) {
+        case (true, false?): "development (device not yet)"
+        case (true, _): "development"
+        case (false, true?): "production (device still in development)"
+        case (false, _): ""
+        }
     }
 
     struct Run: AsyncParsableCommand {

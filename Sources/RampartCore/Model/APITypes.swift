@@ -399,6 +399,9 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
     public var dataUsage: ServicingDataUsage?
     /// Since when the device is in development mode (`device enable-development`); `nil` when it is not.
     public var developmentSince: Date?
+    /// Whether the device said, in its last update report, that it holds the development capability: the
+    /// device's side of development mode, which follows the server's within an update check.
+    public var deviceDevelopmentMode: Bool?
     public init(
         id: String, tenantId: RampartID, claimedAt: Date?, firstSeenAt: Date?, lastSeenAt: Date?,
         hardwareModel: String?, softwareVersion: String?, lastAttestationAt: Date?, lastAttestationResult: String?,
@@ -423,7 +426,7 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
 
     private enum CodingKeys: String, CodingKey {
         case id, tenantId, claimedAt, firstSeenAt, lastSeenAt, hardwareModel, softwareVersion, lastAttestationAt
-        case lastAttestationResult, certificateNotAfter, parentId, hub, link, dataUsage, developmentSince
+        case lastAttestationResult, certificateNotAfter, parentId, hub, link, dataUsage, developmentSince, deviceDevelopmentMode
     }
 
     public init(from decoder: any Decoder) throws {
@@ -444,6 +447,7 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
         link = try c.decodeIfPresent(LinkFacts.self, forKey: .link)
         dataUsage = try c.decodeIfPresent(ServicingDataUsage.self, forKey: .dataUsage)
         developmentSince = try c.decodeIfPresent(Date.self, forKey: .developmentSince)
+        deviceDevelopmentMode = try c.decodeIfPresent(Bool.self, forKey: .deviceDevelopmentMode)
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -464,6 +468,7 @@ public struct DeviceInfo: Codable, Sendable, Equatable {
         try c.encodeIfPresent(link, forKey: .link)
         try c.encodeIfPresent(dataUsage, forKey: .dataUsage)
         try c.encode(developmentSince, forKey: .developmentSince)
+        try c.encodeIfPresent(deviceDevelopmentMode, forKey: .deviceDevelopmentMode)
     }
 }
 

@@ -412,7 +412,7 @@ public struct DeviceUpdateSettings: Codable, Sendable, Equatable {
 /// What the update agent last did, for `device show-status` and the server's deployment status.
 public struct UpdateReport: Codable, Sendable, Equatable, APIRequest {
     public static let allowedKeys: Set<String> = [
-        "result", "message", "at", "runtimeVersion", "installedApps", "lastSwitch", "link", "dataUsage",
+        "result", "message", "at", "runtimeVersion", "installedApps", "lastSwitch", "link", "dataUsage", "developmentMode",
     ]
     public static let nestedAllowedKeys: [String: Set<String>] = [
         "installedApps": ["componentId", "name", "version", "imageId"],
@@ -434,6 +434,9 @@ public struct UpdateReport: Codable, Sendable, Equatable, APIRequest {
     public var link: LinkFacts?
     /// Servicing data used this month.
     public var dataUsage: ServicingDataUsage?
+    /// Whether the device holds a valid development capability (it accepts sideloaded apps); absent from
+    /// runtimes older than development mode.
+    public var developmentMode: Bool?
 
     /// One installed image.
     public struct InstalledImage: Codable, Sendable, Equatable {

@@ -56,6 +56,7 @@ public struct DeviceService: Sendable {
         {
             info.link = report.link
             info.dataUsage = report.dataUsage
+            info.deviceDevelopmentMode = report.developmentMode
         }
         return info
     }

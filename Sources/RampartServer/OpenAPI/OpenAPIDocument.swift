@@ -3061,6 +3061,13 @@ components:
           description: >-
             Since when the device is in development mode
             (`POST …/enable-development`); null when it is not.
+        deviceDevelopmentMode:
+          type: boolean
+          description: >-
+            Whether the device said, in its last update report, that it holds
+            the development capability: the device's side of development mode,
+            which follows the server's with its next update check. Absent until
+            it reports. Not in device lists.
 
     DeviceList:
       type: object
@@ -3845,6 +3852,11 @@ components:
           $ref: "#/components/schemas/LinkFacts"
         dataUsage:
           $ref: "#/components/schemas/ServicingDataUsage"
+        developmentMode:
+          type: boolean
+          description: >-
+            Whether the device holds a valid development capability (it
+            accepts sideloaded apps).
 
     LinkFacts:
       type: object
