@@ -172,7 +172,7 @@ struct DeviceCommand: AsyncParsableCommand {
         switch (device.developmentSince != nil, device.deviceDevelopmentMode) {
         case (true, false?): "development (device not yet)"
         case (true, _): "development"
-        case (false, true?): "production (device still in development)"
+        case (false, true?): "development ending (device not yet)"
         case (false, _): ""
         }
     }
