@@ -340,7 +340,7 @@ extension AppTLSIdentity {
             guard let own = status.snapshot.tenantId, let (chain, key) = state.validCertificate(),
                 let pem = try? chain.map({ try $0.pemString }).joined(separator: "\n")
             else { return .unavailable }
-            guard tenant == "00000000-0000-0000-0000-000000000000" || tenant == own.description else { return .otherTenant }
+            guard AppCapabilities.deviceAuthentication(tenant, covers: own.description) else { return .otherTenant }
             return .identity(
                 AppTLSIdentity(
                     certificateChainPEM: pem, privateKeyPEM: key.pemRepresentation,

@@ -5,6 +5,7 @@ import NIOCore
 import NIOFoundationCompat
 import NIOHTTP1
 import RampartCore
+import RampartImage
 import ServiceLifecycle
 import Synchronization
 
@@ -44,7 +45,7 @@ public final class AppTelemetrySender: Service, Sendable {
         let snapshot = status.snapshot
         guard let ownTenant = snapshot.tenantId, snapshot.certificateValid else { return -8 }
         let deviceID = snapshot.deviceId
-        guard tenant == "00000000-0000-0000-0000-000000000000" || tenant == ownTenant.description else { return -1 }
+        guard AppCapabilities.deviceAuthentication(tenant, covers: ownTenant.description) else { return -1 }
         let message = TelemetryUpload(
             key: "app-" + Hex.encode((0..<12).map { _ in UInt8.random(in: 0...255) }),
             deviceId: deviceID, moduleId: nil, enqueuedAt: Date(),

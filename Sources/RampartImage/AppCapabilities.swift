@@ -21,6 +21,14 @@ public struct AppCapabilities: Sendable, Equatable {
     public var mutableStorageKB: Int?
     /// The tenant whose device certificate the app may use (the nil UUID means the device's own tenant).
     public var deviceAuthentication: String?
+
+    /// The `DeviceAuthentication` value that means the device's own tenant, whichever it is.
+    public static let ownTenant = "00000000-0000-0000-0000-000000000000"
+
+    /// Whether a `DeviceAuthentication` value `granted` covers the device's tenant `tenant`.
+    public static func deviceAuthentication(_ granted: String, covers tenant: String) -> Bool {
+        granted == ownTenant || granted == tenant
+    }
     public var systemEventNotifications = false
     public var softwareUpdateDeferral = false
     /// `ForceReboot`, `ForcePowerDown`, `SetPowerProfile`.

@@ -124,7 +124,7 @@ public final class AppRunner: Sendable {
     /// Whether the app's `DeviceAuthentication` names `tenant` (or the nil UUID, the device's own tenant).
     public func acceptsCloudMessages(from tenant: String?) -> Bool {
         guard let granted = manifest.granted.deviceAuthentication else { return false }
-        return tenant == nil || granted == "00000000-0000-0000-0000-000000000000" || granted == tenant
+        return tenant.map { AppCapabilities.deviceAuthentication(granted, covers: $0) } ?? true
     }
 
     /// Tells the app that an update will install in `seconds`, if it takes system events. Returns whether the
