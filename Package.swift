@@ -162,6 +162,7 @@ let package = Package(
             name: "RampartDevice",
             dependencies: [
                 "RampartCore", "RampartPKI", "RampartAttestation", "RampartTUF", "RampartImage", "RampartSandbox", "RampartLink",
+                "RampartMQTT",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "TOMLKit", package: "TOMLKit"),
@@ -312,7 +313,7 @@ let package = Package(
             name: "RampartServerTests",
             dependencies: [
                 "RampartServer", "RampartCLI", "RampartTestKit", "RampartStore", "RampartPKI", "RampartAttestation",
-                "RampartDevice", "RampartLink", "RampartTUF", "RampartImage", "RampartSandbox",
+                "RampartDevice", "RampartLink", "RampartTUF", "RampartImage", "RampartSandbox", "RampartGateway", "RampartMQTT",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "WAT", package: "WasmKit"),
                 .product(name: "Hummingbird", package: "hummingbird"),

@@ -9,13 +9,17 @@ import RampartImage
 import ServiceLifecycle
 import Synchronization
 
-/// Carries apps' telemetry (`rampart_telemetry_send`, `DeviceAuthentication`) to the service over the
-/// runtime's own authenticated connection: the device's certificate on `POST /v1/gateway/{t}/messages`,
-/// where a device may always speak for itself. The server stores it with the device's other telemetry
-/// (`rampart device message list`), tagged with the app's component ID.
+/// Carries apps' telemetry (`rampart_telemetry_send`, `DeviceAuthentication`) over the runtime's own
+/// authenticated connection, tagged with the app's component ID (`componentId`):
+/// - through the gateway `device.toml` names (``GatewayConnection``: MQTT with the device certificate, QoS 1),
+///   which routes it like any device's telemetry;
+/// - without one, to the service: the device's certificate on `POST /v1/gateway/{t}/messages`, where a device
+///   may always speak for itself. The server stores it with the device's other telemetry
+///   (`rampart device message list`).
 ///
 /// Apps hand messages over without waiting: they queue here (at most ``capacity``) and go out in
-/// batches, each message with a unique key so a batch sent again after a lost answer is stored once.
+/// batches. Over HTTPS each message has a unique key, so a batch sent again after a lost answer is stored
+/// once; over MQTT a message is sent again until the gateway acknowledges it (at least once).
 public final class AppTelemetrySender: Service, Sendable {
     /// The most messages waiting; beyond it apps get `RAMPART_ENOSPC`.
     public static let capacity = 256
@@ -25,15 +29,26 @@ public final class AppTelemetrySender: Service, Sendable {
     let serverCAPEM: String?
     let status: DeviceStatusBoard
     let logger: Logger
-    let queued = Doorbell()
+    /// Where messages go instead of the service, when `device.toml` names a gateway.
+    let gateway: GatewayConnection?
+    /// Rung when a message is queued, or the gateway connection comes up.
+    public let queued: Doorbell
     private let waiting = Mutex<[TelemetryUpload]>([])
 
     /// Creates the sender.
-    public init(state: DeviceState, server: String, serverCAPEM: String?, status: DeviceStatusBoard, logger: Logger) {
+    /// - Parameters:
+    ///   - gateway: The gateway connection to send through; `nil` to send to the service.
+    ///   - queued: The doorbell that wakes the sender (give the gateway connection the same one as its `linkUp`).
+    public init(
+        state: DeviceState, server: String, serverCAPEM: String?, status: DeviceStatusBoard, gateway: GatewayConnection? = nil,
+        queued: Doorbell = Doorbell(), logger: Logger
+    ) {
         self.state = state
         self.server = server
         self.serverCAPEM = serverCAPEM
         self.status = status
+        self.gateway = gateway
+        self.queued = queued
         self.logger = logger
     }
 
@@ -73,10 +88,15 @@ public final class AppTelemetrySender: Service, Sendable {
         }
     }
 
-    /// Sends up to 500 waiting messages. Returns false if they stay queued.
+    /// Sends up to 500 waiting messages. Returns false if any stay queued.
     package func sendOnce() async -> Bool {
         let batch = waiting.withLock { Array($0.prefix(500)) }
         guard !batch.isEmpty else { return true }
+        if let gateway {
+            let sent = await gateway.publish(batch)
+            waiting.withLock { $0.removeAll { sent.contains($0.key) } }
+            return sent.count == batch.count
+        }
         guard let tenant = status.snapshot.tenantId, let certificate = state.validCertificate() else { return false }
         do {
             let response = try await DeviceTLS.postJSON(

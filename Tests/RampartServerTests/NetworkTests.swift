@@ -60,6 +60,12 @@ struct DeviceConfigurationTests {
         #expect(peripherals.gpioDirectory == "/sys/class/gpio" && peripherals.uarts == ["/dev/ttyS1", "/dev/ttyUSB0"])
         #expect(peripherals.uartBaud == 9600 && peripherals.i2cBuses == ["/dev/i2c-1"] && peripherals.spiBuses == ["/dev/spidev0.0"])
         #expect(peripherals.adcDevices == ["/sys/bus/iio/devices/iio:device0"] && peripherals.pwmChips == ["/sys/class/pwm/pwmchip0"])
+
+        // [gateway]: a relative CA path is the state directory's; the port defaults to 8883.
+        let gateway = try DeviceConfiguration.parse("[gateway]\nurl = \"mqtts://gw.local\"\nca = \"gateway-ca.pem\"", file: "/var/lib/d/device.toml").gateway
+        #expect(gateway == .init(host: "gw.local", port: 8883, caFile: "/var/lib/d/gateway-ca.pem"))
+        #expect(try DeviceConfiguration.parse("[gateway]\nurl = \"mqtts://[::1]:1883\"", file: "d").gateway == .init(host: "::1", port: 1883))
+        #expect(try DeviceConfiguration.parse("", file: "d").gateway == nil)
     }
 
     @Test(
@@ -83,6 +89,12 @@ struct DeviceConfigurationTests {
             ("[router]\ncontrol = \"tcp://host:99999\"", "must be tcp://HOST:PORT"),
             ("[router]\n", "router.control is required"),
             ("[network\n", "device.toml:1"),
+            ("[gateway]\n", "gateway.url is required"),
+            ("[gateway]\nurl = \"tcp://gw:8883\"", "gateway.url must be mqtts://host[:port]"),
+            ("[gateway]\nurl = \"mqtts://gw:8883/devices\"", "gateway.url must be mqtts://host[:port]"),
+            ("[gateway]\nurl = \"mqtts://:8883\"", "gateway.url must be mqtts://host[:port]"),
+            ("[gateway]\nurl = \"mqtts://gw:0\"", "gateway.url has a port outside 1–65535"),
+            ("[gateway]\nurl = \"mqtts://gw\"\nca_file = \"x.pem\"", "gateway.ca_file is not a known setting"),
         ])
     func invalid(text: String, message: String) {
         do {

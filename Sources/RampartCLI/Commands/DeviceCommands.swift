@@ -288,7 +288,13 @@ package enum DeviceRuntime {
         var reporter = ErrorEventUploader(
             state: state, server: server, serverCAPEM: serverCA, queue: errors, status: status, logger: logger, eventQueued: Doorbell())
         reporter.egress = egress
-        let telemetry = AppTelemetrySender(state: state, server: server, serverCAPEM: serverCA, status: status, logger: logger)
+        // Apps' telemetry and cloud messages: through the gateway device.toml names, or to the service over HTTPS.
+        let telemetryQueued = Doorbell()
+        let gateway = configuration.gateway.map {
+            GatewayConnection(settings: $0, state: state, status: status, linkUp: telemetryQueued, logger: logger)
+        }
+        let telemetry = AppTelemetrySender(
+            state: state, server: server, serverCAPEM: serverCA, status: status, gateway: gateway, queued: telemetryQueued, logger: logger)
         let deferral = UpdateDeferral()
         let checkNow = Doorbell()
         let link = LinkBoard(
@@ -299,6 +305,7 @@ package enum DeviceRuntime {
             state: state, limits: appLimits, board: board, errors: errors, errorQueued: reporter.eventQueued, telemetry: telemetry,
             deferral: deferral, restart: restart, link: link, deviceTLS: AppTLSIdentity.lending(state: state, status: status),
             logger: logger)
+        gateway?.deliverCloudMessages(to: apps)
         var updates = UpdateAgent(
             state: state, server: server, serverCAPEM: serverCA, status: status, logger: logger, attestNow: attestNow,
             checkNow: checkNow, restart: restart)
@@ -326,7 +333,7 @@ package enum DeviceRuntime {
             updates,
             apps,
             telemetry,
-            CloudMessageReceiver(state: state, server: server, serverCAPEM: serverCA, status: status, apps: apps, logger: logger),
+            gateway.map { $0 as any Service } ?? CloudMessageReceiver(state: state, server: server, serverCAPEM: serverCA, status: status, apps: apps, logger: logger),
             reporter,
             HealthWatchdog(slots: SlotStore(state: state), executable: executable, logger: logger, restart: restart),
         ]

@@ -15,6 +15,10 @@ import TOMLKit
 ///
 /// [router]
 /// control = "tcp://192.168.8.1:7011"      # or a serial device, "/dev/ttyUSB2"
+///
+/// [gateway]
+/// url = "mqtts://gateway.local:8883"      # apps' telemetry and cloud messages go through this Rampart gateway
+/// ca = "gateway-ca.pem"                   # the CA of its certificate (default: the system's roots)
 /// ```
 public struct DeviceConfiguration: Sendable, Equatable {
     public var network = Network()
@@ -22,6 +26,26 @@ public struct DeviceConfiguration: Sendable, Equatable {
     public var routerControl: RouterControl?
     /// `[peripherals]`: the Linux devices apps' peripherals map to; `nil` for the virtual board.
     public var peripherals: LinuxPeripheralBoard.Configuration?
+    /// `[gateway]`: the Rampart gateway apps' telemetry and cloud messages go through; `nil` to send them to
+    /// the service over HTTPS.
+    public var gateway: Gateway?
+
+    /// `[gateway]`.
+    public struct Gateway: Sendable, Equatable {
+        /// The gateway's host name or address.
+        public var host: String
+        /// Its MQTT port (8883 by default).
+        public var port: Int
+        /// The CA certificate (PEM file) the gateway's certificate must chain to; `nil` for the system's roots.
+        public var caFile: String?
+
+        /// Creates the settings.
+        public init(host: String, port: Int = 8883, caFile: String? = nil) {
+            self.host = host
+            self.port = port
+            self.caFile = caFile
+        }
+    }
 
     /// `[network]`.
     public struct Network: Sendable, Equatable {
@@ -79,7 +103,7 @@ public struct DeviceConfiguration: Sendable, Equatable {
     public static func parse(_ text: String, file: String) throws -> DeviceConfiguration {
         let root = try TOMLReader.parse(text, file: file)
         let reader = TOMLReader(file: file, base: URL(fileURLWithPath: file).deletingLastPathComponent())
-        try reader.allow(root, ["network", "router", "peripherals"], in: "")
+        try reader.allow(root, ["network", "router", "peripherals", "gateway"], in: "")
         var config = DeviceConfiguration()
         if let table = try reader.table(root, "network") {
             try reader.allow(
@@ -117,6 +141,20 @@ public struct DeviceConfiguration: Sendable, Equatable {
         }
         if let table = try reader.table(root, "peripherals") {
             config.peripherals = try parsePeripherals(table, reader: reader)
+        }
+        if let table = try reader.table(root, "gateway") {
+            try reader.allow(table, ["url", "ca"], in: "gateway")
+            guard let url = try reader.string(table, "url", in: "gateway") else {
+                throw reader.invalid("gateway.url", "is required in [gateway] (mqtts://host:port)")
+            }
+            guard let parts = URLComponents(string: url), parts.scheme == "mqtts", let host = parts.host, !host.isEmpty,
+                parts.path.isEmpty || parts.path == "/", parts.query == nil, parts.user == nil
+            else {
+                throw reader.invalid("gateway.url", "must be mqtts://host[:port], not \"\(url)\"")
+            }
+            if let port = parts.port, !(1...65535).contains(port) { throw reader.invalid("gateway.url", "has a port outside 1–65535") }
+            let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host
+            config.gateway = Gateway(host: bare, port: parts.port ?? 8883, caFile: try reader.path(table, "ca", in: "gateway"))
         }
         return config
     }

@@ -4,6 +4,7 @@ import NIOConcurrencyHelpers
 import NIOCore
 import RampartCore
 import RampartDevice
+import RampartMQTT
 import Synchronization
 
 /// Store and forward: a durable, ordered queue per endpoint and priority.

@@ -40,11 +40,12 @@ public struct MQTTClientError: Error, Sendable, Hashable, CustomStringConvertibl
     public func hash(into hasher: inout Hasher) { hasher.combine(code) }
 }
 
-/// An async MQTT 3.1.1 / 5 client over TCP or TLS, used by the upstream bridge and the benchmark.
+/// An async MQTT 3.1.1 / 5 client over TCP or TLS, used by the upstream bridge, the device runtime's link to
+/// its gateway and the benchmark.
 ///
 /// Publishes are pipelined: each returns a future that completes on PUBACK (QoS 1) or once written
 /// (QoS 0), so many can be in flight at once. Incoming PUBLISHes arrive on ``messages``; QoS 1 ones
-/// are acknowledged on arrival.
+/// are acknowledged on arrival, or by the caller (``acknowledge(_:)``) when the configuration says so.
 public final class MQTTClient: Sendable {
     /// Connection settings.
     public struct Configuration: Sendable {
@@ -74,6 +75,9 @@ public final class MQTTClient: Sendable {
         public var maximumPacketSize = 1 << 20
         /// The message the server publishes if the connection ends without DISCONNECT.
         public var will: MQTTWill?
+        /// Whether incoming QoS 1 messages are acknowledged as they arrive (the default), or only when the
+        /// caller passes them to ``MQTTClient/acknowledge(_:)``, once it has dealt with them.
+        public var acknowledgesOnArrival = true
 
         /// Creates settings.
         public init(host: String, port: Int, tls: TLSConfiguration? = nil, clientID: String) {
@@ -170,6 +174,14 @@ public final class MQTTClient: Sendable {
         let handler = handler
         channel.eventLoop.execute { handler.value.publish(publish, promise: promise) }
         return promise.futureResult
+    }
+
+    /// Acknowledges an incoming QoS 1 message (PUBACK), for a client made with
+    /// ``Configuration/acknowledgesOnArrival`` off. Does nothing for other messages or a closed connection.
+    public func acknowledge(_ publish: MQTTPublish) {
+        guard publish.qos == .atLeastOnce, let packetID = publish.packetID else { return }
+        let handler = handler
+        channel.eventLoop.execute { handler.value.acknowledge(packetID) }
     }
 
     /// Subscribes and returns the granted reason codes.
@@ -309,7 +321,7 @@ final class MQTTClientHandler: ChannelDuplexHandler {
             break
         case .publish(let publish):
             messages.yield(publish)
-            if publish.qos == .atLeastOnce, let packetID = publish.packetID {
+            if publish.qos == .atLeastOnce, let packetID = publish.packetID, configuration.acknowledgesOnArrival {
                 context.writeAndFlush(wrapOutboundOut(.puback(MQTTAck(packetID: packetID, reasonCode: .success, properties: .init()))), promise: nil)
             } else if publish.qos == .exactlyOnce, let packetID = publish.packetID {
                 context.writeAndFlush(wrapOutboundOut(.pubrec(MQTTAck(packetID: packetID, reasonCode: .success, properties: .init()))), promise: nil)
@@ -379,6 +391,11 @@ final class MQTTClientHandler: ChannelDuplexHandler {
             }
             context.writeAndFlush(wrapOutboundOut(.publish(outgoing)), promise: written)
         }
+    }
+
+    func acknowledge(_ packetID: UInt16) {
+        guard let context, isConnected, context.channel.isActive else { return }
+        context.writeAndFlush(wrapOutboundOut(.puback(MQTTAck(packetID: packetID, reasonCode: .success, properties: .init()))), promise: nil)
     }
 
     func subscribe(_ subscriptions: [MQTTSubscription], promise: EventLoopPromise<[MQTTReasonCode]>) {

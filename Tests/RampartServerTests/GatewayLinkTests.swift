@@ -1,0 +1,211 @@
+import Foundation
+import Logging
+import NIOHTTP1
+import RampartCLI
+import RampartCore
+import RampartDevice
+import RampartGateway
+import RampartTestKit
+import ServiceLifecycle
+import Testing
+
+/// Apps' telemetry and cloud messages through the runtime's own MQTT connection to a Rampart gateway
+/// (`[gateway]` in device.toml): a real hub gateway in-process, attested with the server like any device.
+@Suite("The runtime's gateway connection")
+struct GatewayLinkTests {
+    /// Sends one telemetry message when it starts, and writes every cloud message it reads into its storage.
+    static let app = #"""
+        (module
+          (import "rampart" "telemetry_send" (func $telemetry_send (param i32 i32) (result i32)))
+          (import "rampart" "message_read" (func $message_read (param i32 i32) (result i32)))
+          (import "rampart" "storage_write" (func $storage_write (param i32 i32 i32) (result i32)))
+          (memory (export "memory") 1)
+          (data (i32.const 0) "{\"t\":21.5}")
+          (func (export "app_start") (drop (call $telemetry_send (i32.const 0) (i32.const 10))))
+          (func (export "app_on_message") (param $kind i32) (param $length i32) (local $n i32)
+            (local.set $n (call $message_read (i32.const 1024) (i32.const 512)))
+            (drop (call $storage_write (i32.const 0) (i32.const 1024) (local.get $n)))))
+        """#
+
+    static let quiet: Logger = {
+        var logger = Logger(label: "test.gateway-link")
+        logger.logLevel = .critical
+        return logger
+    }()
+
+    /// Runs a hub gateway for the harness's tenant, its own device attested and marked as a hub on the server.
+    /// Returns its MQTT port and CA file to `body`.
+    static func withHub(_ h: AttestationHarness, _ body: @Sendable (_ port: Int, _ caFile: String) async throws -> Void) async throws {
+        let hubDevice = try await DeviceUnderTest.make(h, group: nil)
+        await hubDevice.attest()
+        let hubState = hubDevice.device.state
+        try SecureFile.write(try h.server.tlsCAPEM, to: hubState.serverCAFile, mode: 0o644)
+        _ = try await h.admin.client.send(
+            .PUT, "/v1/tenants/\(h.tenant.id)/devices/\(hubDevice.device.id)/hub", body: SetHubRequest(hub: true))
+        let directory = h.fleet.directory.file("hub-\(hubDevice.device.id.prefix(8))")
+        let setup = try GatewaySetup.initialize(directory: directory.path, hostname: "127.0.0.1")
+        var configuration = GatewayConfiguration()
+        configuration.listener.host = "127.0.0.1"
+        configuration.listener.port = 0
+        configuration.listener.certificate = directory.appendingPathComponent("server.pem").path
+        configuration.listener.privateKey = directory.appendingPathComponent("server-key.pem").path
+        configuration.trust.bundle = directory.appendingPathComponent("trust-bundle.pem").path
+        let bundle = try await h.admin.client.send(.GET, "/v1/tenants/\(h.tenant.id)/ca-bundle").body
+        try SecureFile.write(Data(bundle), to: URL(fileURLWithPath: configuration.trust.bundle), mode: 0o644)
+        configuration.identity.server = h.server.url
+        configuration.identity.tenant = h.tenant.id.description
+        configuration.identity.deviceState = hubState.directory.path
+        configuration.store.directory = directory.appendingPathComponent("store").path
+        configuration.metrics.host = "127.0.0.1"
+        configuration.metrics.port = 0
+        let gateway = try Gateway(configuration: configuration, logger: quiet)
+        let (ports, bound) = AsyncStream.makeStream(of: Int.self)
+        let group = ServiceGroup(
+            configuration: .init(services: try gateway.services(listenerBound: { bound.yield($0) }).map { .init(service: $0) }, logger: quiet))
+        try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var iterator = ports.makeAsyncIterator()
+            guard let port = await iterator.next() else { throw CancellationError() }
+            do {
+                try await body(port, setup.caCertificate)
+            } catch {
+                await group.triggerGracefulShutdown()
+                try? await tasks.waitForAll()
+                throw error
+            }
+            await group.triggerGracefulShutdown()
+            try await tasks.waitForAll()
+        }
+    }
+
+    @Test("apps' telemetry goes up through the gateway and cloud messages come down to their apps, acknowledged once taken")
+    func roundTrip() async throws {
+        try await AttestationHarness.run { h in
+            try await Self.withHub(h) { port, caFile in
+                let dut = try await DeviceUnderTest.make(h, group: nil)
+                await dut.attest()
+                let state = dut.device.state
+                let capabilities = #"{"DeviceAuthentication": "00000000-0000-0000-0000-000000000000", "MutableStorage": {"SizeKB": 4}}"#
+                let app = try AppSupervisorTests.install(Self.app, name: "sensor", capabilities: capabilities, in: state)
+                let deaf = try AppSupervisorTests.install(
+                    CloudMessageAppTests.recorder, name: "deaf", capabilities: #"{"MutableStorage": {"SizeKB": 4}}"#, in: state)
+                let queued = Doorbell()
+                let connection = GatewayConnection(
+                    settings: .init(host: "127.0.0.1", port: port, caFile: caFile), state: state, status: dut.status, linkUp: queued,
+                    tick: .milliseconds(200), logger: Self.quiet)
+                let sender = AppTelemetrySender(
+                    state: state, server: h.server.url, serverCAPEM: try h.server.tlsCAPEM, status: dut.status, gateway: connection,
+                    queued: queued, logger: Self.quiet)
+                let apps = AppSupervisor(state: state, errors: ErrorEventQueue(state: state), telemetry: sender, logger: Self.quiet)
+                connection.deliverCloudMessages(to: apps)
+                let tenant = "/v1/tenants/\(h.tenant.id)"
+                let base = "\(tenant)/devices/\(dut.device.id)"
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await apps.run() }
+                    group.addTask { try await connection.run() }
+                    group.addTask { try await sender.run() }
+
+                    // Up: the app's reading reaches the server through the hub, under the device, tagged with the app.
+                    #expect(try await AppSupervisorTests.eventually(30) {
+                        try await h.admin.client.json(DeviceMessageList.self, .GET, "\(base)/messages").messages.contains {
+                            $0.payload == #"{"t":21.5}"# && $0.properties.contains(MessageProperty(name: "componentId", value: app))
+                        }
+                    })
+                    #expect(connection.isConnected && connection.connectionsMade == 1)
+
+                    // Down: a message for the app reaches it, and the server records it delivered.
+                    let sent = try await h.admin.client.json(
+                        CloudMessage.self, .POST, "\(base)/cloud-messages",
+                        body: CloudMessageRequest(payload: "open the valve", properties: [MessageProperty(name: "componentId", value: app)]))
+                    #expect(try await AppSupervisorTests.eventually(30) { CloudMessageAppTests.stored(state, app) == "open the valve" })
+                    #expect(try await AppSupervisorTests.eventually {
+                        try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/cloud-messages/\(sent.id)").state == .delivered
+                    })
+
+                    // One for an app without DeviceAuthentication is never handed to it, and stays pending on the server.
+                    let refused = try await h.admin.client.json(
+                        CloudMessage.self, .POST, "\(base)/cloud-messages",
+                        body: CloudMessageRequest(payload: "for deaf", properties: [MessageProperty(name: "componentId", value: deaf)]))
+                    // One naming no app is acknowledged (nothing on the device could take it later either).
+                    let unaddressed = try await h.admin.client.json(
+                        CloudMessage.self, .POST, "\(base)/cloud-messages", body: CloudMessageRequest(payload: "for nobody"))
+                    #expect(try await AppSupervisorTests.eventually {
+                        try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/cloud-messages/\(unaddressed.id)").state == .delivered
+                    })
+                    try await Task.sleep(for: .seconds(1))
+                    #expect(try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/cloud-messages/\(refused.id)").state == .pending)
+                    #expect(CloudMessageAppTests.stored(state, deaf) == nil)
+
+                    // One for a stopped app waits on the device, unacknowledged, and reaches the app once it starts again.
+                    _ = try await apps.stop(app)
+                    let later = try await h.admin.client.json(
+                        CloudMessage.self, .POST, "\(base)/cloud-messages",
+                        body: CloudMessageRequest(payload: "close it", properties: [MessageProperty(name: "componentId", value: app)]))
+                    try await Task.sleep(for: .seconds(1))
+                    #expect(try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/cloud-messages/\(later.id)").state == .pending)
+                    _ = try await apps.start(app)
+                    #expect(try await AppSupervisorTests.eventually(30) { CloudMessageAppTests.stored(state, app)?.hasPrefix("close it") == true })
+                    #expect(try await AppSupervisorTests.eventually {
+                        try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/cloud-messages/\(later.id)").state == .delivered
+                    })
+
+                    group.cancelAll()
+                }
+            }
+        }
+    }
+
+    @Test("a gateway the device cannot trust gets nothing: telemetry stays queued, goes once its CA file is right, and a renewed certificate reconnects")
+    func untrustedGateway() async throws {
+        try await AttestationHarness.run { h in
+            try await Self.withHub(h) { port, caFile in
+                let dut = try await DeviceUnderTest.make(h, group: nil)
+                await dut.attest()
+                let state = dut.device.state
+                // Another gateway's CA first: the hub's certificate does not chain to it.
+                let wrongCA = try GatewaySetup.initialize(directory: h.fleet.directory.file("other-gateway").path, hostname: "127.0.0.1")
+                let configuredCA = h.fleet.directory.file("configured-gateway-ca.pem")
+                try FileManager.default.copyItem(atPath: wrongCA.caCertificate, toPath: configuredCA.path)
+                let queued = Doorbell()
+                let connection = GatewayConnection(
+                    settings: .init(host: "127.0.0.1", port: port, caFile: configuredCA.path), state: state, status: dut.status,
+                    linkUp: queued, tick: .milliseconds(200), logger: Self.quiet)
+                let sender = AppTelemetrySender(
+                    state: state, server: h.server.url, serverCAPEM: try h.server.tlsCAPEM, status: dut.status, gateway: connection,
+                    queued: queued, logger: Self.quiet)
+                let component = RampartID().description
+                #expect(sender.submit(componentID: component, tenant: h.tenant.id.description, payload: Array("reading".utf8)) == 7)
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask { try await connection.run() }
+                    try await Task.sleep(for: .seconds(2))
+                    #expect(!connection.isConnected && connection.connectionsMade == 0)
+                    #expect(!(await sender.sendOnce()))  // kept, not lost
+
+                    // The CA file is read again on each attempt: fixed, the next attempt connects and the reading goes.
+                    try Data(contentsOf: URL(fileURLWithPath: caFile)).write(to: configuredCA)
+                    #expect(try await AppSupervisorTests.eventually(30) { connection.isConnected })
+                    #expect(await sender.sendOnce())
+                    #expect(try await AppSupervisorTests.eventually(30) {
+                        try await h.admin.client.json(
+                            DeviceMessageList.self, .GET, "/v1/tenants/\(h.tenant.id)/devices/\(dut.device.id)/messages"
+                        ).messages.map(\.payload) == ["reading"]
+                    })
+
+                    // A renewed certificate: the runtime connects again with it, and telemetry still flows.
+                    try await Task.sleep(for: .seconds(1.1))  // certificates' times are whole seconds
+                    await dut.attest()
+                    #expect(dut.status.snapshot.lastAttestationResult == "success")
+                    #expect(try await AppSupervisorTests.eventually { connection.connectionsMade == 2 && connection.isConnected })
+                    #expect(sender.submit(componentID: component, tenant: h.tenant.id.description, payload: Array("renewed".utf8)) == 7)
+                    #expect(await sender.sendOnce())
+                    #expect(try await AppSupervisorTests.eventually(30) {
+                        try await h.admin.client.json(
+                            DeviceMessageList.self, .GET, "/v1/tenants/\(h.tenant.id)/devices/\(dut.device.id)/messages"
+                        ).messages.map(\.payload) == ["reading", "renewed"]
+                    })
+                    group.cancelAll()
+                }
+            }
+        }
+    }
+}
