@@ -143,10 +143,24 @@ public actor AppSupervisor: Service {
         slots.values.contains { $0.runner?.acceptsCloudMessages(from: tenant) == true }
     }
 
+    /// What became of a cloud-to-device message handed to an app.
+    public enum CloudDelivery: Sendable, Equatable {
+        /// The app's inbox took it.
+        case taken
+        /// The app is installed but cannot take it now: not running, or its inbox is full.
+        case notNow
+        /// No installed app has that component ID, or the running app's `DeviceAuthentication` does not
+        /// cover the tenant: it would not take the message later either.
+        case noRecipient
+    }
+
     /// Hands a cloud-to-device message to the running app `componentID` names, if its `DeviceAuthentication`
-    /// names `tenant` (or the nil UUID). Returns how many apps took it: 1 or 0.
-    public func deliverCloudMessage(_ payload: [UInt8], componentID: String, tenant: String) -> Int {
-        slots[componentID.lowercased()]?.runner?.deliverCloudMessage(payload, tenant: tenant) == true ? 1 : 0
+    /// names `tenant` (or the nil UUID).
+    public func deliverCloudMessage(_ payload: [UInt8], componentID: String, tenant: String) -> CloudDelivery {
+        guard let slot = slots[componentID.lowercased()], !slot.removed else { return .noRecipient }
+        guard let runner = slot.runner else { return .notNow }
+        guard runner.acceptsCloudMessages(from: tenant) else { return .noRecipient }
+        return runner.deliverCloudMessage(payload, tenant: tenant) ? .taken : .notNow
     }
 
     /// Stops an app at its next event boundary; it stays stopped until started.

@@ -135,8 +135,7 @@ public struct CloudMessageReceiver: Service {
                     continue
                 }
                 guard let component = message.properties.first(where: { $0.name == "componentId" })?.value else { continue }
-                let taken = await apps.deliverCloudMessage(payload, componentID: component, tenant: tenant)
-                guard taken > 0 else {
+                guard await apps.deliverCloudMessage(payload, componentID: component, tenant: tenant) == .taken else {
                     // Its app is not running or its inbox is full: offered again within a minute. Meanwhile the
                     // poll asks only for messages newer than the server's clock now, so that it waits again.
                     outcome = .waiting
@@ -151,7 +150,7 @@ public struct CloudMessageReceiver: Service {
                         "id": "\(message.id)", "status": "\(acknowledged.code)", "body": "\(String(buffer: answer).prefix(200))",
                     ])
                 }
-                logger.info("Cloud message delivered to apps", metadata: ["id": "\(message.id)", "apps": "\(taken)"])
+                logger.info("Cloud message delivered to its app", metadata: ["id": "\(message.id)", "componentId": "\(component)"])
             }
             return outcome
         } catch {

@@ -4,6 +4,7 @@ import Logging
 import NIOCore
 import RampartCore
 import RampartMQTT
+import RampartPKI
 import ServiceLifecycle
 import Synchronization
 import X509
@@ -17,14 +18,20 @@ import X509
 /// client ID, the device ID) and speaks IoT Hub's device topics:
 /// - telemetry is published at QoS 1 to `devices/{id}/messages/events/componentId={app}`, and the sender keeps
 ///   each message until its PUBACK (at least once);
-/// - cloud-to-device messages arrive on `devices/{id}/messages/devicebound/…`. One whose `componentId` names a
-///   running app that takes cloud messages (`DeviceAuthentication`) goes to that app, and is acknowledged only
-///   then. One its app cannot take now stays unacknowledged, so the gateway and the server keep it, and is offered
-///   to the app again every few seconds (and sent again by the gateway after a reconnect). One without a
-///   `componentId` names no app: it is acknowledged and logged, as IoT Hub completes a message its device took.
+/// - cloud-to-device messages arrive on `devices/{id}/messages/devicebound/…` and go to the app their
+///   `componentId` names, if it takes cloud messages (`DeviceAuthentication`); each is acknowledged once the
+///   app took it. One whose app is installed but cannot take it now (stopped, inbox full) is held
+///   unacknowledged, so the server keeps it, and offered again every ``tick``, in order, until it expires
+///   (`$.exp`). One that no app on the device would ever take (no `componentId`, no such app, an app without
+///   `DeviceAuthentication` for this tenant, an undecodable topic) is acknowledged and logged, as IoT Hub
+///   completes a message its device took, so that it does not take a place in the gateway's window for ever.
 ///
-/// It connects again, with backoff up to a minute, when the link drops, and at once when attestation stores a
-/// renewed certificate, so the gateway always sees a valid one.
+/// Acknowledgements may leave in another order than the messages came (MQTT 3.1.1 §4.6 asks for arrival
+/// order): a held message must not hold up the others. Rampart's gateway matches them by packet ID.
+///
+/// It connects again when the link drops, with backoff (1 s doubling to a minute) unless the connection had
+/// lasted 30 s, and at once when attestation stores a renewed certificate, so the gateway always sees a valid
+/// one.
 public final class GatewayConnection: Service, Sendable {
     let settings: DeviceConfiguration.Gateway
     let state: DeviceState
@@ -34,10 +41,17 @@ public final class GatewayConnection: Service, Sendable {
     let linkUp: Doorbell?
     private let apps = Mutex<AppSupervisor?>(nil)
     private let current = Mutex<MQTTClient?>(nil)
-    /// How often messages no app could take are offered again, and the certificate is looked at.
+    private let held = Mutex<HeldMessages>(HeldMessages())
+    /// How often held messages are offered again, and the certificate is looked at.
     let tick: Duration
-    /// The most messages held for their apps on one connection; beyond it, the oldest are left to the gateway.
-    static let heldLimit = 256
+    /// The most messages held in memory for their apps (at most 64 KiB each); more stay unacknowledged at the
+    /// gateway and come again after a reconnect, made once the held ones are gone.
+    static let heldLimit = 32
+    package static var heldLimitForTesting: Int { heldLimit }
+    /// A connection that lasted this long ends its failure streak.
+    static let stableConnection: Duration = .seconds(30)
+    /// The longest wait for CONNACK, and then for SUBACK.
+    static let handshakeTimeout: Duration = .seconds(10)
 
     /// Creates the connection; it connects once ``run()`` runs.
     /// - Parameters:
@@ -67,6 +81,21 @@ public final class GatewayConnection: Service, Sendable {
     public var connectionsMade: Int { made.load(ordering: .relaxed) }
     private let made = Atomic<Int>(0)
 
+    /// How many cloud messages wait, unacknowledged, for their apps on the current connection.
+    public var heldCount: Int { held.withLock { $0.messages.count } }
+
+    /// Why a connection ended.
+    enum Ending {
+        /// The gateway or the network closed it.
+        case closed
+        /// The certificate it was made with was renewed or expired.
+        case certificateChanged
+        /// Messages beyond ``heldLimit`` were left at the gateway and the held ones are gone: a new connection
+        /// brings them again.
+        case resync
+        case cancelled
+    }
+
     public func run() async throws {
         var failures = 0
         while !Task.isShuttingDownGracefully && !Task.isCancelled {
@@ -78,25 +107,32 @@ public final class GatewayConnection: Service, Sendable {
             }
             do {
                 let client = try await connect(certificate: certificate, deviceID: snapshot.deviceId)
-                failures = 0
                 made.add(1, ordering: .relaxed)
                 logger.info("Connected to the gateway", metadata: ["gateway": "\(settings.host):\(settings.port)"])
                 current.withLock { $0 = client }
                 linkUp?.ring()
-                await cancelWhenGracefulShutdown {
+                let started = ContinuousClock.now
+                let ending = await cancelWhenGracefulShutdown {
                     await self.serve(client, tenant: tenant.description, deviceID: snapshot.deviceId, notAfter: snapshot.certificateNotAfter)
                 }
                 current.withLock { $0 = nil }
+                held.withLock { $0 = HeldMessages() }  // unacknowledged: the server sends them again on the next connection
                 await client.disconnect()
                 if Task.isShuttingDownGracefully || Task.isCancelled { return }
-                logger.info("The gateway connection ended; connecting again")
+                switch ending {
+                case .certificateChanged, .resync:
+                    failures = 0
+                case .closed, .cancelled:
+                    failures = ContinuousClock.now - started >= Self.stableConnection ? 1 : failures + 1
+                    logger.info("The gateway connection ended; connecting again", metadata: ["after": "\(ContinuousClock.now - started)"])
+                }
             } catch {
                 failures += 1
                 logger.warning("Cannot connect to the gateway", metadata: [
                     "gateway": "\(settings.host):\(settings.port)", "error": "\(error)", "attempt": "\(failures)",
                 ])
             }
-            // 1 s, 2 s, 4 s … up to a minute, with jitter; a clean end (a renewed certificate) reconnects at once.
+            // 1 s, 2 s, 4 s … up to a minute, with jitter.
             if failures > 0 {
                 let seconds = Double(min(60, 1 << min(failures - 1, 6))) * Double.random(in: 0.75...1.25)
                 try? await cancelWhenGracefulShutdown { try await Task.sleep(for: .seconds(seconds)) }
@@ -104,15 +140,12 @@ public final class GatewayConnection: Service, Sendable {
         }
     }
 
+    /// Connects and subscribes to the device-bound topic, each step within ``handshakeTimeout``.
     private func connect(certificate: (chain: [Certificate], key: P256.Signing.PrivateKey), deviceID: String) async throws -> MQTTClient {
-        let ca: String?
+        var ca: String?
         if let caFile = settings.caFile {
-            guard let pem = try? String(contentsOfFile: caFile, encoding: .utf8) else {
-                throw RampartError(.configurationInvalid, "Cannot read gateway.ca \(caFile).")
-            }
-            ca = pem
-        } else {
-            ca = nil
+            // Read on every attempt, so that a corrected file is used without a restart.
+            ca = try Self.readCA(caFile)
         }
         var configuration = MQTTClient.Configuration(
             host: settings.host, port: settings.port, tls: try DeviceTLS.configuration(serverCAPEM: ca, certificate: certificate),
@@ -121,7 +154,14 @@ public final class GatewayConnection: Service, Sendable {
         configuration.keepAliveSeconds = 60
         configuration.acknowledgesOnArrival = false
         configuration.maximumPacketSize = 1 << 20
+        configuration.connectTimeout = .seconds(Int64(Self.handshakeTimeout.components.seconds))
         let client = try await MQTTClient.connect(configuration)
+        // A SUBACK that never comes: closing the connection fails the subscription.
+        let watchdog = Task {
+            try await Task.sleep(for: Self.handshakeTimeout)
+            client.close()
+        }
+        defer { watchdog.cancel() }
         do {
             let granted = try await client.subscribe([
                 MQTTSubscription(topicFilter: "devices/\(deviceID)/messages/devicebound/#", qos: .atLeastOnce)
@@ -136,67 +176,136 @@ public final class GatewayConnection: Service, Sendable {
         return client
     }
 
-    /// Serves one connection until it closes or the certificate it used is replaced or expires.
-    private func serve(_ client: MQTTClient, tenant: String, deviceID: String, notAfter: Date?) async {
-        let held = HeldMessages()
-        await withTaskGroup(of: Void.self) { group in
+    /// Reads `[gateway] ca`: PEM certificates, or a `configurationInvalid` error that names the file.
+    public static func readCA(_ file: String) throws -> String {
+        guard let pem = try? String(contentsOfFile: file, encoding: .utf8) else {
+            throw RampartError(.configurationInvalid, "Cannot read the gateway CA, gateway.ca \(file).")
+        }
+        guard (try? Certificate.parseBundle(pem: pem))?.isEmpty == false else {
+            throw RampartError(.configurationInvalid, "The gateway CA, gateway.ca \(file), holds no PEM certificate.")
+        }
+        return pem
+    }
+
+    /// Serves one connection until it closes, the certificate it used is replaced or expires, or messages left
+    /// at the gateway should come again.
+    private func serve(_ client: MQTTClient, tenant: String, deviceID: String, notAfter: Date?) async -> Ending {
+        await withTaskGroup(of: Ending.self) { group in
             group.addTask {
                 for await publish in client.messages {
-                    await self.receive(publish, client: client, tenant: tenant, deviceID: deviceID, held: held)
+                    await self.receive(publish, client: client, tenant: tenant, deviceID: deviceID)
                 }
+                return Task.isCancelled ? .cancelled : .closed
             }
             group.addTask {
-                while !Task.isCancelled, client.isActive {
-                    try? await Task.sleep(for: self.tick)
+                while client.isActive {
+                    do { try await Task.sleep(for: self.tick) } catch { return .cancelled }
                     let snapshot = self.status.snapshot
                     if !snapshot.certificateValid || snapshot.certificateNotAfter != notAfter {
                         self.logger.info("The device certificate changed; connecting to the gateway with the new one")
-                        return
+                        return .certificateChanged
                     }
-                    let waiting = held.list.withLock { held in
-                        defer { held = [] }
-                        return held
-                    }
-                    for publish in waiting {
-                        await self.receive(publish, client: client, tenant: tenant, deviceID: deviceID, held: held, again: true)
-                    }
+                    if await self.retryHeld(client: client, tenant: tenant) { return .resync }
                 }
+                return .closed
             }
-            await group.next()
+            let ending = await group.next() ?? .cancelled
             group.cancelAll()
+            return ending
         }
     }
 
-    /// Hands one cloud-to-device message to its app, and acknowledges it once taken (or when it names no app).
-    private func receive(
-        _ publish: MQTTPublish, client: MQTTClient, tenant: String, deviceID: String, held: HeldMessages,
-        again: Bool = false
-    ) async {
+    /// Hands one arriving cloud-to-device message to its app, or holds it.
+    private func receive(_ publish: MQTTPublish, client: MQTTClient, tenant: String, deviceID: String) async {
         let prefix = "devices/\(deviceID)/messages/devicebound/"
-        guard publish.topic.hasPrefix(prefix) else {
-            client.acknowledge(publish)  // not a topic this connection subscribed to: nothing to keep it for
-            return
+        var bag = publish.topic.hasPrefix(prefix) ? publish.topic.dropFirst(prefix.count) : nil
+        if bag?.hasSuffix("/") == true { bag = bag?.dropLast() }
+        guard let bag, let properties = PropertyBag.decode(bag) else {
+            logger.warning("A cloud message came on a topic this connection cannot read; acknowledged and dropped", metadata: [
+                "topic": "\(publish.topic.prefix(200))"
+            ])
+            return client.acknowledge(publish)
         }
-        var bag = publish.topic.dropFirst(prefix.count)
-        if bag.hasSuffix("/") { bag = bag.dropLast() }
-        let properties = PropertyBag.decode(bag) ?? []
-        let id = properties.first(where: { $0.0 == "$.mid" })?.1 ?? "?"
-        guard let component = properties.first(where: { $0.0 == "componentId" })?.1 else {
-            logger.warning("A cloud message names no app (no componentId property); acknowledged and dropped", metadata: ["id": "\(id)"])
-            client.acknowledge(publish)
-            return
+        let message = HeldMessage(publish: publish, properties: properties)
+        guard let component = message.component else {
+            logger.warning("A cloud message names no app (no componentId property); acknowledged and dropped", metadata: ["id": "\(message.id)"])
+            return client.acknowledge(publish)
         }
-        let taken = await apps.withLock { $0 }?.deliverCloudMessage(Array(publish.payload.readableBytesView), componentID: component, tenant: tenant) ?? 0
-        if taken > 0 {
-            client.acknowledge(publish)
-            logger.info("Cloud message delivered to apps", metadata: ["id": "\(id)", "apps": "\(taken)"])
-            return
+        // Behind any held for the same app, so that its messages reach it in order.
+        if held.withLock({ $0.messages.contains { $0.component == component } }) {
+            return hold(message)
         }
-        // Its app is not running, does not take cloud messages, or its inbox is full: keep it unacknowledged.
-        if !again { logger.info("A cloud message waits for its app", metadata: ["id": "\(id)", "componentId": "\(component)"]) }
-        held.list.withLock { held in
-            held.append(publish)
-            if held.count > Self.heldLimit { held.removeFirst(held.count - Self.heldLimit) }
+        if await offer(message, client: client, tenant: tenant) == .notNow {
+            logger.info("A cloud message waits for its app", metadata: ["id": "\(message.id)", "componentId": "\(component)"])
+            hold(message)
+        }
+    }
+
+    /// Offers a message to its app; acknowledges it unless the app cannot take it now.
+    private func offer(_ message: HeldMessage, client: MQTTClient, tenant: String) async -> AppSupervisor.CloudDelivery {
+        let component = message.component ?? ""
+        if dropIfExpired(message, client: client) { return .noRecipient }
+        guard client.isActive else { return .notNow }
+        let supervisor = apps.withLock { $0 }
+        let outcome = await supervisor?.deliverCloudMessage(
+            Array(message.publish.payload.readableBytesView), componentID: component, tenant: tenant) ?? .notNow
+        switch outcome {
+        case .taken:
+            client.acknowledge(message.publish)
+            logger.info("Cloud message delivered to its app", metadata: ["id": "\(message.id)", "componentId": "\(component)"])
+        case .noRecipient:
+            logger.warning("A cloud message names an app that is not installed or does not take cloud messages; acknowledged and dropped", metadata: [
+                "id": "\(message.id)", "componentId": "\(component)",
+            ])
+            client.acknowledge(message.publish)
+        case .notNow:
+            break
+        }
+        return outcome
+    }
+
+    /// Acknowledges and drops a message past its `$.exp`: the server no longer offers it either.
+    private func dropIfExpired(_ message: HeldMessage, client: MQTTClient) -> Bool {
+        guard let expiry = message.expiresAt, expiry <= Date() else { return false }
+        logger.warning("A cloud message expired before its app took it; acknowledged and dropped", metadata: [
+            "id": "\(message.id)", "componentId": "\(message.component ?? "")",
+        ])
+        client.acknowledge(message.publish)
+        return true
+    }
+
+    private func hold(_ message: HeldMessage) {
+        held.withLock { held in
+            if held.messages.count < Self.heldLimit {
+                held.messages.append(message)
+            } else {
+                held.overflowed = true  // left unacknowledged at the gateway; it comes again after a reconnect
+            }
+        }
+    }
+
+    /// Offers the held messages again, in order; an app that still cannot take one keeps its later ones too.
+    /// Returns true when a new connection should bring messages that did not fit.
+    private func retryHeld(client: MQTTClient, tenant: String) async -> Bool {
+        let waiting = held.withLock { $0.messages }
+        guard !waiting.isEmpty else { return held.withLock { $0.overflowed } }
+        var blocked = Set<String>()
+        var done = Set<UInt16>()
+        for message in waiting where client.isActive {
+            guard let component = message.component else { continue }
+            if blocked.contains(component) {
+                if dropIfExpired(message, client: client), let packetID = message.publish.packetID { done.insert(packetID) }
+                continue
+            }
+            if await offer(message, client: client, tenant: tenant) == .notNow {
+                blocked.insert(component)
+            } else if let packetID = message.publish.packetID {
+                done.insert(packetID)
+            }
+        }
+        return held.withLock { held in
+            held.messages.removeAll { $0.publish.packetID.map(done.contains) ?? false }
+            return held.messages.isEmpty && held.overflowed
         }
     }
 
@@ -236,6 +345,20 @@ public final class GatewayConnection: Service, Sendable {
 }
 
 /// Cloud-to-device messages that wait, unacknowledged, for their app on one connection.
-final class HeldMessages: Sendable {
-    let list = Mutex<[MQTTPublish]>([])
+struct HeldMessages {
+    var messages: [HeldMessage] = []
+    /// Whether some did not fit and were left unacknowledged at the gateway.
+    var overflowed = false
+}
+
+/// A cloud-to-device message as it arrived, with its topic's properties.
+struct HeldMessage {
+    let publish: MQTTPublish
+    let properties: [(String, String)]
+
+    func property(_ name: String) -> String? { properties.first { $0.0 == name }?.1 }
+    var component: String? { property("componentId") }
+    var id: String { property("$.mid") ?? "?" }
+    /// `$.exp`, when the gateway gave one.
+    var expiresAt: Date? { property("$.exp").flatMap(Timestamp.parse) }
 }

@@ -120,6 +120,19 @@ struct DeviceRuntimeTests {
         withExtendedLifetime(first) {}
     }
 
+    @Test("a runtime whose device.toml names a gateway CA it cannot read does not start, and says which file")
+    func unreadableGatewayCA() throws {
+        let fleet = try TestFleet()
+        defer { fleet.remove() }
+        let device = try fleet.device()
+        var logger = Logger(label: "test.device")
+        logger.logLevel = .critical
+        try Data("[gateway]\nurl = \"mqtts://127.0.0.1:8883\"\nca = \"no-such-ca.pem\"\n".utf8).write(to: device.state.configFile)
+        #expect {
+            _ = try DeviceRuntime.services(state: device.state, server: "https://127.0.0.1:1", serverCAFile: nil, logger: logger)
+        } throws: { ($0 as? RampartError)?.code == .configurationInvalid && "\($0)".contains("no-such-ca.pem") }
+    }
+
     @Test("an unreachable server is an error with a clear code, not a crash")
     func unreachable() async throws {
         let fleet = try TestFleet()

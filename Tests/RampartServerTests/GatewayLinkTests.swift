@@ -122,33 +122,64 @@ struct GatewayLinkTests {
                         try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/cloud-messages/\(sent.id)").state == .delivered
                     })
 
-                    // One for an app without DeviceAuthentication is never handed to it, and stays pending on the server.
+                    // Never to be taken: for an app without DeviceAuthentication, or naming no app. Each is acknowledged
+                    // (and logged), so that it does not hold a place in the gateway's window; the app never sees it.
                     let refused = try await h.admin.client.json(
                         CloudMessage.self, .POST, "\(base)/cloud-messages",
                         body: CloudMessageRequest(payload: "for deaf", properties: [MessageProperty(name: "componentId", value: deaf)]))
-                    // One naming no app is acknowledged (nothing on the device could take it later either).
                     let unaddressed = try await h.admin.client.json(
                         CloudMessage.self, .POST, "\(base)/cloud-messages", body: CloudMessageRequest(payload: "for nobody"))
-                    #expect(try await AppSupervisorTests.eventually {
-                        try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/cloud-messages/\(unaddressed.id)").state == .delivered
-                    })
-                    try await Task.sleep(for: .seconds(1))
-                    #expect(try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/cloud-messages/\(refused.id)").state == .pending)
+                    for id in [refused.id, unaddressed.id] {
+                        #expect(try await AppSupervisorTests.eventually {
+                            try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/cloud-messages/\(id)").state == .delivered
+                        })
+                    }
                     #expect(CloudMessageAppTests.stored(state, deaf) == nil)
 
-                    // One for a stopped app waits on the device, unacknowledged, and reaches the app once it starts again.
+                    // For a stopped app: held on the device, unacknowledged (pending on the server), in order; one that
+                    // expires meanwhile is dropped; the rest reach the app once it starts, on the same connection.
                     _ = try await apps.stop(app)
-                    let later = try await h.admin.client.json(
-                        CloudMessage.self, .POST, "\(base)/cloud-messages",
-                        body: CloudMessageRequest(payload: "close it", properties: [MessageProperty(name: "componentId", value: app)]))
-                    try await Task.sleep(for: .seconds(1))
-                    #expect(try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/cloud-messages/\(later.id)").state == .pending)
+                    #expect(try await AppSupervisorTests.eventually { await apps.statuses().first { $0.componentId == app }?.state == .stopped })
+                    var waiting: [String] = []
+                    for (payload, ttl) in [("first", 3600), ("brief", 2), ("close it", 3600)] {
+                        waiting.append(try await h.admin.client.json(
+                            CloudMessage.self, .POST, "\(base)/cloud-messages",
+                            body: CloudMessageRequest(payload: payload, properties: [MessageProperty(name: "componentId", value: app)], ttlSeconds: ttl)
+                        ).id)
+                    }
+                    #expect(try await AppSupervisorTests.eventually { connection.heldCount == 3 })
+                    #expect(try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/cloud-messages/\(waiting[0])").state == .pending)
+                    #expect(try await AppSupervisorTests.eventually { connection.heldCount == 2 })  // "brief" expired
                     _ = try await apps.start(app)
                     #expect(try await AppSupervisorTests.eventually(30) { CloudMessageAppTests.stored(state, app)?.hasPrefix("close it") == true })
-                    #expect(try await AppSupervisorTests.eventually {
-                        try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/cloud-messages/\(later.id)").state == .delivered
-                    })
+                    for id in [waiting[0], waiting[2]] {
+                        #expect(try await AppSupervisorTests.eventually {
+                            try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/cloud-messages/\(id)").state == .delivered
+                        })
+                    }
+                    #expect(connection.heldCount == 0 && connection.connectionsMade == 1)
 
+                    // More than the device holds: the rest stay at the gateway, unacknowledged, and come on a new
+                    // connection made once the held ones are delivered.
+                    _ = try await apps.stop(app)
+                    #expect(try await AppSupervisorTests.eventually { await apps.statuses().first { $0.componentId == app }?.state == .stopped })
+                    var burst: [String] = []
+                    for n in 0..<(GatewayConnection.heldLimitForTesting + 2) {
+                        burst.append(try await h.admin.client.json(
+                            CloudMessage.self, .POST, "\(base)/cloud-messages",
+                            body: CloudMessageRequest(payload: "burst \(n)", properties: [MessageProperty(name: "componentId", value: app)])
+                        ).id)
+                    }
+                    #expect(try await AppSupervisorTests.eventually { connection.heldCount == GatewayConnection.heldLimitForTesting })
+                    _ = try await apps.start(app)
+                    #expect(try await AppSupervisorTests.eventually(60) {
+                        var delivered = 0
+                        for id in burst where try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/cloud-messages/\(id)").state == .delivered {
+                            delivered += 1
+                        }
+                        return delivered == burst.count
+                    })
+                    #expect(connection.connectionsMade == 2)
                     group.cancelAll()
                 }
             }

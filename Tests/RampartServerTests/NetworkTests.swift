@@ -66,6 +66,19 @@ struct DeviceConfigurationTests {
         #expect(gateway == .init(host: "gw.local", port: 8883, caFile: "/var/lib/d/gateway-ca.pem"))
         #expect(try DeviceConfiguration.parse("[gateway]\nurl = \"mqtts://[::1]:1883\"", file: "d").gateway == .init(host: "::1", port: 1883))
         #expect(try DeviceConfiguration.parse("", file: "d").gateway == nil)
+        #expect(try DeviceConfiguration.parse("[gateway]\nurl = \"MQTTS://GW.local\"", file: "d").gateway?.port == 8883)
+    }
+
+    @Test("the gateway CA is checked when the runtime starts: a missing or non-PEM file is refused with its name")
+    func gatewayCA() throws {
+        let directory = try TemporaryDirectory()
+        let missing = directory.file("missing.pem").path
+        #expect { try GatewayConnection.readCA(missing) } throws: { ($0 as? RampartError)?.message.contains(missing) == true }
+        let junk = directory.file("junk.pem")
+        try Data("not a certificate".utf8).write(to: junk)
+        #expect { try GatewayConnection.readCA(junk.path) } throws: {
+            ($0 as? RampartError)?.code == .configurationInvalid && ($0 as? RampartError)?.message.contains("holds no PEM certificate") == true
+        }
     }
 
     @Test(
@@ -95,6 +108,12 @@ struct DeviceConfigurationTests {
             ("[gateway]\nurl = \"mqtts://:8883\"", "gateway.url must be mqtts://host[:port]"),
             ("[gateway]\nurl = \"mqtts://gw:0\"", "gateway.url has a port outside 1–65535"),
             ("[gateway]\nurl = \"mqtts://gw\"\nca_file = \"x.pem\"", "gateway.ca_file is not a known setting"),
+            ("[gateway]\nurl = \"mqtts://gw:\"", "gateway.url must be mqtts://host[:port]"),
+            ("[gateway]\nurl = \"mqtts://gw#x\"", "gateway.url must be mqtts://host[:port]"),
+            ("[gateway]\nurl = \"mqtts://u:p@gw\"", "gateway.url must be mqtts://host[:port]"),
+            ("[gateway]\nurl = \"mqtts://gw?x=1\"", "gateway.url must be mqtts://host[:port]"),
+            ("[gateway]\nurl = \"mqtts://[fe80::1%25eth0]:8883\"", "no user, path, query or IPv6 zone"),
+            ("[gateway]\nurl = \"mqtt://gw:1883\"", "gateway.url must be mqtts://host[:port] (TLS"),
         ])
     func invalid(text: String, message: String) {
         do {

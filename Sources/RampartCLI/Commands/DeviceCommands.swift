@@ -290,6 +290,7 @@ package enum DeviceRuntime {
         reporter.egress = egress
         // Apps' telemetry and cloud messages: through the gateway device.toml names, or to the service over HTTPS.
         let telemetryQueued = Doorbell()
+        if let caFile = configuration.gateway?.caFile { _ = try GatewayConnection.readCA(caFile) }  // fail at start, not at each attempt
         let gateway = configuration.gateway.map {
             GatewayConnection(settings: $0, state: state, status: status, linkUp: telemetryQueued, logger: logger)
         }
@@ -332,8 +333,9 @@ package enum DeviceRuntime {
             agent,
             updates,
             apps,
-            telemetry,
+            // Before the sender: a ServiceGroup stops services in reverse order, so the sender stops first.
             gateway.map { $0 as any Service } ?? CloudMessageReceiver(state: state, server: server, serverCAPEM: serverCA, status: status, apps: apps, logger: logger),
+            telemetry,
             reporter,
             HealthWatchdog(slots: SlotStore(state: state), executable: executable, logger: logger, restart: restart),
         ]

@@ -147,10 +147,11 @@ public struct DeviceConfiguration: Sendable, Equatable {
             guard let url = try reader.string(table, "url", in: "gateway") else {
                 throw reader.invalid("gateway.url", "is required in [gateway] (mqtts://host:port)")
             }
-            guard let parts = URLComponents(string: url), parts.scheme == "mqtts", let host = parts.host, !host.isEmpty,
-                parts.path.isEmpty || parts.path == "/", parts.query == nil, parts.user == nil
+            guard let parts = URLComponents(string: url), parts.scheme?.lowercased() == "mqtts", let host = parts.host, !host.isEmpty,
+                parts.path.isEmpty || parts.path == "/", parts.query == nil, parts.fragment == nil, parts.user == nil,
+                parts.password == nil, !url.hasSuffix(":"), !host.contains("%")
             else {
-                throw reader.invalid("gateway.url", "must be mqtts://host[:port], not \"\(url)\"")
+                throw reader.invalid("gateway.url", "must be mqtts://host[:port] (TLS; no user, path, query or IPv6 zone), not \"\(url)\"")
             }
             if let port = parts.port, !(1...65535).contains(port) { throw reader.invalid("gateway.url", "has a port outside 1–65535") }
             let bare = host.hasPrefix("[") && host.hasSuffix("]") ? String(host.dropFirst().dropLast()) : host

@@ -257,8 +257,10 @@ struct ServerUplink: Service {
                 deliveries.abandon(message.id)
                 continue
             }
-            let properties = [("$.mid", message.id), ("$.to", "/devices/\(message.deviceId)/messages/deviceBound")]
-                + message.properties.map { ($0.name, $0.value) }
+            let properties = [
+                ("$.mid", message.id), ("$.to", "/devices/\(message.deviceId)/messages/deviceBound"),
+                ("$.exp", Timestamp.format(message.expiresAt)),
+            ] + message.properties.map { ($0.name, $0.value) }
             guard let future = broker.deliverCloudToDevice(deviceID: message.deviceId, payload: payload, properties: properties) else {
                 deliveries.abandon(message.id)  // not connected here: the server keeps it until the device connects
                 continue
