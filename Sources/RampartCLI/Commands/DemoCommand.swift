@@ -101,13 +101,14 @@ struct DemoCommand: AsyncParsableCommand {
                 })
                 try await Self.rollOut(client: client, tenant: tenant.id, devices: list.devices.map(\.id), root: root)
                 try await Self.showApps(client: client, tenant: tenant.id, devices: list.devices.map(\.id))
+                let telemetryApp = try DemoApps.load("telemetry").manifest.componentID
                 let guide = """
 
                     Next, in another terminal, use the CLI as this Administrator:
                       export RAMPART_HOME=\(home.path)
                       swift run rampart device list
                       swift run rampart device message list --device-id \(list.devices[0].id) --follow
-                      swift run rampart device message send --device-id \(list.devices[0].id) --payload hello --wait 30
+                      swift run rampart device message send --device-id \(list.devices[0].id) --payload hello --property componentId=\(telemetryApp) --wait 30
                       swift run rampart device show-status --state-dir \(states[0].directory.path)
                       swift run rampart device app show-status --state-dir \(states[0].directory.path)
                       swift run rampart device error list --device-id \(list.devices[list.devices.count - 1].id)
@@ -122,7 +123,7 @@ struct DemoCommand: AsyncParsableCommand {
                     """
                 let gateways = DemoGateways(
                     client: client, tenant: tenant.id, server: server, serverCA: serverCA, root: root, manufacturer: manufacturer,
-                    factoryRuntime: factoryRuntime, logger: quietLogger)
+                    factoryRuntime: factoryRuntime, runtimes: stop, logger: quietLogger)
                 try await gateways.run(devices: states, once: once, guide: guide) {
                     if once {
                         print("Setup complete; stopping (--once).")
@@ -292,7 +293,7 @@ struct DemoCommand: AsyncParsableCommand {
 /// The demo's in-process devices. A device that installed a runtime restarts in-process into its new slot,
 /// the way `rampart device run` re-executes itself.
 final class DemoDevices: Sendable {
-    private let groups = Mutex<[String: ServiceGroup]>([:])
+    private let groups = Mutex<[String: (group: ServiceGroup, restart: @Sendable () async -> Void)]>([:])
     private let stopping = Mutex(false)
 
     func run(state: DeviceState, server: String, serverCA: String, factoryRuntime: URL, logger: Logger) async throws {
@@ -302,17 +303,18 @@ final class DemoDevices: Sendable {
             if case .slot(_, let slotExecutable) = try slots.decideBoot() { executable = slotExecutable }
             let restart = Mutex(false)
             let box = GroupBox()
+            let restartRuntime: @Sendable () async -> Void = {
+                restart.withLock { $0 = true }
+                await box.group?.triggerGracefulShutdown()
+            }
             let group = ServiceGroup(
                 configuration: .init(
                     services: try DeviceRuntime.services(
                         state: state, server: server, serverCAFile: serverCA, logger: logger, executable: executable,
-                        restart: {
-                            restart.withLock { $0 = true }
-                            await box.group?.triggerGracefulShutdown()
-                        }),
+                        restart: restartRuntime),
                     logger: logger))
             box.group = group
-            groups.withLock { $0[state.directory.path] = group }
+            groups.withLock { $0[state.directory.path] = (group, restartRuntime) }
             if stopping.withLock({ $0 }) { return }
             try await group.run()
             groups.withLock { $0[state.directory.path] = nil }  // releases the state directory lock
@@ -320,9 +322,14 @@ final class DemoDevices: Sendable {
         }
     }
 
+    /// Restarts every runtime, as `device run` re-executes itself; each reads its device.toml again.
+    func restartAll() async {
+        for runtime in groups.withLock({ Array($0.values) }) { await runtime.restart() }
+    }
+
     func stopAll() async {
         stopping.withLock { $0 = true }
-        for group in groups.withLock({ Array($0.values) }) { await group.triggerGracefulShutdown() }
+        for runtime in groups.withLock({ Array($0.values) }) { await runtime.group.triggerGracefulShutdown() }
     }
 }
 

@@ -5,14 +5,16 @@ import NIOSSL
 import RampartCore
 import RampartDevice
 import RampartGateway
+import RampartImage
 import RampartMQTT
 import RampartPKI
 import ServiceLifecycle
 import Synchronization
 
-/// Steps 9–11 of the demo: an edge gateway in front of a hub, both attested devices of the tenant. The demo
-/// devices send telemetry through the edge over MQTT with their 24 h certificates (a small built-in sender,
-/// until apps send it); the hub stores it on the server, and a cloud-to-device message goes back the same way.
+/// Steps 10–12 of the demo: an edge gateway in front of a hub, both attested devices of the tenant. The demo
+/// devices' runtimes then connect to the edge themselves (device.toml `[gateway]`), with their 24 h
+/// certificates: their telemetry apps' readings go through edge and hub to the server, and a cloud-to-device
+/// message goes back the same way to an app.
 struct DemoGateways {
     let client: APIClient
     let tenant: RampartID
@@ -21,12 +23,14 @@ struct DemoGateways {
     let root: URL
     let manufacturer: ManufacturerCA
     let factoryRuntime: URL
+    /// The demo devices' runtimes, restarted once device.toml names the edge.
+    let runtimes: DemoDevices
     let logger: Logger
 
-    /// Readings each device sends before the demo shows the count.
-    static let initialReadings = 10
+    /// Readings each device's app sends through the gateways before the demo shows the count.
+    static let initialReadings = 2
 
-    /// Sets up and runs the gateways and senders; `whileRunning` runs meanwhile (with a live count unless
+    /// Sets up and runs the gateways, and switches the devices to the edge; `whileRunning` runs meanwhile (with a live count unless
     /// `once`), and everything stops when it returns.
     /// - Parameter guide: Printed once everything runs, before the live count.
     func run(devices: [DeviceState], once: Bool, guide: String, whileRunning: @Sendable () async throws -> Void) async throws {
@@ -125,57 +129,42 @@ struct DemoGateways {
         }
     }
 
-    /// Telemetry up through edge and hub, a cloud-to-device message down, then the live count.
+    /// The devices' runtimes switch to the edge (device.toml `[gateway]`, then a restart), so their telemetry apps'
+    /// readings go edge → hub → server; a cloud-to-device message goes down the same way to the app; then the
+    /// live count.
     private func exchange(
         deviceIDs: [String], devices: [DeviceState], edgePort: Int, edgeCA: String, once: Bool, guide: String,
         whileRunning: @Sendable () async throws -> Void
     ) async throws {
-        var senders: [MQTTClient] = []
-        for (index, state) in devices.enumerated() {
-            senders.append(try await connect(state, deviceID: deviceIDs[index], port: edgePort, ca: edgeCA))
+        for state in devices {
+            try SecureFile.write(
+                "[gateway]\nurl = \"mqtts://127.0.0.1:\(edgePort)\"\nca = \"\(edgeCA)\"\n", to: state.configFile, mode: 0o644)
         }
-        defer { for sender in senders { sender.close() } }
-        _ = try await senders[0].subscribe([
-            MQTTSubscription(
-                topicFilter: "devices/\(deviceIDs[0])/messages/devicebound/#", qos: .atLeastOnce, noLocal: false,
-                retainAsPublished: false, retainHandling: 0)
-        ])
+        await runtimes.restartAll()
         let counter = TelemetryCounter(client: client, tenant: tenant, devices: deviceIDs)
-        for reading in 1...Self.initialReadings {
-            for (index, sender) in senders.enumerated() {
-                try await sender.publish(Self.reading(deviceIDs[index], number: reading)).get()
-            }
-        }
-        let sent = Self.initialReadings * senders.count
-        let deadline = ContinuousClock.now + .seconds(60)
-        while try await counter.refresh() < sent {
+        // The telemetry app sends a reading every 5 s: two from each device through the gateways.
+        let deadline = ContinuousClock.now + .seconds(90)
+        while true {
+            _ = try await counter.refresh()
+            if try await counter.lastMessages().allSatisfy({ $0.1 >= Self.initialReadings }) { break }
             guard ContinuousClock.now < deadline else {
-                throw RampartError(.internalError, "The server stored \(counter.total) of \(sent) demo messages within 60 s.", status: 500)
+                let counts = try await counter.lastMessages().map { "\($0.0.prefix(8)): \($0.1)" }.joined(separator: ", ")
+                throw RampartError(.internalError, "Within 90 s the devices' apps did not send \(Self.initialReadings) readings each through the gateways (\(counts)).", status: 500)
             }
-            try await Task.sleep(for: .milliseconds(200))
+            try await Task.sleep(for: .milliseconds(300))
         }
-        print("11. The devices published \(sent) readings to the edge (MQTT, QoS 1, their device certificates); all \(counter.total) are")
-        print("    stored on the server, each under the device that sent it ($.cdid, believed from the edge only):")
+        print("11. The devices' runtimes now connect to the edge themselves (device.toml [gateway]: MQTT with their 24 h")
+        print("    certificates, CN = device ID), so each telemetry app's readings go edge → hub → server. Stored so far,")
+        print("    each under the device that sent it ($.cdid, believed from the edge only):")
         Printer.table(["Device ID", "Messages", "Last payload"], try await counter.lastMessages().map { [$0.0, String($0.1), $0.2] })
 
-        try await cloudToDevice(deviceID: deviceIDs[0], receiver: senders[0])
+        try await cloudToDevice(deviceID: deviceIDs[0])
 
         print(guide)
         if once { return try await whileRunning() }
         print("\nPress Ctrl-C to stop the demo and remove its data.")
-        print("Live: the devices send a reading every 2 s; messages stored on the server through the gateways:")
-        let clients = senders
+        print("Live: each device's telemetry app sends a reading every 5 s; messages stored on the server through the gateways:")
         try await withThrowingTaskGroup(of: Void.self) { live in
-            live.addTask {
-                var reading = Self.initialReadings
-                while !Task.isCancelled {
-                    try await Task.sleep(for: .seconds(2))
-                    reading += 1
-                    for (index, sender) in clients.enumerated() where sender.isActive {
-                        _ = sender.publish(Self.reading(deviceIDs[index], number: reading))
-                    }
-                }
-            }
             live.addTask {
                 let terminal = isatty(STDOUT_FILENO) != 0
                 var lastPrinted = ContinuousClock.now
@@ -201,65 +190,25 @@ struct DemoGateways {
         }
     }
 
-    /// Step 11: a message from the server, held there until the gateway the device is connected to delivers
-    /// it and the device acknowledges it.
-    private func cloudToDevice(deviceID: String, receiver: MQTTClient) async throws {
+    /// Step 12: a message for the device's telemetry app, held on the server until the edge delivers it over the
+    /// runtime's own connection and the app takes it.
+    private func cloudToDevice(deviceID: String) async throws {
+        let component = try DemoApps.load("telemetry").manifest.componentID
         let base = "/v1/tenants/\(tenant)/devices/\(deviceID)/cloud-messages"
         var message = try await client.json(
             CloudMessage.self, .POST, base,
-            body: CloudMessageRequest(payload: #"{"command":"blink"}"#, properties: [MessageProperty(name: "kind", value: "demo")]))
-        let received = try await withThrowingTaskGroup(of: MQTTPublish?.self) { group in
-            group.addTask {
-                for await publish in receiver.messages { return publish }
-                return nil
+            body: CloudMessageRequest(payload: "report now", properties: [MessageProperty(name: "componentId", value: component)]))
+        let deadline = ContinuousClock.now + .seconds(45)
+        while message.state != .delivered {
+            guard ContinuousClock.now < deadline else {
+                throw RampartError(.internalError, "The telemetry app on \(deviceID.prefix(12))… did not get its message through the edge within 45 s.", status: 500)
             }
-            group.addTask {
-                try await Task.sleep(for: .seconds(30))
-                return nil
-            }
-            let first = try await group.next() ?? nil
-            group.cancelAll()
-            return first
-        }
-        guard let received else {
-            throw RampartError(.internalError, "Device \(deviceID.prefix(12))… did not receive the cloud-to-device message within 30 s.", status: 500)
-        }
-        let deadline = ContinuousClock.now + .seconds(15)
-        while message.state != .delivered, ContinuousClock.now < deadline {
             try await Task.sleep(for: .milliseconds(200))
             message = try await client.json(CloudMessage.self, .GET, "\(base)/\(message.id)")
         }
-        print("12. Cloud-to-device: the server held message \(message.id.prefix(8))… until the edge delivered it; device")
-        print("    \(deviceID.prefix(12))… received \(String(buffer: received.payload)) on \(received.topic.prefix(70))…")
-        print("    and acknowledged it, so the server shows it \(message.state.rawValue).")
-    }
-
-    /// The device's telemetry: a JSON reading on its events topic, with IoT Hub's content-type properties.
-    static func reading(_ deviceID: String, number: Int) -> MQTTPublish {
-        let seed = deviceID.utf8.reduce(0) { ($0 &* 31 &+ Int($1)) & 0xFFFF }
-        let temperature = 19.5 + Double((seed &+ number * 7) % 40) / 10
-        let payload = #"{"reading":\#(number),"temperature":\#(String(format: "%.1f", temperature))}"#
-        return MQTTPublish(
-            topic: "devices/\(deviceID)/messages/events/%24.ct=application%2Fjson&%24.ce=utf-8",
-            payload: ByteBuffer(string: payload), qos: .atLeastOnce, retain: false, dup: false, packetID: nil, properties: MQTTProperties())
-    }
-
-    /// An MQTT connection as the device, with its 24 h certificate, trusting the gateway's CA.
-    private func connect(_ state: DeviceState, deviceID: String, port: Int, ca: String) async throws -> MQTTClient {
-        let (tls, _) = try GatewayTLS.clientConfiguration(
-            certificateFile: state.certificateFile.path, keyFile: state.certificateKeyFile.path, caFile: ca)
-        var settings = MQTTClient.Configuration(host: "127.0.0.1", port: port, tls: tls, clientID: deviceID)
-        settings.username = "127.0.0.1/\(deviceID)/?api-version=2021-04-12"
-        settings.keepAliveSeconds = 30
-        // The edge admits registered children only, and learns them from the server just after it starts.
-        let deadline = ContinuousClock.now + .seconds(20)
-        while true {
-            do {
-                return try await MQTTClient.connect(settings)
-            } catch let error as MQTTClientError where error.code == .connectionRefused && ContinuousClock.now < deadline {
-                try await Task.sleep(for: .milliseconds(250))
-            }
-        }
+        print("12. Cloud-to-device: the server held message \(message.id.prefix(8))… for the telemetry app until the edge")
+        print("    (\(message.deliveredBy?.prefix(12) ?? "?")…) delivered it over device \(deviceID.prefix(12))…'s own connection; the runtime")
+        print("    acknowledged it once the app took it, so the server shows it delivered.")
     }
 
     /// A gateway's settings: a directory made by `gateway init`, the tenant CAs refreshed from the server,
@@ -293,8 +242,8 @@ struct DemoGateways {
     }
 }
 
-/// Counts the telemetry the server stored for some devices through the gateways (not what their apps send
-/// over the runtime's own connection), reading on from where it stopped.
+/// Counts the telemetry the server stored for some devices through a gateway (not what reached it over HTTPS
+/// before the devices switched to the edge), reading on from where it stopped.
 final class TelemetryCounter: Sendable {
     private let client: APIClient
     private let tenant: RampartID
