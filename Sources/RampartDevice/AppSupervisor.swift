@@ -34,6 +34,8 @@ public actor AppSupervisor: Service {
     public static let restartLoopThreshold = 5
 
     let state: DeviceState
+    /// Whether the installed apps have been looked at once.
+    private var reconciled = false
     let limits: AppLimits
     let board: any PeripheralBoard
     let bus = AppMessageBus()
@@ -157,8 +159,18 @@ public actor AppSupervisor: Service {
     /// Hands a cloud-to-device message to the running app `componentID` names, if its `DeviceAuthentication`
     /// names `tenant` (or the nil UUID).
     public func deliverCloudMessage(_ payload: [UInt8], componentID: String, tenant: String) -> CloudDelivery {
+        // Before the first look at the installed apps, nothing is known yet.
+        guard reconciled else { return .notNow }
         guard let slot = slots[componentID.lowercased()], !slot.removed else { return .noRecipient }
-        guard let runner = slot.runner else { return .notNow }
+        guard let runner = slot.runner else {
+            // Stopped or between restarts: its manifest says whether it would take the message once it runs.
+            let manifestFile = slot.app.payloadFile.deletingLastPathComponent().appendingPathComponent("app_manifest.json")
+            guard let manifest = try? AppManifest(bytes: try Data(contentsOf: manifestFile)) else { return .notNow }
+            guard let granted = manifest.granted.deviceAuthentication, AppCapabilities.deviceAuthentication(granted, covers: tenant) else {
+                return .noRecipient
+            }
+            return .notNow
+        }
         guard runner.acceptsCloudMessages(from: tenant) else { return .noRecipient }
         return runner.deliverCloudMessage(payload, tenant: tenant) ? .taken : .notNow
     }
@@ -210,6 +222,7 @@ public actor AppSupervisor: Service {
             slot.runner?.stop()
             slot.wake.ring()
         }
+        reconciled = true
         return added
     }
 

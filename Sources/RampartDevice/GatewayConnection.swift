@@ -21,8 +21,10 @@ import X509
 /// - cloud-to-device messages arrive on `devices/{id}/messages/devicebound/…` and go to the app their
 ///   `componentId` names, if it takes cloud messages (`DeviceAuthentication`); each is acknowledged once the
 ///   app took it. One whose app is installed but cannot take it now (stopped, inbox full) is held
-///   unacknowledged, so the server keeps it, and offered again every ``tick``, in order, until it expires
-///   (`$.exp`). One that no app on the device would ever take (no `componentId`, no such app, an app without
+///   unacknowledged, so the server keeps it, and offered again every ``tick``, in the app's order, until a
+///   minute after it expires (`$.exp`). Beyond ``heldPerApp`` (or ``heldLimit`` in all), an app's messages
+///   stay unacknowledged at the gateway and come again on a new connection, made once its held ones are gone.
+///   One that no app on the device would ever take (no `componentId`, no such app, an app without
 ///   `DeviceAuthentication` for this tenant, an undecodable topic) is acknowledged and logged, as IoT Hub
 ///   completes a message its device took, so that it does not take a place in the gateway's window for ever.
 ///
@@ -44,10 +46,14 @@ public final class GatewayConnection: Service, Sendable {
     private let held = Mutex<HeldMessages>(HeldMessages())
     /// How often held messages are offered again, and the certificate is looked at.
     let tick: Duration
-    /// The most messages held in memory for their apps (at most 64 KiB each); more stay unacknowledged at the
-    /// gateway and come again after a reconnect, made once the held ones are gone.
+    /// How long after its `$.exp` a held message is dropped: the device's clock may differ from the server's.
+    let clockTolerance: TimeInterval
+    /// The most messages held in memory for their apps (at most 64 KiB each), and for one app; more stay
+    /// unacknowledged at the gateway, with the app's later ones, and come again on a new connection, made once
+    /// the app's held ones are gone.
     static let heldLimit = 32
-    package static var heldLimitForTesting: Int { heldLimit }
+    static let heldPerApp = 16
+    package static var heldPerAppForTesting: Int { heldPerApp }
     /// A connection that lasted this long ends its failure streak.
     static let stableConnection: Duration = .seconds(30)
     /// The longest wait for CONNACK, and then for SUBACK.
@@ -57,12 +63,14 @@ public final class GatewayConnection: Service, Sendable {
     /// - Parameters:
     ///   - linkUp: Rung when a connection is up (the telemetry sender's doorbell).
     ///   - tick: How often messages waiting for their app are offered again, and the certificate is looked at.
+    ///   - clockTolerance: How long after its `$.exp` a held message is dropped.
     public init(
         settings: DeviceConfiguration.Gateway, state: DeviceState, status: DeviceStatusBoard, linkUp: Doorbell? = nil,
-        tick: Duration = .seconds(5), logger: Logger
+        tick: Duration = .seconds(5), clockTolerance: TimeInterval = 60, logger: Logger
     ) {
         self.settings = settings
         self.tick = tick
+        self.clockTolerance = clockTolerance
         self.state = state
         self.status = status
         self.linkUp = linkUp
@@ -90,8 +98,8 @@ public final class GatewayConnection: Service, Sendable {
         case closed
         /// The certificate it was made with was renewed or expired.
         case certificateChanged
-        /// Messages beyond ``heldLimit`` were left at the gateway and the held ones are gone: a new connection
-        /// brings them again.
+        /// Messages beyond ``heldLimit`` were left at the gateway and their app's held ones are gone: a new
+        /// connection brings them again.
         case resync
         case cancelled
     }
@@ -226,13 +234,16 @@ public final class GatewayConnection: Service, Sendable {
             ])
             return client.acknowledge(publish)
         }
-        let message = HeldMessage(publish: publish, properties: properties)
+        let message = held.withLock { held in
+            defer { held.nextSequence += 1 }
+            return HeldMessage(publish: publish, properties: properties, sequence: held.nextSequence)
+        }
         guard let component = message.component else {
             logger.warning("A cloud message names no app (no componentId property); acknowledged and dropped", metadata: ["id": "\(message.id)"])
             return client.acknowledge(publish)
         }
-        // Behind any held for the same app, so that its messages reach it in order.
-        if held.withLock({ $0.messages.contains { $0.component == component } }) {
+        // Behind any of the app's messages held here or left at the gateway, so that its messages reach it in order.
+        if held.withLock({ $0.waits(component) }) {
             return hold(message)
         }
         if await offer(message, client: client, tenant: tenant) == .notNow {
@@ -244,7 +255,6 @@ public final class GatewayConnection: Service, Sendable {
     /// Offers a message to its app; acknowledges it unless the app cannot take it now.
     private func offer(_ message: HeldMessage, client: MQTTClient, tenant: String) async -> AppSupervisor.CloudDelivery {
         let component = message.component ?? ""
-        if dropIfExpired(message, client: client) { return .noRecipient }
         guard client.isActive else { return .notNow }
         let supervisor = apps.withLock { $0 }
         let outcome = await supervisor?.deliverCloudMessage(
@@ -264,9 +274,10 @@ public final class GatewayConnection: Service, Sendable {
         return outcome
     }
 
-    /// Acknowledges and drops a message past its `$.exp`: the server no longer offers it either.
+    /// Acknowledges and drops a held message whose `$.exp` passed ``clockTolerance`` ago: the server no longer
+    /// offers it, and keeps it expired.
     private func dropIfExpired(_ message: HeldMessage, client: MQTTClient) -> Bool {
-        guard let expiry = message.expiresAt, expiry <= Date() else { return false }
+        guard let expiry = message.expiresAt, expiry + clockTolerance <= Date() else { return false }
         logger.warning("A cloud message expired before its app took it; acknowledged and dropped", metadata: [
             "id": "\(message.id)", "componentId": "\(message.component ?? "")",
         ])
@@ -274,38 +285,43 @@ public final class GatewayConnection: Service, Sendable {
         return true
     }
 
+    /// Holds a message for its app, or, beyond ``heldLimit`` (``heldPerApp`` for one app), leaves it
+    /// unacknowledged at the gateway together with the app's later ones.
     private func hold(_ message: HeldMessage) {
+        guard let component = message.component else { return }
         held.withLock { held in
-            if held.messages.count < Self.heldLimit {
+            let mine = held.messages.count { $0.component == component }
+            if !held.leftAtGateway.contains(component), mine < Self.heldPerApp, held.messages.count < Self.heldLimit {
                 held.messages.append(message)
             } else {
-                held.overflowed = true  // left unacknowledged at the gateway; it comes again after a reconnect
+                held.leftAtGateway.insert(component)  // it comes again on a new connection
             }
         }
     }
 
     /// Offers the held messages again, in order; an app that still cannot take one keeps its later ones too.
-    /// Returns true when a new connection should bring messages that did not fit.
+    /// Returns true when a new connection should bring messages left at the gateway: an app they are for has
+    /// no held messages left.
     private func retryHeld(client: MQTTClient, tenant: String) async -> Bool {
         let waiting = held.withLock { $0.messages }
-        guard !waiting.isEmpty else { return held.withLock { $0.overflowed } }
         var blocked = Set<String>()
-        var done = Set<UInt16>()
+        var done = Set<Int>()
         for message in waiting where client.isActive {
             guard let component = message.component else { continue }
-            if blocked.contains(component) {
-                if dropIfExpired(message, client: client), let packetID = message.publish.packetID { done.insert(packetID) }
+            if dropIfExpired(message, client: client) {
+                done.insert(message.sequence)
                 continue
             }
+            if blocked.contains(component) { continue }
             if await offer(message, client: client, tenant: tenant) == .notNow {
                 blocked.insert(component)
-            } else if let packetID = message.publish.packetID {
-                done.insert(packetID)
+            } else {
+                done.insert(message.sequence)
             }
         }
         return held.withLock { held in
-            held.messages.removeAll { $0.publish.packetID.map(done.contains) ?? false }
-            return held.messages.isEmpty && held.overflowed
+            held.messages.removeAll { done.contains($0.sequence) }
+            return held.leftAtGateway.contains { app in !held.messages.contains { $0.component == app } }
         }
     }
 
@@ -347,17 +363,26 @@ public final class GatewayConnection: Service, Sendable {
 /// Cloud-to-device messages that wait, unacknowledged, for their app on one connection.
 struct HeldMessages {
     var messages: [HeldMessage] = []
-    /// Whether some did not fit and were left unacknowledged at the gateway.
-    var overflowed = false
+    /// Apps with messages left unacknowledged at the gateway, which come again on a new connection.
+    var leftAtGateway: Set<String> = []
+    var nextSequence = 0
+
+    /// Whether the app has earlier messages waiting, here or at the gateway.
+    func waits(_ component: String) -> Bool {
+        leftAtGateway.contains(component) || messages.contains { $0.component == component }
+    }
 }
 
 /// A cloud-to-device message as it arrived, with its topic's properties.
 struct HeldMessage {
     let publish: MQTTPublish
     let properties: [(String, String)]
+    /// Its place in arrival order on this connection.
+    let sequence: Int
 
     func property(_ name: String) -> String? { properties.first { $0.0 == name }?.1 }
-    var component: String? { property("componentId") }
+    /// The app it is for (component IDs compare lowercased).
+    var component: String? { property("componentId")?.lowercased() }
     var id: String { property("$.mid") ?? "?" }
     /// `$.exp`, when the gateway gave one.
     var expiresAt: Date? { property("$.exp").flatMap(Timestamp.parse) }

@@ -5,6 +5,7 @@ import RampartCLI
 import RampartCore
 import RampartDevice
 import RampartGateway
+import RampartMQTT
 import RampartTestKit
 import ServiceLifecycle
 import Testing
@@ -13,18 +14,21 @@ import Testing
 /// (`[gateway]` in device.toml): a real hub gateway in-process, attested with the server like any device.
 @Suite("The runtime's gateway connection")
 struct GatewayLinkTests {
-    /// Sends one telemetry message when it starts, and writes every cloud message it reads into its storage.
+    /// Sends one telemetry message when it starts, and appends every cloud message it reads to its storage,
+    /// from offset 0 after each start.
     static let app = #"""
         (module
           (import "rampart" "telemetry_send" (func $telemetry_send (param i32 i32) (result i32)))
           (import "rampart" "message_read" (func $message_read (param i32 i32) (result i32)))
           (import "rampart" "storage_write" (func $storage_write (param i32 i32 i32) (result i32)))
           (memory (export "memory") 1)
+          (global $offset (mut i32) (i32.const 0))
           (data (i32.const 0) "{\"t\":21.5}")
           (func (export "app_start") (drop (call $telemetry_send (i32.const 0) (i32.const 10))))
           (func (export "app_on_message") (param $kind i32) (param $length i32) (local $n i32)
             (local.set $n (call $message_read (i32.const 1024) (i32.const 512)))
-            (drop (call $storage_write (i32.const 0) (i32.const 1024) (local.get $n)))))
+            (drop (call $storage_write (global.get $offset) (i32.const 1024) (local.get $n)))
+            (global.set $offset (i32.add (global.get $offset) (local.get $n)))))
         """#
 
     static let quiet: Logger = {
@@ -92,7 +96,7 @@ struct GatewayLinkTests {
                 let queued = Doorbell()
                 let connection = GatewayConnection(
                     settings: .init(host: "127.0.0.1", port: port, caFile: caFile), state: state, status: dut.status, linkUp: queued,
-                    tick: .milliseconds(200), logger: Self.quiet)
+                    tick: .milliseconds(200), clockTolerance: 1, logger: Self.quiet)
                 let sender = AppTelemetrySender(
                     state: state, server: h.server.url, serverCAPEM: try h.server.tlsCAPEM, status: dut.status, gateway: connection,
                     queued: queued, logger: Self.quiet)
@@ -141,7 +145,7 @@ struct GatewayLinkTests {
                     _ = try await apps.stop(app)
                     #expect(try await AppSupervisorTests.eventually { await apps.statuses().first { $0.componentId == app }?.state == .stopped })
                     var waiting: [String] = []
-                    for (payload, ttl) in [("first", 3600), ("brief", 2), ("close it", 3600)] {
+                    for (payload, ttl) in [("first", 3600), ("brief", 8), ("close it", 3600)] {
                         waiting.append(try await h.admin.client.json(
                             CloudMessage.self, .POST, "\(base)/cloud-messages",
                             body: CloudMessageRequest(payload: payload, properties: [MessageProperty(name: "componentId", value: app)], ttlSeconds: ttl)
@@ -149,14 +153,16 @@ struct GatewayLinkTests {
                     }
                     #expect(try await AppSupervisorTests.eventually { connection.heldCount == 3 })
                     #expect(try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/cloud-messages/\(waiting[0])").state == .pending)
-                    #expect(try await AppSupervisorTests.eventually { connection.heldCount == 2 })  // "brief" expired
+                    #expect(try await AppSupervisorTests.eventually(20) { connection.heldCount == 2 })  // "brief" expired
+                    #expect(try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/cloud-messages/\(waiting[1])").state == .expired)
                     _ = try await apps.start(app)
-                    #expect(try await AppSupervisorTests.eventually(30) { CloudMessageAppTests.stored(state, app)?.hasPrefix("close it") == true })
                     for id in [waiting[0], waiting[2]] {
-                        #expect(try await AppSupervisorTests.eventually {
+                        #expect(try await AppSupervisorTests.eventually(30) {
                             try await h.admin.client.json(CloudMessage.self, .GET, "\(base)/cloud-messages/\(id)").state == .delivered
                         })
                     }
+                    // In order, once each (the app appends from offset 0 after its start, over "open the valve").
+                    #expect(try await AppSupervisorTests.eventually { CloudMessageAppTests.stored(state, app)?.hasPrefix("firstclose it") == true })
                     #expect(connection.heldCount == 0 && connection.connectionsMade == 1)
 
                     // More than the device holds: the rest stay at the gateway, unacknowledged, and come on a new
@@ -164,13 +170,13 @@ struct GatewayLinkTests {
                     _ = try await apps.stop(app)
                     #expect(try await AppSupervisorTests.eventually { await apps.statuses().first { $0.componentId == app }?.state == .stopped })
                     var burst: [String] = []
-                    for n in 0..<(GatewayConnection.heldLimitForTesting + 2) {
+                    for n in 0..<(GatewayConnection.heldPerAppForTesting + 2) {
                         burst.append(try await h.admin.client.json(
                             CloudMessage.self, .POST, "\(base)/cloud-messages",
                             body: CloudMessageRequest(payload: "burst \(n)", properties: [MessageProperty(name: "componentId", value: app)])
                         ).id)
                     }
-                    #expect(try await AppSupervisorTests.eventually { connection.heldCount == GatewayConnection.heldLimitForTesting })
+                    #expect(try await AppSupervisorTests.eventually { connection.heldCount == GatewayConnection.heldPerAppForTesting })
                     _ = try await apps.start(app)
                     #expect(try await AppSupervisorTests.eventually(60) {
                         var delivered = 0
@@ -186,7 +192,7 @@ struct GatewayLinkTests {
         }
     }
 
-    @Test("a gateway the device cannot trust gets nothing: telemetry stays queued, goes once its CA file is right, and a renewed certificate reconnects")
+    @Test("a gateway the device cannot trust gets nothing: telemetry stays queued, goes once its CA file is right; a renewed certificate reconnects at once, quick drops with growing backoff")
     func untrustedGateway() async throws {
         try await AttestationHarness.run { h in
             try await Self.withHub(h) { port, caFile in
@@ -234,6 +240,22 @@ struct GatewayLinkTests {
                             DeviceMessageList.self, .GET, "/v1/tenants/\(h.tenant.id)/devices/\(dut.device.id)/messages"
                         ).messages.map(\.payload) == ["reading", "renewed"]
                     })
+
+                    // Connections that end at once are made again with backoff, growing: another client with the
+                    // device's identity takes the session over twice.
+                    for (attempt, atLeast) in [(3, Duration.milliseconds(700)), (4, Duration.milliseconds(1400))] {
+                        let certificate = try #require(state.validCertificate())
+                        var settings = MQTTClient.Configuration(
+                            host: "127.0.0.1", port: port,
+                            tls: try DeviceTLS.configuration(serverCAPEM: try String(contentsOfFile: caFile, encoding: .utf8), certificate: certificate),
+                            clientID: dut.device.id)
+                        settings.username = "127.0.0.1/\(dut.device.id)/?api-version=2021-04-12"
+                        let intruder = try await MQTTClient.connect(settings)
+                        let kicked = ContinuousClock.now
+                        #expect(try await AppSupervisorTests.eventually { connection.connectionsMade == attempt && connection.isConnected })
+                        #expect(ContinuousClock.now - kicked >= atLeast)
+                        intruder.close()
+                    }
                     group.cancelAll()
                 }
             }

@@ -1,12 +1,9 @@
 import Foundation
 import Logging
-import NIOCore
-import NIOSSL
 import RampartCore
 import RampartDevice
 import RampartGateway
 import RampartImage
-import RampartMQTT
 import RampartPKI
 import ServiceLifecycle
 import Synchronization

@@ -259,7 +259,8 @@ struct ServerUplink: Service {
             }
             let properties = [
                 ("$.mid", message.id), ("$.to", "/devices/\(message.deviceId)/messages/deviceBound"),
-                ("$.exp", Timestamp.format(message.expiresAt)),
+                // Whole seconds on the wire: rounded up, so that a device never drops a message before its TTL ends.
+                ("$.exp", Timestamp.format(Date(timeIntervalSince1970: message.expiresAt.timeIntervalSince1970.rounded(.up)))),
             ] + message.properties.map { ($0.name, $0.value) }
             guard let future = broker.deliverCloudToDevice(deviceID: message.deviceId, payload: payload, properties: properties) else {
                 deliveries.abandon(message.id)  // not connected here: the server keeps it until the device connects

@@ -272,7 +272,8 @@ public struct MessageService: Sendable {
         return (Date(timeIntervalSince1970: Double(millis) / 1000), id)
     }
 
-    /// Records that the device acknowledged a message a gateway delivered. Repeating it changes nothing.
+    /// Records that the device acknowledged a message a gateway delivered. Repeating it changes nothing, and
+    /// neither does an acknowledgement that comes after the message's TTL: it stays expired.
     public func delivered(_ rawID: String, by gatewayID: String, tenant: RampartID) async throws {
         guard let id = RampartID(rawID) else { throw RampartError.notFound("Message \(rawID.prefix(40))") }
         let now = context.clock.now()
@@ -283,6 +284,7 @@ public struct MessageService: Sendable {
             }
             var authority = Authority(gateway: gateway, tenant: tenant)
             try await authority.check(record.deviceID, session: session)
+            guard record.deliveredAt != nil || record.expiresAt > now else { return }
             _ = try await session.markCloudMessageDelivered(id: id, tenant: tenant, by: gateway.id, at: now)
         }
     }

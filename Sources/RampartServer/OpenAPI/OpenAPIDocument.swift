@@ -614,7 +614,8 @@ paths:
       description: |
         For gateways, which authenticate with their own device certificate
         (mutual TLS), once the device acknowledged the message (PUBACK). No
-        body. Repeating it changes nothing.
+        body. Repeating it changes nothing, and so does an acknowledgement
+        after the message's TTL passed: it stays `expired`.
 
         | Status | Code | Meaning |
         | ------ | ---- | ------- |
