@@ -48,20 +48,10 @@ struct GatewayLinkTests {
             .PUT, "/v1/tenants/\(h.tenant.id)/devices/\(hubDevice.device.id)/hub", body: SetHubRequest(hub: true))
         let directory = h.fleet.directory.file("hub-\(hubDevice.device.id.prefix(8))")
         let setup = try GatewaySetup.initialize(directory: directory.path, hostname: "127.0.0.1")
-        var configuration = GatewayConfiguration()
-        configuration.listener.host = "127.0.0.1"
-        configuration.listener.port = 0
-        configuration.listener.certificate = directory.appendingPathComponent("server.pem").path
-        configuration.listener.privateKey = directory.appendingPathComponent("server-key.pem").path
-        configuration.trust.bundle = directory.appendingPathComponent("trust-bundle.pem").path
         let bundle = try await h.admin.client.send(.GET, "/v1/tenants/\(h.tenant.id)/ca-bundle").body
-        try SecureFile.write(Data(bundle), to: URL(fileURLWithPath: configuration.trust.bundle), mode: 0o644)
-        configuration.identity.server = h.server.url
-        configuration.identity.tenant = h.tenant.id.description
-        configuration.identity.deviceState = hubState.directory.path
-        configuration.store.directory = directory.appendingPathComponent("store").path
-        configuration.metrics.host = "127.0.0.1"
-        configuration.metrics.port = 0
+        let configuration = try GatewayConfiguration.loopback(
+            directory: directory, server: h.server.url, tenant: h.tenant.id.description, deviceState: hubState.directory.path,
+            trustBundle: Array(bundle))
         let gateway = try Gateway(configuration: configuration, logger: quiet)
         let (ports, bound) = AsyncStream.makeStream(of: Int.self)
         let group = ServiceGroup(
@@ -82,6 +72,19 @@ struct GatewayLinkTests {
         }
     }
 
+    /// The device's gateway connection and the telemetry sender that uses it, as the runtime wires them (a fast
+    /// tick, and a second's tolerance for `$.exp`).
+    static func link(_ h: AttestationHarness, _ dut: DeviceUnderTest, port: Int, caFile: String) throws -> (GatewayConnection, AppTelemetrySender) {
+        let queued = Doorbell()
+        let connection = GatewayConnection(
+            settings: .init(host: "127.0.0.1", port: port, caFile: caFile), state: dut.device.state, status: dut.status, linkUp: queued,
+            tick: .milliseconds(200), clockTolerance: 1, logger: quiet)
+        let sender = AppTelemetrySender(
+            state: dut.device.state, server: h.server.url, serverCAPEM: try h.server.tlsCAPEM, status: dut.status, gateway: connection,
+            queued: queued, logger: quiet)
+        return (connection, sender)
+    }
+
     @Test("apps' telemetry goes up through the gateway and cloud messages come down to their apps, acknowledged once taken")
     func roundTrip() async throws {
         try await AttestationHarness.run { h in
@@ -93,13 +96,7 @@ struct GatewayLinkTests {
                 let app = try AppSupervisorTests.install(Self.app, name: "sensor", capabilities: capabilities, in: state)
                 let deaf = try AppSupervisorTests.install(
                     CloudMessageAppTests.recorder, name: "deaf", capabilities: #"{"MutableStorage": {"SizeKB": 4}}"#, in: state)
-                let queued = Doorbell()
-                let connection = GatewayConnection(
-                    settings: .init(host: "127.0.0.1", port: port, caFile: caFile), state: state, status: dut.status, linkUp: queued,
-                    tick: .milliseconds(200), clockTolerance: 1, logger: Self.quiet)
-                let sender = AppTelemetrySender(
-                    state: state, server: h.server.url, serverCAPEM: try h.server.tlsCAPEM, status: dut.status, gateway: connection,
-                    queued: queued, logger: Self.quiet)
+                let (connection, sender) = try Self.link(h, dut, port: port, caFile: caFile)
                 let apps = AppSupervisor(state: state, errors: ErrorEventQueue(state: state), telemetry: sender, logger: Self.quiet)
                 connection.deliverCloudMessages(to: apps)
                 let tenant = "/v1/tenants/\(h.tenant.id)"
@@ -203,13 +200,7 @@ struct GatewayLinkTests {
                 let wrongCA = try GatewaySetup.initialize(directory: h.fleet.directory.file("other-gateway").path, hostname: "127.0.0.1")
                 let configuredCA = h.fleet.directory.file("configured-gateway-ca.pem")
                 try FileManager.default.copyItem(atPath: wrongCA.caCertificate, toPath: configuredCA.path)
-                let queued = Doorbell()
-                let connection = GatewayConnection(
-                    settings: .init(host: "127.0.0.1", port: port, caFile: configuredCA.path), state: state, status: dut.status,
-                    linkUp: queued, tick: .milliseconds(200), logger: Self.quiet)
-                let sender = AppTelemetrySender(
-                    state: state, server: h.server.url, serverCAPEM: try h.server.tlsCAPEM, status: dut.status, gateway: connection,
-                    queued: queued, logger: Self.quiet)
+                let (connection, sender) = try Self.link(h, dut, port: port, caFile: configuredCA.path)
                 let component = RampartID().description
                 #expect(sender.submit(componentID: component, tenant: h.tenant.id.description, payload: Array("reading".utf8)) == 7)
                 try await withThrowingTaskGroup(of: Void.self) { group in

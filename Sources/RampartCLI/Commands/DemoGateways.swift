@@ -211,20 +211,8 @@ struct DemoGateways {
     /// A gateway's settings: a directory made by `gateway init`, the tenant CAs refreshed from the server,
     /// and the gateway's own device as its identity.
     private func configuration(directory: URL, bundle: [UInt8], state: DeviceState) throws -> GatewayConfiguration {
-        var configuration = GatewayConfiguration()
-        configuration.listener.host = "127.0.0.1"
-        configuration.listener.port = 0
-        configuration.listener.certificate = directory.appendingPathComponent("server.pem").path
-        configuration.listener.privateKey = directory.appendingPathComponent("server-key.pem").path
-        configuration.trust.bundle = directory.appendingPathComponent("trust-bundle.pem").path
-        try SecureFile.write(Data(bundle), to: URL(fileURLWithPath: configuration.trust.bundle), mode: 0o644)
-        configuration.trust.refreshFromServer = true
-        configuration.identity.server = server
-        configuration.identity.tenant = tenant.description
-        configuration.identity.deviceState = state.directory.path
-        configuration.store.directory = directory.appendingPathComponent("store").path
-        configuration.metrics.port = 0
-        return configuration
+        try GatewayConfiguration.loopback(
+            directory: directory, server: server, tenant: tenant.description, deviceState: state.directory.path, trustBundle: bundle)
     }
 
     /// Waits until each device holds a certificate from attestation (at most 60 s).

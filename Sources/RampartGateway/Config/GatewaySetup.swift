@@ -130,3 +130,28 @@ public enum GatewaySetup {
         """
     }
 }
+
+extension GatewayConfiguration {
+    /// Settings for a gateway on this machine's loopback interface (a free port), in a directory `gateway init`
+    /// made: its server certificate and key, `trustBundle` (the tenant's CA bundle) written there and refreshed
+    /// from `server`, the store there, and the attested device in `deviceState` as its identity. The demo and
+    /// the tests run their gateways with it.
+    public static func loopback(
+        directory: URL, server: String, tenant: String, deviceState: String, trustBundle: [UInt8]
+    ) throws -> GatewayConfiguration {
+        var configuration = GatewayConfiguration()
+        configuration.listener.host = "127.0.0.1"
+        configuration.listener.port = 0
+        configuration.listener.certificate = directory.appendingPathComponent("server.pem").path
+        configuration.listener.privateKey = directory.appendingPathComponent("server-key.pem").path
+        configuration.trust.bundle = directory.appendingPathComponent("trust-bundle.pem").path
+        try SecureFile.write(Data(trustBundle), to: URL(fileURLWithPath: configuration.trust.bundle), mode: 0o644)
+        configuration.trust.refreshFromServer = true
+        configuration.identity.server = server
+        configuration.identity.tenant = tenant
+        configuration.identity.deviceState = deviceState
+        configuration.store.directory = directory.appendingPathComponent("store").path
+        configuration.metrics.port = 0
+        return configuration
+    }
+}
