@@ -134,6 +134,35 @@ struct AppSupervisorTests {
         try? FileManager.default.removeItem(at: state.directory)
     }
 
+    @Test("a cloud message's fate: taken by a running app; not now while it is stopped or before the apps are known; no recipient otherwise")
+    func cloudDelivery() async throws {
+        let state = try AppSupervisorTests.stateDirectory()
+        let tenant = RampartID().description
+        let own = #"{"DeviceAuthentication": "00000000-0000-0000-0000-000000000000", "MutableStorage": {"SizeKB": 4}}"#
+        let listener = try AppSupervisorTests.install(CloudMessageAppTests.recorder, name: "listener", capabilities: own, in: state)
+        let deaf = try AppSupervisorTests.install(CloudMessageAppTests.recorder, name: "deaf", capabilities: #"{"MutableStorage": {"SizeKB": 4}}"#, in: state)
+        let foreign = try AppSupervisorTests.install(
+            CloudMessageAppTests.recorder, name: "foreign", capabilities: #"{"DeviceAuthentication": "\#(RampartID())"}"#, in: state)
+        let apps = AppSupervisor(state: state, errors: ErrorEventQueue(state: state), logger: Logger(label: "test"))
+        // Before the supervisor has looked at the installed apps: nothing can be ruled out yet.
+        #expect(await apps.deliverCloudMessage([1], componentID: RampartID().description, tenant: tenant) == .notNow)
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { try await apps.run() }
+            #expect(try await AppSupervisorTests.eventually { await apps.deliverCloudMessage(Array("hi".utf8), componentID: listener.uppercased(), tenant: tenant) == .taken })
+            #expect(await apps.deliverCloudMessage([1], componentID: RampartID().description, tenant: tenant) == .noRecipient)  // not installed
+            #expect(await apps.deliverCloudMessage([1], componentID: deaf, tenant: tenant) == .noRecipient)  // no DeviceAuthentication
+            #expect(await apps.deliverCloudMessage([1], componentID: foreign, tenant: tenant) == .noRecipient)  // another tenant's
+            // Stopped, each manifest still tells: the listener would take it later, the deaf one never.
+            for app in [listener, deaf] { _ = try await apps.stop(app) }
+            #expect(try await AppSupervisorTests.eventually {
+                await apps.statuses().filter { [listener, deaf].contains($0.componentId) }.allSatisfy { $0.state == .stopped }
+            })
+            #expect(await apps.deliverCloudMessage([1], componentID: listener, tenant: tenant) == .notNow)
+            #expect(await apps.deliverCloudMessage([1], componentID: deaf, tenant: tenant) == .noRecipient)
+            group.cancelAll()
+        }
+    }
+
     @Test("Apps run under the supervisor: a crasher backs off and is reported, others run, the local API starts and stops them")
     func supervisor() async throws {
         let state = try Self.stateDirectory()
