@@ -114,7 +114,10 @@ public final class GatewayConnection: Service, Sendable {
                 continue
             }
             do {
-                let client = try await connect(certificate: certificate, deviceID: snapshot.deviceId)
+                // Shutdown does not wait for a handshake.
+                let client = try await cancelWhenGracefulShutdown {
+                    try await self.connect(certificate: certificate, deviceID: snapshot.deviceId)
+                }
                 made.add(1, ordering: .relaxed)
                 logger.info("Connected to the gateway", metadata: ["gateway": "\(settings.host):\(settings.port)"])
                 current.withLock { $0 = client }
@@ -135,6 +138,7 @@ public final class GatewayConnection: Service, Sendable {
                     logger.info("The gateway connection ended; connecting again", metadata: ["after": "\(ContinuousClock.now - started)"])
                 }
             } catch {
+                if Task.isShuttingDownGracefully || Task.isCancelled { return }
                 failures += 1
                 logger.warning("Cannot connect to the gateway", metadata: [
                     "gateway": "\(settings.host):\(settings.port)", "error": "\(error)", "attempt": "\(failures)",

@@ -105,7 +105,8 @@ public final class MQTTClient: Sendable {
     /// Connects, sends CONNECT and waits for a successful CONNACK.
     ///
     /// - Throws: ``MQTTClientError`` `connectionRefused` with the server's reason, `connectionClosed` when
-    ///   the connection or TLS handshake fails, `timeout` when no CONNACK arrives.
+    ///   the connection or TLS handshake fails, `timeout` when no CONNACK arrives; `CancellationError` when the
+    ///   task is cancelled while it waits for CONNACK.
     public static func connect(
         _ configuration: Configuration, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton
     ) async throws -> MQTTClient {
@@ -154,7 +155,12 @@ public final class MQTTClient: Sendable {
         defer { timeout.cancel() }
         let connAck: MQTTConnAck
         do {
-            connAck = try await connected.futureResult.get()
+            // A cancelled task gives up at once rather than at the timeout.
+            connAck = try await withTaskCancellationHandler {
+                try await connected.futureResult.get()
+            } onCancel: {
+                connected.fail(CancellationError())
+            }
         } catch {
             channel.close(promise: nil)
             throw error
@@ -186,12 +192,17 @@ public final class MQTTClient: Sendable {
 
     /// Subscribes and returns the granted reason codes.
     ///
-    /// - Throws: ``MQTTClientError`` `connectionClosed` if the connection ends first.
+    /// - Throws: ``MQTTClientError`` `connectionClosed` if the connection ends first; `CancellationError` when
+    ///   the task is cancelled first.
     public func subscribe(_ subscriptions: [MQTTSubscription]) async throws -> [MQTTReasonCode] {
         let promise = channel.eventLoop.makePromise(of: [MQTTReasonCode].self)
         let handler = handler
         channel.eventLoop.execute { handler.value.subscribe(subscriptions, promise: promise) }
-        return try await promise.futureResult.get()
+        return try await withTaskCancellationHandler {
+            try await promise.futureResult.get()
+        } onCancel: {
+            promise.fail(CancellationError())
+        }
     }
 
     /// Sends DISCONNECT and closes.
