@@ -32,7 +32,7 @@ public final class AppTelemetrySender: Service, Sendable {
     /// Where messages go instead of the service, when `device.toml` names a gateway.
     let gateway: GatewayConnection?
     /// Rung when a message is queued, or the gateway connection comes up.
-    public let queued: Doorbell
+    let queued: Doorbell
     private let waiting = Mutex<[TelemetryUpload]>([])
 
     /// Creates the sender.

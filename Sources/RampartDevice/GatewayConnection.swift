@@ -83,14 +83,14 @@ public final class GatewayConnection: Service, Sendable {
     }
 
     /// Whether a connection is up now.
-    public var isConnected: Bool { current.withLock { $0?.isActive ?? false } }
+    package var isConnected: Bool { current.withLock { $0?.isActive ?? false } }
 
     /// How many connections have been made so far.
-    public var connectionsMade: Int { made.load(ordering: .relaxed) }
+    package var connectionsMade: Int { made.load(ordering: .relaxed) }
     private let made = Atomic<Int>(0)
 
     /// How many cloud messages wait, unacknowledged, for their apps on the current connection.
-    public var heldCount: Int { held.withLock { $0.messages.count } }
+    package var heldCount: Int { held.withLock { $0.messages.count } }
 
     /// Why a connection ended.
     enum Ending {
