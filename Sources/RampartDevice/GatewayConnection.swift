@@ -52,8 +52,7 @@ public final class GatewayConnection: Service, Sendable {
     /// unacknowledged at the gateway, with the app's later ones, and come again on a new connection, made once
     /// the app's held ones are gone.
     static let heldLimit = 32
-    static let heldPerApp = 16
-    package static var heldPerAppForTesting: Int { heldPerApp }
+    package static let heldPerApp = 16
     /// A connection that lasted this long ends its failure streak.
     static let stableConnection: Duration = .seconds(30)
     /// The longest wait for CONNACK, and then for SUBACK.

@@ -167,13 +167,13 @@ struct GatewayLinkTests {
                     _ = try await apps.stop(app)
                     #expect(try await AppSupervisorTests.eventually { await apps.statuses().first { $0.componentId == app }?.state == .stopped })
                     var burst: [String] = []
-                    for n in 0..<(GatewayConnection.heldPerAppForTesting + 2) {
+                    for n in 0..<(GatewayConnection.heldPerApp + 2) {
                         burst.append(try await h.admin.client.json(
                             CloudMessage.self, .POST, "\(base)/cloud-messages",
                             body: CloudMessageRequest(payload: "burst \(n)", properties: [MessageProperty(name: "componentId", value: app)])
                         ).id)
                     }
-                    #expect(try await AppSupervisorTests.eventually { connection.heldCount == GatewayConnection.heldPerAppForTesting })
+                    #expect(try await AppSupervisorTests.eventually { connection.heldCount == GatewayConnection.heldPerApp })
                     _ = try await apps.start(app)
                     #expect(try await AppSupervisorTests.eventually(60) {
                         var delivered = 0

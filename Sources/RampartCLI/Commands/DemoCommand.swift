@@ -257,6 +257,17 @@ struct DemoCommand: AsyncParsableCommand {
     /// fetches with its certificate and hands to the app (`RAMPART_MESSAGE_CLOUD`): the server shows it
     /// delivered by the device itself.
     static func cloudMessageToApp(client: APIClient, tenant: RampartID, device: String) async throws {
+        let (message, component) = try await sendToTelemetryApp(client: client, tenant: tenant, device: device, route: "through its runtime")
+        print("   A cloud-to-device message addressed to the telemetry app (componentId \(component.prefix(8))…) reached it")
+        print("   through device \(device.prefix(12))…'s runtime; the server shows it delivered by \(message.deliveredBy?.prefix(12) ?? "?")….")
+    }
+
+    /// Sends "report now" to the device's telemetry app and waits (at most 45 s) until the server shows it
+    /// delivered. Returns the message and the app's component ID.
+    /// - Parameter route: How it should get there, for the error when it does not.
+    static func sendToTelemetryApp(
+        client: APIClient, tenant: RampartID, device: String, route: String
+    ) async throws -> (CloudMessage, component: String) {
         let component = try DemoApps.load("telemetry").manifest.componentID
         let base = "/v1/tenants/\(tenant)/devices/\(device)/cloud-messages"
         var message = try await client.json(
@@ -265,13 +276,13 @@ struct DemoCommand: AsyncParsableCommand {
         let deadline = ContinuousClock.now + .seconds(45)
         while message.state != .delivered {
             guard ContinuousClock.now < deadline else {
-                throw RampartError(.internalError, "The telemetry app on \(device.prefix(12))… did not receive its cloud message within 45 s.", status: 500)
+                throw RampartError(
+                    .internalError, "The telemetry app on \(device.prefix(12))… did not get its cloud message \(route) within 45 s.", status: 500)
             }
             try await Task.sleep(for: .milliseconds(300))
             message = try await client.json(CloudMessage.self, .GET, "\(base)/\(message.id)")
         }
-        print("   A cloud-to-device message addressed to the telemetry app (componentId \(component.prefix(8))…) reached it")
-        print("   through device \(device.prefix(12))…'s runtime; the server shows it delivered by \(message.deliveredBy?.prefix(12) ?? "?")….")
+        return (message, component)
     }
 
     /// Polls the device list until `count` devices attested successfully (at most 60 s).

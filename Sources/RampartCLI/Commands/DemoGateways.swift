@@ -3,7 +3,6 @@ import Logging
 import RampartCore
 import RampartDevice
 import RampartGateway
-import RampartImage
 import RampartPKI
 import ServiceLifecycle
 import Synchronization
@@ -190,19 +189,7 @@ struct DemoGateways {
     /// Step 12: a message for the device's telemetry app, held on the server until the edge delivers it over the
     /// runtime's own connection and the app takes it.
     private func cloudToDevice(deviceID: String) async throws {
-        let component = try DemoApps.load("telemetry").manifest.componentID
-        let base = "/v1/tenants/\(tenant)/devices/\(deviceID)/cloud-messages"
-        var message = try await client.json(
-            CloudMessage.self, .POST, base,
-            body: CloudMessageRequest(payload: "report now", properties: [MessageProperty(name: "componentId", value: component)]))
-        let deadline = ContinuousClock.now + .seconds(45)
-        while message.state != .delivered {
-            guard ContinuousClock.now < deadline else {
-                throw RampartError(.internalError, "The telemetry app on \(deviceID.prefix(12))… did not get its message through the edge within 45 s.", status: 500)
-            }
-            try await Task.sleep(for: .milliseconds(200))
-            message = try await client.json(CloudMessage.self, .GET, "\(base)/\(message.id)")
-        }
+        let (message, _) = try await DemoCommand.sendToTelemetryApp(client: client, tenant: tenant, device: deviceID, route: "through the edge")
         print("12. Cloud-to-device: the server held message \(message.id.prefix(8))… for the telemetry app until the edge")
         print("    (\(message.deliveredBy?.prefix(12) ?? "?")…) delivered it over device \(deviceID.prefix(12))…'s own connection; the runtime")
         print("    acknowledged it once the app took it, so the server shows it delivered.")
