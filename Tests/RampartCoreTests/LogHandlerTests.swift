@@ -32,6 +32,19 @@ struct LogHandlerTests {
         #expect(StructuredLogHandler.timestamp(Date(timeIntervalSince1970: 0)) == "1970-01-01T00:00:00.000Z")
         #expect(StructuredLogHandler.timestamp(Date(timeIntervalSince1970: 1_709_251_205.007)) == "2024-03-01T00:00:05.007Z")
         #expect(StructuredLogHandler.timestamp(Date(timeIntervalSince1970: 4_102_444_799.999)) == "2099-12-31T23:59:59.999Z")
+        #expect(StructuredLogHandler.timestamp(Date(timeIntervalSince1970: -0.5)) == "1969-12-31T23:59:59.500Z")
+    }
+
+    @Test("UTC fields without Foundation's Calendar: months across a leap day and a year's end, minutes of the day")
+    func utcFields() {
+        // 2024-02-29T23:59:00Z, a minute before March.
+        let leap = UTCTime(Date(timeIntervalSince1970: 1_709_251_140))
+        #expect(leap.yearMonth == "2024-02" && leap.day == 29 && leap.minuteOfDay == 23 * 60 + 59)
+        #expect(UTCTime(Date(timeIntervalSince1970: 1_709_251_200)).yearMonth == "2024-03")
+        #expect(UTCTime(Date(timeIntervalSince1970: 1_798_761_599)).yearMonth == "2026-12")
+        #expect(UTCTime(Date(timeIntervalSince1970: 1_798_761_600)).yearMonth == "2027-01")
+        #expect(UTCTime(Date(timeIntervalSince1970: 2 * 3600 + 59)).minuteOfDay == 120)
+        #expect(UTCTime.pad(7, 3) == "007" && UTCTime.pad(12345, 2) == "12345")
     }
 
     @Test("a text line is time, level, label, message, then sorted key=value fields")

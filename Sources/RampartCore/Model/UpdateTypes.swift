@@ -228,15 +228,12 @@ public struct MaintenanceWindow: Sendable, Equatable, CustomStringConvertible {
 
     /// Whether `date` falls inside the window.
     public func contains(_ date: Date) -> Bool {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let parts = calendar.dateComponents([.hour, .minute], from: date)
-        let minute = (parts.hour ?? 0) * 60 + (parts.minute ?? 0)
+        let minute = UTCTime(date).minuteOfDay
         return start < end ? (start <= minute && minute < end) : (minute >= start || minute < end)
     }
 
     public var description: String {
-        String(format: "%02d:%02d-%02d:%02d UTC", start / 60, start % 60, end / 60, end % 60)
+        "\(UTCTime.pad(start / 60, 2)):\(UTCTime.pad(start % 60, 2))-\(UTCTime.pad(end / 60, 2)):\(UTCTime.pad(end % 60, 2)) UTC"
     }
 }
 

@@ -12,12 +12,6 @@ public final class ServicingDataMeter: Sendable {
     /// Set when the stored count could not be read: it was moved aside (`usage.json.corrupt`) and counting started
     /// again from zero. The runtime logs it.
     public let loadProblem: String?
-    /// Made once: ``add(_:now:)`` runs for every chunk a tunnel copies.
-    private static let utc: Calendar = {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        return calendar
-    }()
     /// Bytes counted between writes of the file.
     static let persistEvery: Int64 = 64 * 1024
 
@@ -40,10 +34,7 @@ public final class ServicingDataMeter: Sendable {
     }
 
     /// `YYYY-MM` in UTC.
-    public static func month(of date: Date) -> String {
-        let parts = utc.dateComponents([.year, .month], from: date)
-        return String(format: "%04d-%02d", parts.year ?? 1970, parts.month ?? 1)
-    }
+    public static func month(of date: Date) -> String { UTCTime(date).yearMonth }
 
     /// Adds bytes that crossed the wire.
     public func add(_ bytes: Int, now: Date = Date()) {
