@@ -91,6 +91,9 @@ public final class GatewayConnection: Service, Sendable {
     /// How many cloud messages wait, unacknowledged, for their apps on the current connection.
     package var heldCount: Int { held.withLock { $0.messages.count } }
 
+    /// How many cloud messages this connection left unacknowledged at the gateway, beyond what it holds.
+    package var leftAtGatewayCount: Int { held.withLock { $0.leftCount } }
+
     /// Why a connection ended.
     enum Ending {
         /// The gateway or the network closed it.
@@ -298,6 +301,7 @@ public final class GatewayConnection: Service, Sendable {
                 held.messages.append(message)
             } else {
                 held.leftAtGateway.insert(component)  // it comes again on a new connection
+                held.leftCount += 1
             }
         }
     }
@@ -368,6 +372,8 @@ struct HeldMessages {
     var messages: [HeldMessage] = []
     /// Apps with messages left unacknowledged at the gateway, which come again on a new connection.
     var leftAtGateway: Set<String> = []
+    /// How many messages were left so.
+    var leftCount = 0
     var nextSequence = 0
 
     /// Whether the app has earlier messages waiting, here or at the gateway.

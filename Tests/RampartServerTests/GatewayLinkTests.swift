@@ -173,7 +173,11 @@ struct GatewayLinkTests {
                             body: CloudMessageRequest(payload: "burst \(n)", properties: [MessageProperty(name: "componentId", value: app)])
                         ).id)
                     }
-                    #expect(try await AppSupervisorTests.eventually { connection.heldCount == GatewayConnection.heldPerApp })
+                    // All of them at the device before the app starts: the last two arrive after the held ones and
+                    // would otherwise go straight to a started app.
+                    #expect(try await AppSupervisorTests.eventually(30) {
+                        connection.heldCount == GatewayConnection.heldPerApp && connection.leftAtGatewayCount == 2
+                    })
                     _ = try await apps.start(app)
                     #expect(try await AppSupervisorTests.eventually(60) {
                         var delivered = 0
