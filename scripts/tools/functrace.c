@@ -5,7 +5,10 @@
 // in FUNCS (hex offsets in the executable's address space, one per line). When one is hit, the original byte
 // goes back, the thread resumes at the entry, and the offset is appended to OUT: so each function that runs
 // costs one stop per process, and the program runs at full speed otherwise. Addresses are not randomised
-// (ADDR_NO_RANDOMIZE), and TRACE_FIRST=1 also plants in the command's own process. Linux x86-64 only.
+// (ADDR_NO_RANDOMIZE), and TRACE_FIRST=1 also plants in the command's own process. It exits with the
+// command's status. Every process the command starts runs under ptrace (slightly slower), SIGSTOPs are not
+// passed on, and a planted process must not fork (its child would keep the breakpoints, untraced); `device
+// run` does not. Linux x86-64 only.
 #define _GNU_SOURCE
 #include <stdio.h>
 #include <stdlib.h>
@@ -45,6 +48,7 @@ static void plant(pid_t pid) {
     ssize_t n = readlink(path, exe, sizeof exe - 1); if (n < 0) return; exe[n] = 0;
     snprintf(path, sizeof path, "/proc/%d/maps", pid);
     FILE *f = fopen(path, "r"); uint64_t base = 0;
+    if (!f) return;
     while (fgets(line, sizeof line, f)) {
         unsigned long s, e, off; char perm[8];
         if (sscanf(line, "%lx-%lx %7s %lx", &s, &e, perm, &off) == 4 && strstr(line, exe) && off == 0) { base = s; break; }
@@ -69,6 +73,7 @@ static void plant(pid_t pid) {
     p->tgid = pid; p->base = base; p->orig = malloc(nfuncs); p->armed = calloc(nfuncs, 1);
     snprintf(path, sizeof path, "/proc/%d/mem", pid);
     p->memfd = open(path, O_RDWR);
+    if (p->memfd < 0) { perror(path); p->tgid = 0; return; }
     unsigned char cc = 0xCC;
     size_t planted = 0;
     for (size_t i = 0; i < nfuncs; i++) {
@@ -100,11 +105,14 @@ int main(int argc, char **argv) {
     ptrace(PTRACE_SETOPTIONS, child, 0,
            PTRACE_O_TRACECLONE | PTRACE_O_TRACEFORK | PTRACE_O_TRACEVFORK | PTRACE_O_TRACEEXEC | PTRACE_O_EXITKILL);
     ptrace(PTRACE_CONT, child, 0, 0);
-    int execs = 0; size_t hits = 0;
+    int execs = 0, result = 1; size_t hits = 0;
     for (;;) {
         pid_t tid = waitpid(-1, &status, __WALL);
         if (tid < 0) { if (errno == EINTR) continue; break; }
-        if (WIFEXITED(status) || WIFSIGNALED(status)) { if (tid == child) break; continue; }
+        if (WIFEXITED(status) || WIFSIGNALED(status)) {
+            if (tid == child) { result = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); break; }
+            continue;
+        }
         if (!WIFSTOPPED(status)) continue;
         int sig = WSTOPSIG(status), event = status >> 16, deliver = 0;
         if (sig == SIGTRAP && event) {
@@ -114,9 +122,13 @@ int main(int argc, char **argv) {
             }
         } else if (sig == SIGTRAP) {
             struct user_regs_struct regs;
+            siginfo_t info;
             struct proc *p = proc_of(tgid_of(tid));
             long i = -1;
-            if (p && ptrace(PTRACE_GETREGS, tid, 0, &regs) == 0) i = find(regs.rip - 1 - p->base);
+            // An int3 reports SI_KERNEL; any other SIGTRAP is the program's own and is delivered.
+            if (p && ptrace(PTRACE_GETSIGINFO, tid, 0, &info) == 0 && info.si_code == SI_KERNEL
+                && ptrace(PTRACE_GETREGS, tid, 0, &regs) == 0)
+                i = find(regs.rip - 1 - p->base);
             if (i >= 0) {
                 if (p->armed[i]) {
                     pwrite(p->memfd, &p->orig[i], 1, p->base + funcs[i]);
@@ -132,6 +144,6 @@ int main(int argc, char **argv) {
         ptrace(PTRACE_CONT, tid, 0, (void *)(long)deliver);
     }
     fclose(out);
-    fprintf(stderr, "functrace: %zu functions ran\n", hits);
-    return 0;
+    fprintf(stderr, "functrace: %zu functions ran; the command exited %d\n", hits, result);
+    return result;  // the command's own status
 }
