@@ -1,7 +1,12 @@
 import ArgumentParser
 import AsyncHTTPClient
+import Crypto
 import Foundation
 import Logging
+import NIOCore
+import NIOFoundationCompat
+import NIOHTTP1
+import NIOPosix
 import NIOSSL
 import RampartAttestation
 import RampartCore
@@ -31,6 +36,7 @@ struct BenchCommand: AsyncParsableCommand {
         @Option(help: "How many attestations run at once.") var concurrency = 32
         @Option(help: "How many times each device attests.") var rounds = 2
         @Option(help: "Seconds for the openssl speed reference (0 skips it).") var opensslSeconds = 3
+        @Option(help: "The nginx binary for the transport reference (an empty value skips it).") var nginx = "/usr/sbin/nginx"
 
         func run() async throws {
             guard devices > 0, concurrency > 0, rounds > 0, devices * rounds <= 1_000_000 else {
@@ -132,6 +138,24 @@ struct BenchCommand: AsyncParsableCommand {
             } else if let ownCPU {
                 lines.append("| CPU per attestation, \(self.server == nil ? "server and devices' side together" : "devices' side") | \(milliseconds(ownCPU)) |")
             }
+            if !nginx.isEmpty {
+                print("Measuring the transport alone: the same \(total) exchanges against nginx…")
+                let transport = try await TransportReference.measure(
+                    nginx: nginx, server: server, serverCA: serverCA, identity: identities[0], measurements: measurements,
+                    total: total, workers: workers)
+                let perConnection = transport.clientCPU.map { $0 / Double(max(1, total - transport.failures)) }
+                lines += [
+                    "| transport alone: nginx answering the same two requests, same bodies and answers, a fresh TLS connection each | "
+                        + "\(String(format: "%.0f", transport.rate))/s (\(transport.failures) failed), p50 \(String(format: "%.1f", transport.p50)) ms, "
+                        + "p99 \(String(format: "%.1f", transport.p99)) ms |",
+                    "| load generator CPU per connection, transport alone | "
+                        + (perConnection.map {
+                            String(format: "%.2f ms: two cores ÷ this = %.0f/s, the most any server could reach here with these devices' side", $0 * 1000, 2 / $0)
+                        } ?? "—") + " |",
+                    "| nginx CPU per connection | "
+                        + (transport.nginxCPU.map { String(format: "%.2f ms", $0 * 1000 / Double(max(1, total - transport.failures))) } ?? "—") + " |",
+                ]
+            }
             if opensslSeconds > 0, let speed = OpenSSLSpeed.ecdsaP256(seconds: opensslSeconds) {
                 lines.append("| openssl speed ecdsap256 (1 core), sign/s | \(String(format: "%.0f", speed.sign)) |")
                 lines.append("| openssl speed ecdsap256 (1 core), verify/s | \(String(format: "%.0f", speed.verify)) |")
@@ -141,6 +165,124 @@ struct BenchCommand: AsyncParsableCommand {
                 throw RampartError(.internalError, "\(failures) of \(total) attestations failed.", status: 500)
             }
         }
+    }
+}
+
+/// The attestation's transport alone, as the ceiling a server could reach on this machine: nginx answers the
+/// challenge and evidence requests with a real exchange's answers, and the load generator runs the same
+/// connection pattern (a fresh TLS connection per attestation, the second request closing it) without the
+/// devices' signatures.
+enum TransportReference {
+    struct Result {
+        var rate: Double
+        var failures: Int
+        var p50: Double
+        var p99: Double
+        /// This process's CPU seconds over the run.
+        var clientCPU: Double?
+        /// nginx's CPU seconds over the run.
+        var nginxCPU: Double?
+    }
+
+    static func measure(
+        nginx: String, server: String, serverCA: String?, identity: DeviceState.Identity, measurements: [SoftwareMeasurement],
+        total: Int, workers: Int
+    ) async throws -> Result {
+        // One real exchange with the server gives the bodies and answers nginx repeats.
+        let serverTLS = try DeviceTLS.configuration(serverCAPEM: serverCA)
+        let sampler = HTTPClient(eventLoopGroupProvider: .singleton)
+        defer { _ = sampler.shutdown() }
+        let challengeBody = ByteBuffer(data: try JSONCoding.encoder().encode(AttestationChallengeRequest(deviceId: identity.deviceID)))
+        let challengeAnswer = try await post(sampler, server + "/v1/attestation/challenge", tls: serverTLS, body: challengeBody, close: false)
+        let challenge = try JSONCoding.decoder().decode(AttestationChallenge.self, from: Data(buffer: challengeAnswer))
+        let claims = EvidenceClaims(
+            nonce: challenge.nonce, deviceID: identity.deviceID, issuedAt: Date(), hardwareModel: identity.model,
+            softwareName: "rampart", softwareVersion: RampartVersion.current, debugStatus: 3, measurements: measurements,
+            freshKey: P256.Signing.PrivateKey().publicKey)
+        let evidence = try EvidenceToken.sign(claims, identity: identity.keyStore, endorsement: identity.endorsement)
+        let evidenceBody = ByteBuffer(data: try JSONCoding.encoder().encode(AttestationRequest(evidence: evidence)))
+        let resultAnswer = try await post(sampler, server + "/v1/attestation", tls: serverTLS, body: evidenceBody, close: true)
+
+        // nginx with a TLS identity of the server's shape: a P-256 certificate from a CA the devices pin.
+        let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-bench-nginx-\(RampartID().description.prefix(8))")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let identityTLS = try CertificateIssuer.makeDevelopmentServerIdentity(
+            hostnames: ["localhost"], ipAddresses: ["127.0.0.1"], now: Date(), validity: 86_400)
+        let certificateFile = directory.appendingPathComponent("server.pem")
+        let keyFile = directory.appendingPathComponent("server-key.pem")
+        try identityTLS.server.pemString.write(to: certificateFile, atomically: true, encoding: .utf8)
+        try identityTLS.key.pemRepresentation.write(to: keyFile, atomically: true, encoding: .utf8)
+        // nginx's quoted strings take \\ for a backslash and \' for a quote.
+        func quoted(_ bytes: ByteBuffer) -> String {
+            "'" + String(buffer: bytes).replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
+        }
+        let reference = try await NginxReference.start(
+            binary: nginx, directory: directory, certificateFile: certificateFile.path, keyFile: keyFile.path,
+            site: """
+                location = /v1/attestation/challenge { default_type application/json; return 200 \(quoted(challengeAnswer)); }
+                    location = /v1/attestation { default_type application/json; return 200 \(quoted(resultAnswer)); }
+                """)
+        defer { reference.stop() }
+        let base = "https://127.0.0.1:\(reference.port)"
+        let tls = try DeviceTLS.configuration(serverCAPEM: try identityTLS.ca.pemString)
+        let probe = try await post(sampler, base + "/v1/attestation", tls: tls, body: evidenceBody, close: true)
+        guard probe == resultAnswer else {
+            throw RampartError(.internalError, "nginx did not repeat the attestation answer; see \(directory.path)/error.log.", status: 500)
+        }
+
+        let clientBefore = ProcessCPU.seconds()
+        let nginxBefore = reference.cpuSeconds()
+        let started = ContinuousClock.now
+        let outcomes = try await withThrowingTaskGroup(of: [(Duration, Bool)].self) { group in
+            for worker in 0..<workers {
+                group.addTask {
+                    let client = HTTPClient(eventLoopGroupProvider: .singleton)
+                    var results: [(Duration, Bool)] = []
+                    for _ in stride(from: worker, to: total, by: workers) {
+                        let begin = ContinuousClock.now
+                        var ok = true
+                        do {
+                            _ = try await post(client, base + "/v1/attestation/challenge", tls: tls, body: challengeBody, close: false)
+                            _ = try await post(client, base + "/v1/attestation", tls: tls, body: evidenceBody, close: true)
+                        } catch {
+                            ok = false
+                            FileHandle.standardError.write(Data("transport reference failed: \(error)\n".utf8))
+                        }
+                        results.append((ContinuousClock.now - begin, ok))
+                    }
+                    try? await client.shutdown()
+                    return results
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        let wall = ContinuousClock.now - started
+        let clientCPU = ProcessCPU.seconds().map { $0 - (clientBefore ?? 0) }
+        let nginxCPU = reference.cpuSeconds().flatMap { after in nginxBefore.map { after - $0 } }
+        let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18
+        let latencies = outcomes.map { Double($0.0.components.seconds) * 1000 + Double($0.0.components.attoseconds) / 1e15 }.sorted()
+        let failures = outcomes.filter { !$0.1 }.count
+        func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+        return Result(
+            rate: Double(total - failures) / seconds, failures: failures, p50: percentile(0.5), p99: percentile(0.99),
+            clientCPU: clientCPU, nginxCPU: nginxCPU)
+    }
+
+    /// One POST of JSON; the answer's body if it is 200.
+    static func post(_ client: HTTPClient, _ url: String, tls: TLSConfiguration, body: ByteBuffer, close: Bool) async throws -> ByteBuffer {
+        var request = HTTPClientRequest(url: url)
+        request.method = .POST
+        request.tlsConfiguration = tls
+        request.headers.add(name: "Content-Type", value: "application/json")
+        if close { request.headers.add(name: "Connection", value: "close") }
+        request.body = .bytes(body)
+        let response = try await client.execute(request, timeout: .seconds(30))
+        let answer = try await response.body.collect(upTo: 1 << 20)
+        guard response.status == .ok else {
+            throw RampartError(.serverUnreachable, "\(url) answered HTTP \(response.status.code): \(String(buffer: answer))", status: 502)
+        }
+        return answer
     }
 }
 
@@ -183,6 +325,78 @@ enum ReferenceTool {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["perl", "-MPOSIX", "-e", "sigprocmask(SIG_SETMASK, POSIX::SigSet->new); exec @ARGV or die"] + arguments
         return process
+    }
+}
+
+/// nginx as a benchmark's reference server: TLS on a free loopback port, one worker per core.
+struct NginxReference {
+    /// The port it listens on, at 127.0.0.1.
+    let port: Int
+    private let process: Process
+
+    /// Starts nginx from `binary`, keeping its files in `directory`, with `site` (nginx directives) inside its TLS
+    /// server block, and waits until it accepts connections.
+    ///
+    /// - Throws: ``RampartError`` `configurationInvalid` if nginx is missing, `internalError` if it does not start.
+    static func start(binary: String, directory: URL, certificateFile: String, keyFile: String, site: String) async throws
+        -> NginxReference
+    {
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw RampartError(.configurationInvalid, "nginx is needed as the reference: apt-get install nginx-light (or pass --nginx PATH).")
+        }
+        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        let port = try await BenchCommand.freePort()
+        let conf = """
+            worker_processes auto;
+            user root;
+            daemon off;
+            pid \(directory.path)/nginx.pid;
+            error_log \(directory.path)/error.log warn;
+            events { worker_connections 1024; }
+            http {
+                access_log off;
+                keepalive_requests 1000000;
+                keepalive_timeout 120s;
+                server {
+                    listen 127.0.0.1:\(port) ssl;
+                    ssl_certificate \(certificateFile);
+                    ssl_certificate_key \(keyFile);
+                    \(site)
+                }
+            }
+            """
+        let file = directory.appendingPathComponent("nginx.conf")
+        try conf.write(to: file, atomically: true, encoding: .utf8)
+        let process = ReferenceTool.process([binary, "-p", directory.path, "-c", file.path])
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let reference = NginxReference(port: port, process: process)
+        for _ in 0..<100 {
+            if let channel = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get() {
+                try? await channel.close()
+                return reference
+            }
+            guard process.isRunning else { break }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        reference.stop()
+        throw RampartError(.internalError, "nginx did not start; see \(directory.path)/error.log.", status: 500)
+    }
+
+    /// The CPU time nginx has used so far: its master and its workers (the master's children).
+    func cpuSeconds() -> Double? {
+        let pid = process.processIdentifier
+        let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        let pids = [pid] + children.split(separator: " ").compactMap { Int32($0) }
+        let times = pids.compactMap { ProcessCPU.seconds(pid: $0) }
+        return times.count == pids.count ? times.reduce(0, +) : nil
+    }
+
+    /// Stops nginx and waits for it.
+    func stop() {
+        process.terminate()
+        process.waitUntilExit()
     }
 }
 

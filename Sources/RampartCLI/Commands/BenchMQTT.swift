@@ -42,6 +42,8 @@ extension BenchCommand {
         @Option(help: "A label for the result line (e.g. rampart, mosquitto).") var label = "broker"
         @Option(help: "The subscriber's client (device) ID; with iothub, the gateway's own device ID.")
         var subscriberId = "bench-host"
+        @Option(help: "The broker's process ID on this machine, to report its CPU time per message next to this client's.")
+        var brokerPid: Int32?
 
         func validate() throws {
             guard qos == 0 || qos == 1 else { throw ValidationError("--qos must be 0 or 1.") }
@@ -85,6 +87,8 @@ extension BenchCommand {
             let perClient = messages / clients
             let total = perClient * clients
             let clock = ContinuousClock()
+            let clientCPUBefore = ProcessCPU.seconds()
+            let brokerCPUBefore = brokerPid.flatMap { ProcessCPU.seconds(pid: $0) }
             let origin = clock.now
             let start = origin
             let qosLevel: MQTTQoS = qos == 1 ? .atLeastOnce : .atMostOnce
@@ -141,6 +145,13 @@ extension BenchCommand {
                 return []
             }
             let elapsed = clock.now - start
+            // CPU time, user and system, per delivered message: what each side costs, apart from how the cores are shared.
+            func perMessage(_ cpu: Double?) -> String {
+                guard let cpu, !result.isEmpty else { return "—" }
+                return String(format: "%.1f µs", cpu * 1e6 / Double(result.count))
+            }
+            let clientCPU = perMessage(ProcessCPU.seconds().flatMap { after in clientCPUBefore.map { after - $0 } })
+            let brokerCPU = perMessage(brokerPid.flatMap { ProcessCPU.seconds(pid: $0) }.flatMap { after in brokerCPUBefore.map { after - $0 } })
             for (client, _) in publishers { await client.disconnect() }
             await subscriber.disconnect()
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
@@ -149,7 +160,7 @@ extension BenchCommand {
             let rate = Double(sorted.count) / seconds
             print(
                 "| \(label) | QoS \(qos) | \(clients) | \(sorted.count)/\(total) | \(String(format: "%.0f", rate)) msg/s | "
-                    + "\(String(format: "%.1f", percentile(0.5))) ms | \(String(format: "%.1f", percentile(0.99))) ms |")
+                    + "\(String(format: "%.1f", percentile(0.5))) ms | \(String(format: "%.1f", percentile(0.99))) ms | \(brokerCPU) | \(clientCPU) |")
             if sorted.count < total {
                 throw RampartError(.internalError, "Only \(sorted.count) of \(total) messages arrived within \(timeout) s.")
             }

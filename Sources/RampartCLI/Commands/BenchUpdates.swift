@@ -62,9 +62,6 @@ extension BenchCommand {
             guard (1...120).contains(seconds), (1...256).contains(connections) else {
                 throw RampartError.invalidRequest("--seconds must be 1…120 and --connections 1…256.")
             }
-            guard FileManager.default.isExecutableFile(atPath: nginx) else {
-                throw RampartError(.configurationInvalid, "nginx is needed as the reference: apt-get install nginx-light (or pass --nginx PATH).")
-            }
             var logger = Logger(label: "rampart.bench")
             logger.logLevel = .error
             let (seconds, connections, nginx) = (self.seconds, self.connections, self.nginx)
@@ -79,37 +76,11 @@ extension BenchCommand {
                 let site = root.appendingPathComponent("nginx")
                 try FileManager.default.createDirectory(at: site.appendingPathComponent("html"), withIntermediateDirectories: true)
                 try Data(timestamp).write(to: site.appendingPathComponent("html/timestamp.json"))
-                let port = try await BenchCommand.freePort()
-                let conf = """
-                    worker_processes auto;
-                    user root;
-                    daemon off;
-                    pid \(site.path)/nginx.pid;
-                    error_log \(site.path)/error.log warn;
-                    events { worker_connections 1024; }
-                    http {
-                        access_log off;
-                        keepalive_requests 1000000;
-                        keepalive_timeout 120s;
-                        server {
-                            listen 127.0.0.1:\(port) ssl;
-                            ssl_certificate \(data.tlsCertificateFile.path);
-                            ssl_certificate_key \(data.tlsKeyFile.path);
-                            root \(site.path)/html;
-                            location / { default_type application/json; }
-                        }
-                    }
-                    """
-                try conf.write(to: site.appendingPathComponent("nginx.conf"), atomically: true, encoding: .utf8)
-                let process = ReferenceTool.process([nginx, "-p", site.path, "-c", site.appendingPathComponent("nginx.conf").path])
-                process.standardOutput = FileHandle.nullDevice
-                process.standardError = FileHandle.nullDevice
-                try process.run()
-                defer {
-                    process.terminate()
-                    process.waitUntilExit()
-                }
-                let nginxURL = "https://127.0.0.1:\(port)/timestamp.json"
+                let nginxServer = try await NginxReference.start(
+                    binary: nginx, directory: site, certificateFile: data.tlsCertificateFile.path, keyFile: data.tlsKeyFile.path,
+                    site: "root \(site.path)/html; location / { default_type application/json; }")
+                defer { nginxServer.stop() }
+                let nginxURL = "https://127.0.0.1:\(nginxServer.port)/timestamp.json"
                 var serverTLS = TLSConfiguration.makeClientConfiguration()
                 serverTLS.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(serverCA.utf8)))
                 var ready = false
