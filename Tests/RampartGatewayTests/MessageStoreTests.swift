@@ -58,11 +58,20 @@ struct MessageStoreTests {
         second.close()
     }
 
-    @Test("A rewind sends everything unacknowledged again, in order")
-    func rewind() async throws {
+    /// Records are read from memory (the default), from disk (0), or some from each (a little).
+    static let memoryLimits = [4 << 20, 0, 150]
+
+    func configuration(_ directory: TemporaryDirectory, memory: Int) -> MessageStore.Configuration {
+        var configuration = MessageStore.Configuration(directory: directory.path)
+        configuration.memoryBytesPerQueue = memory
+        return configuration
+    }
+
+    @Test("A rewind sends everything unacknowledged again, in order", arguments: memoryLimits)
+    func rewind(memory: Int) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let store = try MessageStore(configuration: .init(directory: directory.path))
+        let store = try MessageStore(configuration: configuration(directory, memory: memory))
         defer { store.close() }
         for n in 0..<5 { try await append(store, message(n)) }
         let (key, batch) = try #require(await store.read(endpoint: "$upstream", maximumCount: 5))
@@ -70,13 +79,15 @@ struct MessageStoreTests {
         store.rewind(endpoint: "$upstream")
         let (_, again) = try #require(await store.read(endpoint: "$upstream", maximumCount: 5))
         #expect(again.map(\.sequence) == Array(batch[2...].map(\.sequence)))
+        #expect(again.map(\.message) == Array(batch[2...].map(\.message)))
+        #expect(again.map { $0.message.applicationProperties[0].value } == ["2", "3", "4"])
     }
 
-    @Test("Expired messages are counted, never delivered")
-    func expiry() async throws {
+    @Test("Expired messages are counted, never delivered", arguments: memoryLimits)
+    func expiry(memory: Int) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        let store = try MessageStore(configuration: .init(directory: directory.path))
+        let store = try MessageStore(configuration: configuration(directory, memory: memory))
         defer { store.close() }
         try await append(store, message(0, expiresIn: 1))
         try await append(store, message(1))
@@ -157,11 +168,11 @@ struct MessageStoreTests {
         #expect(records.count == 1)
     }
 
-    @Test("Segments roll over and delivered ones are deleted")
-    func segments() async throws {
+    @Test("Segments roll over and delivered ones are deleted; what is read is what was appended", arguments: memoryLimits)
+    func segments(memory: Int) async throws {
         let directory = try TemporaryDirectory()
         defer { directory.remove() }
-        var configuration = MessageStore.Configuration(directory: directory.path)
+        var configuration = self.configuration(directory, memory: memory)
         configuration.segmentBytes = 200
         let store = try MessageStore(configuration: configuration)
         defer { store.close() }
@@ -169,12 +180,13 @@ struct MessageStoreTests {
         let queueDirectory = directory.path + "/" + Self.upstream.directoryName
         let before = try FileManager.default.contentsOfDirectory(atPath: queueDirectory).filter { $0.hasSuffix(".seg") }.count
         #expect(before > 3)
-        var delivered: [String] = []
+        var delivered: [GatewayMessage] = []
         while delivered.count < 20, let (key, records) = await store.read(endpoint: "$upstream", maximumCount: 7) {
-            delivered += records.map { $0.message.applicationProperties[0].value }
+            delivered += records.map(\.message)
             store.acknowledge(key, through: records.last!.sequence)
         }
-        #expect(delivered == (0..<20).map(String.init))
+        #expect(delivered.map { $0.applicationProperties[0].value } == (0..<20).map(String.init))
+        #expect(delivered == (0..<20).map { message($0).with(enqueued: delivered[$0].enqueuedAtMilliseconds) })
         let after = try FileManager.default.contentsOfDirectory(atPath: queueDirectory).filter { $0.hasSuffix(".seg") }.count
         #expect(after == 1)
     }

@@ -80,6 +80,14 @@ struct MQTTTopicTests {
             MatchCase(filter: "$SYS/monitor/+", topic: "$SYS/monitor/Clients", matches: true),
             MatchCase(filter: "$share/group/sport/#", topic: "sport/tennis", matches: true),
             MatchCase(filter: "$share/group/+", topic: "$SYS", matches: false),
+            MatchCase(filter: "a/+/b", topic: "a//b", matches: true),
+            MatchCase(filter: "a/", topic: "a", matches: false),
+            MatchCase(filter: "a", topic: "a/", matches: false),
+            MatchCase(filter: "sport/tennis", topic: "sport/tennis2", matches: false),
+            MatchCase(filter: "sport/tennis2", topic: "sport/tennis", matches: false),
+            MatchCase(filter: "+/+", topic: "a", matches: false),
+            MatchCase(filter: "+/#", topic: "a", matches: true),
+            MatchCase(filter: "sport/#", topic: "sports/tennis", matches: false),
         ]
     )
     func matching(_ match: MatchCase) {

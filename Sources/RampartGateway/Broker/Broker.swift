@@ -376,7 +376,8 @@ public final class Broker: Sendable {
             store.append(copy, to: group.keys, promise: promise)
             return promise.futureResult
         }
-        let all = EventLoopFuture.andAllSucceed(futures, on: eventLoop)
+        // Most messages go to one queue: its future is the answer, without the cost of combining one.
+        let all = futures.count == 1 ? futures[0] : EventLoopFuture.andAllSucceed(futures, on: eventLoop)
         all.whenFailure { [metrics] error in
             let code = (error as? RampartError)?.code
             metrics.dropped(code == .storeFull ? "storeFull" : "writeFailed").increment()

@@ -27,11 +27,13 @@ enum IoTHubTopic: Equatable {
     /// What a publish to `topic` by `identity` means, or `nil` when the client may not publish there.
     static func parsePublish(_ topic: String, identity: ClientIdentity) -> IoTHubTopic? {
         if topic.hasPrefix("$iothub/") { return parseRequest(topic) }
-        let prefix = identity.topicPrefix + "messages/events/"
-        if topic == String(prefix.dropLast()) { return .telemetry(properties: []) }
-        guard topic.hasPrefix(prefix) else { return nil }
-        let bag = topic.dropFirst(prefix.count)
-        guard let properties = PropertyBag.decode(bag.hasSuffix("/") ? bag.dropLast() : bag) else { return nil }
+        let prefix = identity.telemetryPrefix.utf8
+        let name = topic.utf8
+        // `…/messages/events` without its slash is telemetry too.
+        if name.count == prefix.count - 1, prefix.starts(with: name) { return .telemetry(properties: []) }
+        guard name.starts(with: prefix) else { return nil }
+        let bag = topic.utf8.dropFirst(prefix.count)
+        guard let properties = PropertyBag.decode(Substring(bag.last == UInt8(ascii: "/") ? bag.dropLast() : bag)) else { return nil }
         return .telemetry(properties: properties)
     }
 
@@ -89,9 +91,13 @@ enum IoTHubTopic: Equatable {
 /// Who is connected: a device, or one of its modules.
 struct ClientIdentity: Hashable, Sendable, CustomStringConvertible {
     /// The device ID, equal to the certificate's CN.
-    var deviceID: String
+    let deviceID: String
     /// The module, for client IDs of the form `{device}/{module}`.
-    var moduleID: String?
+    let moduleID: String?
+    /// `devices/{d}/` or `devices/{d}/modules/{m}/`.
+    let topicPrefix: String
+    /// `{topicPrefix}messages/events/`, which every telemetry PUBLISH starts with: made once, not per message.
+    let telemetryPrefix: String
 
     /// Parses an MQTT client ID; `nil` when it is not `{device}` or `{device}/{module}`.
     init?(clientID: String) {
@@ -99,19 +105,14 @@ struct ClientIdentity: Hashable, Sendable, CustomStringConvertible {
         guard (1...2).contains(parts.count), parts.allSatisfy({ !$0.isEmpty && Self.isValidSegment($0) }) else {
             return nil
         }
-        deviceID = String(parts[0])
-        moduleID = parts.count == 2 ? String(parts[1]) : nil
+        self.init(deviceID: String(parts[0]), moduleID: parts.count == 2 ? String(parts[1]) : nil)
     }
 
     init(deviceID: String, moduleID: String? = nil) {
         self.deviceID = deviceID
         self.moduleID = moduleID
-    }
-
-    /// `devices/{d}/` or `devices/{d}/modules/{m}/`.
-    var topicPrefix: String {
-        if let moduleID { return "devices/\(deviceID)/modules/\(moduleID)/" }
-        return "devices/\(deviceID)/"
+        topicPrefix = moduleID.map { "devices/\(deviceID)/modules/\($0)/" } ?? "devices/\(deviceID)/"
+        telemetryPrefix = topicPrefix + "messages/events/"
     }
 
     var clientID: String { moduleID.map { "\(deviceID)/\($0)" } ?? deviceID }

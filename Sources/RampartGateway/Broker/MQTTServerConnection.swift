@@ -275,7 +275,7 @@ final class MQTTServerConnection: ChannelInboundHandler, RemovableChannelHandler
         case .telemetry(let bag):
             let message = makeMessage(publish, bag: bag, identity: identity)
             // Forwarded messages carry their properties in a topic, which MQTT bounds at 64 KiB.
-            guard bag.count <= 64, PropertyBag.encode(message.propertyBag).utf8.count <= 16 * 1024 else {
+            guard bag.count <= 64, PropertyBag.encodedCount(message.propertyBag) <= 16 * 1024 else {
                 broker.metrics.dropped("malformed").increment()
                 return answer(publish, .topicNameInvalid, fatal: "A property bag may hold 64 properties and 16 KiB.")
             }

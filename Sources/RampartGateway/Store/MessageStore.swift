@@ -28,6 +28,9 @@ public final class MessageStore: Sendable {
         public var maximumBytes: Int = 1 << 30
         /// The size at which a queue starts a new segment file.
         public var segmentBytes: Int = 16 << 20
+        /// How many bytes of its newest records each queue also keeps in memory, so that its consumer, usually
+        /// right behind the writer, reads them without the disk. 0 reads every record from disk.
+        public var memoryBytesPerQueue: Int = 4 << 20
         /// Creates settings for `directory`.
         public init(directory: String) { self.directory = directory }
     }
@@ -101,6 +104,13 @@ public final class MessageStore: Sendable {
         var expiredCountedThrough: UInt64
         var cursorWrittenAt = UInt64(0)
         var cursorDirty = false
+        /// The latest durable records as they were appended, so that a consumer close behind the writer (the
+        /// usual case) reads them without going to the disk: `recent[recentHead + i]` is sequence
+        /// `recentFirst + i`, with its frame size on disk. At most `memoryBytesPerQueue` bytes of frames.
+        var recent: [(message: GatewayMessage, size: Int)] = []
+        var recentHead = 0
+        var recentFirst = UInt64(0)
+        var recentBytes = 0
 
         init(key: MessageStore.QueueKey, directory: String, segments: [SegmentFile], cursor: UInt64) {
             self.key = key
@@ -115,10 +125,41 @@ public final class MessageStore: Sendable {
 
         var tail: SegmentFile { segments[segments.count - 1] }
         var durableEnd: UInt64 { tail.nextSequence }
+
+        /// Keeps records `first`, `first + 1`, … (just made durable) in `recent`, dropping the oldest beyond
+        /// `limit` bytes.
+        func remember(_ records: [(message: GatewayMessage, size: Int)], first: UInt64, limit: Int) {
+            if recentFirst + UInt64(recent.count - recentHead) != first {
+                recent.removeAll()
+                recentHead = 0
+                recentFirst = first
+                recentBytes = 0
+            }
+            for record in records {
+                recent.append(record)
+                recentBytes += record.size
+            }
+            while recentBytes > limit, recentHead < recent.count {
+                recentBytes -= recent[recentHead].size
+                recentHead += 1
+                recentFirst += 1
+            }
+            if recentHead > 1024, recentHead * 2 >= recent.count {
+                recent.removeFirst(recentHead)
+                recentHead = 0
+            }
+        }
+
+        /// Record `sequence` from `recent`, if it is still there.
+        func remembered(_ sequence: UInt64) -> (message: GatewayMessage, size: Int)? {
+            guard sequence >= recentFirst, sequence - recentFirst < UInt64(recent.count - recentHead) else { return nil }
+            return recent[recentHead + Int(sequence - recentFirst)]
+        }
     }
 
     private struct Pending {
         var keys: [QueueKey]
+        var message: GatewayMessage
         var record: [UInt8]
         var size: Int
         var promise: EventLoopPromise<Void>
@@ -180,7 +221,7 @@ public final class MessageStore: Sendable {
                 return StoreError.full(maximumBytes: configuration.maximumBytes)
             }
             state.reservedBytes += size
-            state.pending.append(Pending(keys: keys, record: record, size: size, promise: promise))
+            state.pending.append(Pending(keys: keys, message: message, record: record, size: size, promise: promise))
             return nil
         }
         if let outcome { return promise.fail(outcome) }
@@ -352,11 +393,11 @@ public final class MessageStore: Sendable {
     private func write(_ batch: [Pending]) {
         // Group by queue, keeping arrival order within each.
         var order: [QueueKey] = []
-        var framesByQueue: [QueueKey: [(index: Int, record: [UInt8])]] = [:]
+        var framesByQueue: [QueueKey: [(index: Int, record: [UInt8], message: GatewayMessage)]] = [:]
         for (index, entry) in batch.enumerated() {
             for key in entry.keys {
                 if framesByQueue[key] == nil { order.append(key) }
-                framesByQueue[key, default: []].append((index, entry.record))
+                framesByQueue[key, default: []].append((index, entry.record, entry.message))
             }
         }
         var failed: [Int: RampartError] = [:]
@@ -390,9 +431,11 @@ public final class MessageStore: Sendable {
                     throw error
                 }
                 let written = tail
+                let first = tail.nextSequence
                 let waiter = state.withLockedValue { state -> CheckedContinuation<Void, Never>? in
                     written.size = start + bytes.count
                     written.nextSequence = sequence
+                    queue.remember(zip(entries, sizes).map { ($0.message, $1) }, first: first, limit: configuration.memoryBytesPerQueue)
                     queue.liveBytes += sizes.reduce(0, +)
                     queue.liveRecords += sizes.count
                     state.statistics.appended += sizes.count
@@ -458,12 +501,19 @@ public final class MessageStore: Sendable {
                     skipGap(queue, to: segment.firstSequence)
                     continue
                 }
-                guard let header = segment.read(at: queue.readOffset, count: SegmentFile.headerSize) else { break }
-                let length = Int(header.uint32(at: 0))
-                let size = SegmentFile.headerSize + length
-                guard let body = segment.read(at: queue.readOffset + SegmentFile.headerSize, count: length),
-                    let message = GatewayMessage(encoded: body)
-                else {
+                let message: GatewayMessage?
+                let size: Int
+                if let remembered = queue.remembered(queue.readSequence) {
+                    (message, size) = remembered
+                } else {
+                    guard let header = segment.read(at: queue.readOffset, count: SegmentFile.headerSize) else { break }
+                    let length = Int(header.uint32(at: 0))
+                    size = SegmentFile.headerSize + length
+                    message = segment.read(at: queue.readOffset + SegmentFile.headerSize, count: length).flatMap {
+                        GatewayMessage(encoded: $0)
+                    }
+                }
+                guard let message else {
                     // Unreadable although it passed the scan: count it and move on rather than stall the queue.
                     state.statistics.corrupt += 1
                     queue.readOffset += size

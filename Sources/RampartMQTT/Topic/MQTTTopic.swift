@@ -109,26 +109,46 @@ public enum MQTTTopic {
     ///   - topic: The topic name.
     /// - Returns: `true` when the topic name matches.
     public static func matches(filter: String, topic: String) -> Bool {
-        var filterBytes = Array(filter.utf8)[...]
-        if filterBytes.starts(with: sharePrefix) {
-            let rest = filterBytes.dropFirst(sharePrefix.count)
-            guard let separator = rest.firstIndex(of: slash) else { return false }
-            filterBytes = rest[(separator + 1)...]
+        // The broker asks this for every message it delivers, so it walks both names in place.
+        var filter = filter
+        var topic = topic
+        return filter.withUTF8 { filter in topic.withUTF8 { topic in matches(filter: filter, topic: topic) } }
+    }
+
+    private static func matches(filter: UnsafeBufferPointer<UInt8>, topic: UnsafeBufferPointer<UInt8>) -> Bool {
+        var f = 0
+        if filter.starts(with: sharePrefix) {
+            guard let separator = filter[sharePrefix.count...].firstIndex(of: slash) else { return false }
+            f = separator + 1
         }
-        let topicBytes = Array(topic.utf8)
-        let filterLevels = filterBytes.split(separator: slash, omittingEmptySubsequences: false)
-        let topicLevels = topicBytes.split(separator: slash, omittingEmptySubsequences: false)
-        if topicBytes.first == UInt8(ascii: "$"), let first = filterLevels.first,
-            first.elementsEqual([plus]) || first.elementsEqual([hash])
-        {
-            return false
+        // A wildcard is always a whole level in a valid filter, so its first byte tells.
+        if topic.first == UInt8(ascii: "$"), f < filter.count, filter[f] == plus || filter[f] == hash { return false }
+        var t = 0
+        // At the start of a level in both.
+        while true {
+            if f < filter.count, filter[f] == hash { return true }
+            if f < filter.count, filter[f] == plus {
+                f += 1
+                while t < topic.count, topic[t] != slash { t += 1 }
+            } else {
+                while f < filter.count, filter[f] != slash {
+                    guard t < topic.count, topic[t] == filter[f] else { return false }
+                    f += 1
+                    t += 1
+                }
+                if t < topic.count, topic[t] != slash { return false }
+            }
+            // Both are at a '/' or their end.
+            switch (f >= filter.count, t >= topic.count) {
+            case (true, true): return true
+            case (true, false): return false
+            case (false, true):
+                // "a/#" matches "a" too: '#' takes in its parent level.
+                return f + 1 < filter.count && filter[f + 1] == hash
+            case (false, false):
+                f += 1
+                t += 1
+            }
         }
-        for (index, level) in filterLevels.enumerated() {
-            if level.elementsEqual([hash]) { return true }
-            guard index < topicLevels.count else { return false }
-            if level.elementsEqual([plus]) { continue }
-            guard level.elementsEqual(topicLevels[index]) else { return false }
-        }
-        return filterLevels.count == topicLevels.count
     }
 }

@@ -17,19 +17,49 @@ public enum PropertyBag {
 
     /// Encodes a bag.
     public static func encode(_ properties: [(String, String)]) -> String {
-        properties.map { "\(percentEncode($0.0))=\(percentEncode($0.1))" }.joined(separator: "&")
+        var out = ""
+        out.reserveCapacity(encodedCount(properties))
+        for (index, (name, value)) in properties.enumerated() {
+            if index > 0 { out += "&" }
+            out += percentEncode(name)
+            out += "="
+            out += percentEncode(value)
+        }
+        return out
     }
 
-    private static let unreserved = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~$".utf8)
+    /// The length in bytes of ``encode(_:)``'s result, without building it.
+    public static func encodedCount(_ properties: [(String, String)]) -> Int {
+        func count(_ text: String) -> Int { text.utf8.reduce(0) { $0 + (isUnreserved($1) ? 1 : 3) } }
+        return properties.reduce(max(0, properties.count - 1)) { $0 + count($1.0) + 1 + count($1.1) }
+    }
+
+    /// The unreserved characters of RFC 3986, and `$`, which the bag's system property names start with.
+    private static func isUnreserved(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+            UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "$"):
+            true
+        default: false
+        }
+    }
+
+    private static let hexDigits = Array("0123456789ABCDEF".utf8)
 
     /// Percent-encodes all but the unreserved characters (and `$`), as the bag's names and values are.
     public static func percentEncode(_ text: String) -> String {
-        var out = ""
+        // Names and values are mostly plain: those come back as they are, without a copy.
+        guard text.utf8.contains(where: { !isUnreserved($0) }) else { return text }
+        var out: [UInt8] = []
+        out.reserveCapacity(text.utf8.count * 3)
         for byte in text.utf8 {
-            if unreserved.contains(byte) { out.unicodeScalars.append(Unicode.Scalar(byte)) }
-            else { out += "%" + String(byte, radix: 16, uppercase: true).leftPadded(to: 2) }
+            if isUnreserved(byte) {
+                out.append(byte)
+            } else {
+                out += [UInt8(ascii: "%"), hexDigits[Int(byte >> 4)], hexDigits[Int(byte & 0x0f)]]
+            }
         }
-        return out
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// Decodes `%XX` escapes (and, in a property bag, `+` as a space); `nil` for a bad escape or bytes
@@ -50,11 +80,5 @@ public enum PropertyBag {
             }
         }
         return String(validating: bytes, as: UTF8.self)
-    }
-}
-
-extension String {
-    fileprivate func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }
