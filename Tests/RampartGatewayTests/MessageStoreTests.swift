@@ -83,6 +83,24 @@ struct MessageStoreTests {
         #expect(again.map { $0.message.applicationProperties[0].value } == ["2", "3", "4"])
     }
 
+    @Test("Memory holds at most its limit of the newest records, and lets go of them once acknowledged", arguments: memoryLimits)
+    func memoryBound(memory: Int) async throws {
+        let directory = try TemporaryDirectory()
+        defer { directory.remove() }
+        let store = try MessageStore(configuration: configuration(directory, memory: memory))
+        defer { store.close() }
+        for n in 0..<20 { try await append(store, message(n)) }
+        let held = store.memoryUse(Self.upstream)
+        #expect(held.bytes <= memory)
+        #expect(memory == 0 ? held.records == 0 : held.records > 0)
+        let (key, records) = try #require(await store.read(endpoint: "$upstream", maximumCount: 20))
+        #expect(records.map { $0.message.applicationProperties[0].value } == (0..<20).map(String.init))
+        store.acknowledge(key, through: records[9].sequence)
+        #expect(store.memoryUse(Self.upstream).records == min(held.records, 10))
+        store.acknowledge(key, through: records[19].sequence)
+        #expect(store.memoryUse(Self.upstream) == (0, 0))
+    }
+
     @Test("Expired messages are counted, never delivered", arguments: memoryLimits)
     func expiry(memory: Int) async throws {
         let directory = try TemporaryDirectory()

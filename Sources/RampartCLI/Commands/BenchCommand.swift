@@ -138,14 +138,24 @@ struct BenchCommand: AsyncParsableCommand {
             } else if let ownCPU {
                 lines.append("| CPU per attestation, \(self.server == nil ? "server and devices' side together" : "devices' side") | \(milliseconds(ownCPU)) |")
             }
-            if !nginx.isEmpty {
+            let reference = "| transport alone: nginx answering the same two requests, same bodies and answers, a fresh TLS connection each | "
+            if !nginx.isEmpty, !FileManager.default.isExecutableFile(atPath: nginx) {
+                lines.append(reference + "not measured: no nginx at \(nginx) (apt-get install nginx-light, or pass --nginx PATH) |")
+            } else if !nginx.isEmpty {
                 print("Measuring the transport alone: the same \(total) exchanges against nginx…")
-                let transport = try await TransportReference.measure(
-                    nginx: nginx, server: server, serverCA: serverCA, identity: identities[0], measurements: measurements,
-                    total: total, workers: workers)
+                // The measurement above stands whatever happens to its reference.
+                let transport: TransportReference.Result
+                do {
+                    transport = try await TransportReference.measure(
+                        nginx: nginx, server: server, serverCA: serverCA, identity: identities[0], measurements: measurements,
+                        total: total, workers: workers)
+                } catch {
+                    print(lines.joined(separator: "\n"))
+                    throw error
+                }
                 let perConnection = transport.clientCPU.map { $0 / Double(max(1, total - transport.failures)) }
                 lines += [
-                    "| transport alone: nginx answering the same two requests, same bodies and answers, a fresh TLS connection each | "
+                    reference
                         + "\(String(format: "%.0f", transport.rate))/s (\(transport.failures) failed), p50 \(String(format: "%.1f", transport.p50)) ms, "
                         + "p99 \(String(format: "%.1f", transport.p99)) ms |",
                     "| load generator CPU per connection, transport alone | "
@@ -157,17 +167,21 @@ struct BenchCommand: AsyncParsableCommand {
                 ]
             }
             if opensslSeconds > 0, let speed = OpenSSLSpeed.measure(seconds: opensslSeconds) {
-                // Server: the handshake's and the certificate's signatures, the evidence's verification, X25519
-                // key generation and agreement. Device: the evidence's signature, the server certificate's and
-                // handshake's verifications, the same X25519 pair. ML-KEM, hashing and key generation left out.
-                let arithmetic = 3 / speed.sign + 3 / speed.verify + 4 / speed.x25519
                 lines += [
                     "| openssl speed ecdsap256 (1 core), sign/s | \(String(format: "%.0f", speed.sign)) |",
                     "| openssl speed ecdsap256 (1 core), verify/s | \(String(format: "%.0f", speed.verify)) |",
-                    "| openssl speed ecdhx25519 (1 core), operations/s | \(String(format: "%.0f", speed.x25519)) |",
-                    "| that arithmetic per attestation, both sides (3 signatures, 3 verifications, 4 X25519) | "
-                        + String(format: "%.2f ms: two cores ÷ this = %.0f/s with nothing else done |", arithmetic * 1000, 2 / arithmetic),
                 ]
+                if let x25519 = speed.x25519 {
+                    // Server: the handshake's and the certificate's signatures, the evidence's verification, X25519
+                    // key generation and agreement. Device: the evidence's signature, the server certificate's and
+                    // handshake's verifications, the same X25519 pair. ML-KEM, hashing and key generation left out.
+                    let arithmetic = 3 / speed.sign + 3 / speed.verify + 4 / x25519
+                    lines += [
+                        "| openssl speed ecdhx25519 (1 core), operations/s | \(String(format: "%.0f", x25519)) |",
+                        "| that arithmetic per attestation, both sides (3 signatures, 3 verifications, 4 X25519) | "
+                            + String(format: "%.2f ms: two cores ÷ this = %.0f/s with nothing else done |", arithmetic * 1000, 2 / arithmetic),
+                    ]
+                }
             }
             print(lines.joined(separator: "\n"))
             if failures > 0 {
@@ -214,30 +228,34 @@ enum TransportReference {
 
         // nginx with a TLS identity of the server's shape: a P-256 certificate from a CA the devices pin.
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("rampart-bench-nginx-\(RampartID().description.prefix(8))")
-        defer { try? FileManager.default.removeItem(at: directory) }
-        try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(at: directory.appendingPathComponent("answers"), withIntermediateDirectories: true)
+        // Kept when something fails, for its error.log.
+        var succeeded = false
+        defer { if succeeded { try? FileManager.default.removeItem(at: directory) } }
         let identityTLS = try CertificateIssuer.makeDevelopmentServerIdentity(
             hostnames: ["localhost"], ipAddresses: ["127.0.0.1"], now: Date(), validity: 86_400)
         let certificateFile = directory.appendingPathComponent("server.pem")
         let keyFile = directory.appendingPathComponent("server-key.pem")
         try identityTLS.server.pemString.write(to: certificateFile, atomically: true, encoding: .utf8)
         try identityTLS.key.pemRepresentation.write(to: keyFile, atomically: true, encoding: .utf8)
-        // nginx's quoted strings take \\ for a backslash and \' for a quote.
-        func quoted(_ bytes: ByteBuffer) -> String {
-            "'" + String(buffer: bytes).replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "'", with: "\\'") + "'"
-        }
+        try Data(buffer: challengeAnswer).write(to: directory.appendingPathComponent("answers/challenge.json"))
+        try Data(buffer: resultAnswer).write(to: directory.appendingPathComponent("answers/result.json"))
+        // nginx serves files to GET only; a 405 answered through error_page becomes a GET of the file, with 200.
         let reference = try await NginxReference.start(
             binary: nginx, directory: directory, certificateFile: certificateFile.path, keyFile: keyFile.path,
             site: """
-                location = /v1/attestation/challenge { default_type application/json; return 200 \(quoted(challengeAnswer)); }
-                    location = /v1/attestation { default_type application/json; return 200 \(quoted(resultAnswer)); }
+                root \(directory.path);
+                    location = /v1/attestation/challenge { error_page 405 =200 /answers/challenge.json; return 405; }
+                    location = /v1/attestation { error_page 405 =200 /answers/result.json; return 405; }
+                    location /answers/ { internal; default_type application/json; }
                 """)
         defer { reference.stop() }
         let base = "https://127.0.0.1:\(reference.port)"
         let tls = try DeviceTLS.configuration(serverCAPEM: try identityTLS.ca.pemString)
-        let probe = try await post(sampler, base + "/v1/attestation", tls: tls, body: evidenceBody, close: true)
-        guard probe == resultAnswer else {
-            throw RampartError(.internalError, "nginx did not repeat the attestation answer; see \(directory.path)/error.log.", status: 500)
+        for (path, body, answer) in [("/v1/attestation/challenge", challengeBody, challengeAnswer), ("/v1/attestation", evidenceBody, resultAnswer)] {
+            guard try await post(sampler, base + path, tls: tls, body: body, close: true) == answer else {
+                throw RampartError(.internalError, "nginx did not repeat the answer to \(path); see \(directory.path)/error.log.", status: 500)
+            }
         }
 
         let clientBefore = ProcessCPU.seconds()
@@ -273,6 +291,7 @@ enum TransportReference {
         let latencies = outcomes.map { Double($0.0.components.seconds) * 1000 + Double($0.0.components.attoseconds) / 1e15 }.sorted()
         let failures = outcomes.filter { !$0.1 }.count
         func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+        succeeded = true
         return Result(
             rate: Double(total - failures) / seconds, failures: failures, p50: percentile(0.5), p99: percentile(0.99),
             clientCPU: clientCPU, nginxCPU: nginxCPU)
@@ -350,9 +369,7 @@ struct NginxReference {
     static func start(binary: String, directory: URL, certificateFile: String, keyFile: String, site: String) async throws
         -> NginxReference
     {
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
-            throw RampartError(.configurationInvalid, "nginx is needed as the reference: apt-get install nginx-light (or pass --nginx PATH).")
-        }
+        try requireBinary(binary)
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         let port = try await BenchCommand.freePort()
         let conf = """
@@ -381,22 +398,36 @@ struct NginxReference {
         process.standardError = FileHandle.nullDevice
         try process.run()
         let reference = NginxReference(port: port, process: process)
-        for _ in 0..<100 {
-            if let channel = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get() {
-                try? await channel.close()
-                return reference
+        do {
+            for _ in 0..<100 {
+                if let channel = try? await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton).connect(host: "127.0.0.1", port: port).get() {
+                    try? await channel.close()
+                    return reference
+                }
+                guard process.isRunning else { break }
+                try await Task.sleep(for: .milliseconds(100))
             }
-            guard process.isRunning else { break }
-            try await Task.sleep(for: .milliseconds(100))
+        } catch {
+            reference.stop()
+            throw error
         }
         reference.stop()
         throw RampartError(.internalError, "nginx did not start; see \(directory.path)/error.log.", status: 500)
     }
 
+    /// Checks that `binary` is there before a benchmark that needs it starts its work.
+    ///
+    /// - Throws: ``RampartError`` `configurationInvalid` if it is not.
+    static func requireBinary(_ binary: String) throws {
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw RampartError(.configurationInvalid, "nginx is needed as the reference: apt-get install nginx-light (or pass --nginx PATH).")
+        }
+    }
+
     /// The CPU time nginx has used so far: its master and its workers (the master's children).
     func cpuSeconds() -> Double? {
         let pid = process.processIdentifier
-        let children = (try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8)) ?? ""
+        guard let children = try? String(contentsOfFile: "/proc/\(pid)/task/\(pid)/children", encoding: .utf8) else { return nil }
         let pids = [pid] + children.split(separator: " ").compactMap { Int32($0) }
         let times = pids.compactMap { ProcessCPU.seconds(pid: $0) }
         return times.count == pids.count ? times.reduce(0, +) : nil
@@ -411,9 +442,9 @@ struct NginxReference {
 
 /// `openssl speed` as the crypto reference for a benchmark.
 enum OpenSSLSpeed {
-    /// ECDSA P-256 signs and verifies, and X25519 key agreements, per second on one core; `nil` if openssl is
-    /// missing.
-    static func measure(seconds: Int) -> (sign: Double, verify: Double, x25519: Double)? {
+    /// ECDSA P-256 signs and verifies, and X25519 key agreements (`nil` where this openssl lacks them), per
+    /// second on one core; `nil` if openssl is missing.
+    static func measure(seconds: Int) -> (sign: Double, verify: Double, x25519: Double?)? {
         // openssl speed times itself with SIGALRM.
         let process = ReferenceTool.process(["openssl", "speed", "-seconds", "\(seconds)", "ecdsap256", "ecdhx25519"])
         let pipe = Pipe()
@@ -428,8 +459,8 @@ enum OpenSSLSpeed {
             output.split(separator: "\n").last { $0.contains(marker) }?.split(separator: " ").compactMap { Double($0) } ?? []
         }
         let ecdsa = rates("nistp256")
-        guard ecdsa.count >= 2, let x25519 = rates("X25519").last else { return nil }
-        return (ecdsa[ecdsa.count - 2], ecdsa[ecdsa.count - 1], x25519)
+        guard ecdsa.count >= 2 else { return nil }
+        return (ecdsa[ecdsa.count - 2], ecdsa[ecdsa.count - 1], rates("X25519").last)
     }
 }
 

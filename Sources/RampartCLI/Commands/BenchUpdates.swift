@@ -62,6 +62,7 @@ extension BenchCommand {
             guard (1...120).contains(seconds), (1...256).contains(connections) else {
                 throw RampartError.invalidRequest("--seconds must be 1…120 and --connections 1…256.")
             }
+            try NginxReference.requireBinary(nginx)
             var logger = Logger(label: "rampart.bench")
             logger.logLevel = .error
             let (seconds, connections, nginx) = (self.seconds, self.connections, self.nginx)

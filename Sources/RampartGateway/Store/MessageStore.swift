@@ -105,10 +105,9 @@ public final class MessageStore: Sendable {
         var cursorWrittenAt = UInt64(0)
         var cursorDirty = false
         /// The latest durable records as they were appended, so that a consumer close behind the writer (the
-        /// usual case) reads them without going to the disk: `recent[recentHead + i]` is sequence
-        /// `recentFirst + i`, with its frame size on disk. At most `memoryBytesPerQueue` bytes of frames.
-        var recent: [(message: GatewayMessage, size: Int)] = []
-        var recentHead = 0
+        /// usual case) reads them without going to the disk: the i-th is sequence `recentFirst + i`, with its
+        /// frame size on disk. At most `memoryBytesPerQueue` bytes of frames, none already acknowledged.
+        var recent = CircularBuffer<(message: GatewayMessage, size: Int)>()
         var recentFirst = UInt64(0)
         var recentBytes = 0
 
@@ -129,9 +128,8 @@ public final class MessageStore: Sendable {
         /// Keeps records `first`, `first + 1`, … (just made durable) in `recent`, dropping the oldest beyond
         /// `limit` bytes.
         func remember(_ records: [(message: GatewayMessage, size: Int)], first: UInt64, limit: Int) {
-            if recentFirst + UInt64(recent.count - recentHead) != first {
-                recent.removeAll()
-                recentHead = 0
+            if recentFirst + UInt64(recent.count) != first {
+                recent.removeAll(keepingCapacity: true)
                 recentFirst = first
                 recentBytes = 0
             }
@@ -139,21 +137,24 @@ public final class MessageStore: Sendable {
                 recent.append(record)
                 recentBytes += record.size
             }
-            while recentBytes > limit, recentHead < recent.count {
-                recentBytes -= recent[recentHead].size
-                recentHead += 1
+            while recentBytes > limit, let dropped = recent.popFirst() {
+                recentBytes -= dropped.size
                 recentFirst += 1
             }
-            if recentHead > 1024, recentHead * 2 >= recent.count {
-                recent.removeFirst(recentHead)
-                recentHead = 0
+        }
+
+        /// Lets go of remembered records before `sequence`: acknowledged ones are never read again.
+        func forget(before sequence: UInt64) {
+            while recentFirst < sequence, let dropped = recent.popFirst() {
+                recentBytes -= dropped.size
+                recentFirst += 1
             }
         }
 
         /// Record `sequence` from `recent`, if it is still there.
         func remembered(_ sequence: UInt64) -> (message: GatewayMessage, size: Int)? {
-            guard sequence >= recentFirst, sequence - recentFirst < UInt64(recent.count - recentHead) else { return nil }
-            return recent[recentHead + Int(sequence - recentFirst)]
+            guard sequence >= recentFirst, sequence - recentFirst < UInt64(recent.count) else { return nil }
+            return recent[recent.index(recent.startIndex, offsetBy: Int(sequence - recentFirst))]
         }
     }
 
@@ -308,6 +309,7 @@ public final class MessageStore: Sendable {
                     queue.liveRecords -= 1
                     queue.cursorDirty = true
                 }
+                queue.forget(before: queue.cursor)
                 removed += removeConsumedSegments(queue)
             }
         }
@@ -335,6 +337,11 @@ public final class MessageStore: Sendable {
             stats.bytes = state.queues.values.reduce(0) { $0 + $1.liveBytes }
             return stats
         }
+    }
+
+    /// The records and frame bytes one queue keeps in memory for its consumer.
+    func memoryUse(_ key: QueueKey) -> (records: Int, bytes: Int) {
+        state.withLockedValue { state in state.queues[key].map { ($0.recent.count, $0.recentBytes) } ?? (0, 0) }
     }
 
     /// Records waiting in one queue.
@@ -601,6 +608,7 @@ public final class MessageStore: Sendable {
             queue.cursorDirty = true
             if entry.needsAck { count += 1 }
         }
+        queue.forget(before: queue.cursor)
         compactInFlight(queue)
         return count
     }
