@@ -227,6 +227,14 @@ struct AttestationTests {
         #expect(await RampartCommand.main(arguments: [
             "bench", "attest", "--devices", "3", "--concurrency", "2", "--rounds", "2", "--openssl-seconds", "0",
         ]) == 0)
+        // Without nginx the reference is reported as not measured and the result stands; an nginx that does not
+        // start fails the command, after the result has been printed.
+        #expect(await RampartCommand.main(arguments: [
+            "bench", "attest", "--devices", "2", "--rounds", "1", "--openssl-seconds", "0", "--nginx", "/nonexistent/nginx",
+        ]) == 0)
+        #expect(await RampartCommand.main(arguments: [
+            "bench", "attest", "--devices", "2", "--rounds", "1", "--openssl-seconds", "0", "--nginx", "/bin/false",
+        ]) != 0)
         #expect(await RampartCommand.main(arguments: ["bench", "attest", "--devices", "0"]) != 0)
         #expect(await RampartCommand.main(arguments: ["bench", "attest", "--server", "https://127.0.0.1:1"]) != 0)
     }

@@ -86,48 +86,22 @@ struct BenchCommand: AsyncParsableCommand {
             print("Running \(total) attestations, \(workers) at a time, each on a fresh TLS connection…")
             let ownCPUBefore = ProcessCPU.seconds()
             let serverCPUBefore = serverPid.flatMap { ProcessCPU.seconds(pid: $0) }
-            let started = ContinuousClock.now
-            // Each worker is a stream of devices with its own HTTP client (and so its own TLS context, as a
-            // device has); every attestation opens a connection and closes it at the end.
-            let outcomes = try await withThrowingTaskGroup(of: [(Duration, Bool)].self) { group in
-                for worker in 0..<workers {
-                    group.addTask { [identities] in
-                        var client = attestationClient
-                        client.httpClient = HTTPClient(eventLoopGroupProvider: .singleton)
-                        var results: [(Duration, Bool)] = []
-                        for index in stride(from: worker, to: total, by: workers) {
-                            let identity = identities[index % identities.count]
-                            let begin = ContinuousClock.now
-                            var ok = true
-                            do {
-                                _ = try await client.attest(identity: identity, measurements: measurements, debugStatus: 3)
-                            } catch {
-                                ok = false
-                                FileHandle.standardError.write(Data("attestation failed: \(error)\n".utf8))
-                            }
-                            results.append((ContinuousClock.now - begin, ok))
-                        }
-                        try? await client.httpClient.shutdown()
-                        return results
-                    }
-                }
-                return try await group.reduce(into: []) { $0 += $1 }
+            // Every attestation opens a connection and closes it at the end.
+            let run = try await ExchangeRun.run(total: total, workers: workers, failing: "attestation") { [identities] http, index in
+                var client = attestationClient
+                client.httpClient = http
+                _ = try await client.attest(identity: identities[index % identities.count], measurements: measurements, debugStatus: 3)
             }
-            let wall = ContinuousClock.now - started
             let ownCPU = ProcessCPU.seconds().map { $0 - (ownCPUBefore ?? 0) }
             let serverCPU = serverPid.flatMap { ProcessCPU.seconds(pid: $0) }.map { $0 - (serverCPUBefore ?? 0) }
-            let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18
-            let latencies = outcomes.map { Double($0.0.components.seconds) * 1000 + Double($0.0.components.attoseconds) / 1e15 }.sorted()
-            let failures = outcomes.filter { !$0.1 }.count
-            func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
-            let rate = Double(total - failures) / seconds
+            let failures = run.failures
 
             var lines = [
                 "| measurement | result |",
                 "|---|---|",
                 "| attestations | \(total) (\(failures) failed), \(devices) devices, concurrency \(workers) |",
-                "| Rampart attestations/s | \(String(format: "%.0f", rate)) |",
-                "| latency p50 / p99 | \(String(format: "%.1f", percentile(0.5))) ms / \(String(format: "%.1f", percentile(0.99))) ms |",
+                "| Rampart attestations/s | \(String(format: "%.0f", run.rate)) |",
+                "| latency p50 / p99 | \(String(format: "%.1f", run.percentile(0.5))) ms / \(String(format: "%.1f", run.percentile(0.99))) ms |",
             ]
             // CPU time, user and system: what an attestation costs, apart from how the two cores are shared.
             func milliseconds(_ cpu: Double) -> String { String(format: "%.2f ms", cpu * 1000 / Double(max(1, total - failures))) }
@@ -153,17 +127,18 @@ struct BenchCommand: AsyncParsableCommand {
                     print(lines.joined(separator: "\n"))
                     throw error
                 }
-                let perConnection = transport.clientCPU.map { $0 / Double(max(1, total - transport.failures)) }
+                let connections = Double(max(1, total - transport.run.failures))
+                let perConnection = transport.clientCPU.map { $0 / connections }
                 lines += [
                     reference
-                        + "\(String(format: "%.0f", transport.rate))/s (\(transport.failures) failed), p50 \(String(format: "%.1f", transport.p50)) ms, "
-                        + "p99 \(String(format: "%.1f", transport.p99)) ms |",
+                        + "\(String(format: "%.0f", transport.run.rate))/s (\(transport.run.failures) failed), "
+                        + "p50 \(String(format: "%.1f", transport.run.percentile(0.5))) ms, p99 \(String(format: "%.1f", transport.run.percentile(0.99))) ms |",
                     "| load generator CPU per connection, transport alone | "
                         + (perConnection.map {
                             String(format: "%.2f ms: two cores ÷ this = %.0f/s, the most any server could reach here with these devices' side", $0 * 1000, 2 / $0)
                         } ?? "—") + " |",
                     "| nginx CPU per connection | "
-                        + (transport.nginxCPU.map { String(format: "%.2f ms", $0 * 1000 / Double(max(1, total - transport.failures))) } ?? "—") + " |",
+                        + (transport.nginxCPU.map { String(format: "%.2f ms", $0 * 1000 / connections) } ?? "—") + " |",
                 ]
             }
             if opensslSeconds > 0, let speed = OpenSSLSpeed.measure(seconds: opensslSeconds) {
@@ -191,16 +166,67 @@ struct BenchCommand: AsyncParsableCommand {
     }
 }
 
+/// `total` exchanges run by `workers` concurrent workers, each a stream of exchanges with its own HTTP client
+/// (and so its own TLS context, as a device has), and how long they took.
+struct ExchangeRun {
+    /// Wall-clock seconds for all of them.
+    var seconds: Double
+    /// Exchanges that threw.
+    var failures: Int
+    /// Every exchange's latency in milliseconds, failed ones included, sorted.
+    var latencies: [Double]
+
+    /// Successful exchanges per second.
+    var rate: Double { Double(latencies.count - failures) / seconds }
+
+    /// The latency at `p` (0…1) in milliseconds.
+    func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
+
+    /// Runs `exchange(client, index)` for indexes 0..<total, `workers` at a time; a failure is counted and told
+    /// on standard error as "`failing` failed: …".
+    static func run(
+        total: Int, workers: Int, failing: String, _ exchange: @escaping @Sendable (HTTPClient, Int) async throws -> Void
+    ) async throws -> ExchangeRun {
+        func milliseconds(_ duration: Duration) -> Double {
+            Double(duration.components.seconds) * 1000 + Double(duration.components.attoseconds) / 1e15
+        }
+        let started = ContinuousClock.now
+        let outcomes = try await withThrowingTaskGroup(of: [(Double, Bool)].self) { group in
+            for worker in 0..<workers {
+                group.addTask {
+                    let client = HTTPClient(eventLoopGroupProvider: .singleton)
+                    var results: [(Double, Bool)] = []
+                    for index in stride(from: worker, to: total, by: workers) {
+                        let begin = ContinuousClock.now
+                        var ok = true
+                        do {
+                            try await exchange(client, index)
+                        } catch {
+                            ok = false
+                            FileHandle.standardError.write(Data("\(failing) failed: \(error)\n".utf8))
+                        }
+                        results.append((milliseconds(ContinuousClock.now - begin), ok))
+                    }
+                    try? await client.shutdown()
+                    return results
+                }
+            }
+            return try await group.reduce(into: []) { $0 += $1 }
+        }
+        return ExchangeRun(
+            seconds: milliseconds(ContinuousClock.now - started) / 1000, failures: outcomes.filter { !$0.1 }.count,
+            latencies: outcomes.map(\.0).sorted())
+    }
+}
+
 /// The attestation's transport alone, as the ceiling a server could reach on this machine: nginx answers the
 /// challenge and evidence requests with a real exchange's answers, and the load generator runs the same
 /// connection pattern (a fresh TLS connection per attestation, the second request closing it) without the
 /// devices' signatures.
 enum TransportReference {
     struct Result {
-        var rate: Double
-        var failures: Int
-        var p50: Double
-        var p99: Double
+        /// The exchanges against nginx.
+        var run: ExchangeRun
         /// This process's CPU seconds over the run.
         var clientCPU: Double?
         /// nginx's CPU seconds over the run.
@@ -260,41 +286,14 @@ enum TransportReference {
 
         let clientBefore = ProcessCPU.seconds()
         let nginxBefore = reference.cpuSeconds()
-        let started = ContinuousClock.now
-        let outcomes = try await withThrowingTaskGroup(of: [(Duration, Bool)].self) { group in
-            for worker in 0..<workers {
-                group.addTask {
-                    let client = HTTPClient(eventLoopGroupProvider: .singleton)
-                    var results: [(Duration, Bool)] = []
-                    for _ in stride(from: worker, to: total, by: workers) {
-                        let begin = ContinuousClock.now
-                        var ok = true
-                        do {
-                            _ = try await post(client, base + "/v1/attestation/challenge", tls: tls, body: challengeBody, close: false)
-                            _ = try await post(client, base + "/v1/attestation", tls: tls, body: evidenceBody, close: true)
-                        } catch {
-                            ok = false
-                            FileHandle.standardError.write(Data("transport reference failed: \(error)\n".utf8))
-                        }
-                        results.append((ContinuousClock.now - begin, ok))
-                    }
-                    try? await client.shutdown()
-                    return results
-                }
-            }
-            return try await group.reduce(into: []) { $0 += $1 }
+        let run = try await ExchangeRun.run(total: total, workers: workers, failing: "transport reference") { http, _ in
+            _ = try await post(http, base + "/v1/attestation/challenge", tls: tls, body: challengeBody, close: false)
+            _ = try await post(http, base + "/v1/attestation", tls: tls, body: evidenceBody, close: true)
         }
-        let wall = ContinuousClock.now - started
         let clientCPU = ProcessCPU.seconds().map { $0 - (clientBefore ?? 0) }
         let nginxCPU = reference.cpuSeconds().flatMap { after in nginxBefore.map { after - $0 } }
-        let seconds = Double(wall.components.seconds) + Double(wall.components.attoseconds) / 1e18
-        let latencies = outcomes.map { Double($0.0.components.seconds) * 1000 + Double($0.0.components.attoseconds) / 1e15 }.sorted()
-        let failures = outcomes.filter { !$0.1 }.count
-        func percentile(_ p: Double) -> Double { latencies[min(latencies.count - 1, Int(Double(latencies.count) * p))] }
         succeeded = true
-        return Result(
-            rate: Double(total - failures) / seconds, failures: failures, p50: percentile(0.5), p99: percentile(0.99),
-            clientCPU: clientCPU, nginxCPU: nginxCPU)
+        return Result(run: run, clientCPU: clientCPU, nginxCPU: nginxCPU)
     }
 
     /// One POST of JSON; the answer's body if it is 200.
